@@ -1,0 +1,38 @@
+# avpipe: raw videos -> features -> unsupervised / supervised / weakly supervised
+# audio-visual event localization -> paper-style tables.
+#
+#   snakemake --cores 8 all                       # workstation (profiles/default is loaded automatically)
+#   snakemake --profile profiles/slurm all        # the same DAG on a SLURM cluster
+#
+# This file only loads and validates the config and includes the stage rule files;
+# every computation lives in the avpipe package (`avpipe <stage> ...`).
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/decode.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/selflabel.smk"
+include: "workflow/rules/em.smk"
+include: "workflow/rules/cpsp.smk"
+include: "workflow/rules/avvp.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

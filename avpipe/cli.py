@@ -1,0 +1,65 @@
+"""``avpipe <stage> ...``: one sub-command per workflow stage.
+
+Each stage lives in ``avpipe/stages/<stage>.py`` and exposes ``add_arguments(parser)``
+and ``run(args)``.  Stages are imported only when invoked, so ``avpipe manifest``
+does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from avpipe.config import ConfigError
+from avpipe.utils.log import setup_logging
+
+# stage name -> one-line help.  The name is also the module, the rule file and
+# the results/ and logs/ folder.
+STAGES: dict[str, str] = {
+    "synthetic": "generate the embedded synthetic audio-visual event dataset (MP4 + AVE/LLP annotations)",
+    "manifest": "parse a dataset's annotations into avpipe's manifest and coverage report",
+    "decode": "decode videos once: probe streams, audio at 16 kHz mono, failure report",
+    "extract": "extract features (VGGish, VGG-19, ResNet-152, R(2+1)D-18) into sharded Zarr stores",
+    "pretrain": "paper 000 stage A: collaborative encoder, instance discrimination + decorrelation",
+    "selflabel": "paper 000 stage B: self-label annotator with label contrast",
+    "em": "paper 000 stage C: one EM round (E: pseudo-labels, M: MIL localizer)",
+    "cpsp": "paper 001: PSP / CPSP fully and weakly supervised training",
+    "avvp": "paper 002: HAN / CoLeaF weakly supervised audio-visual video parsing",
+    "evaluate": "compute metrics (AVE accuracy, purity, AVVP) from a stage's predictions",
+    "report": "paper-style tables and figures across methods and seeds",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avpipe", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, help_text in STAGES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_stage=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Two-pass parse: find the stage, then let its module add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(f"avpipe.stages.{known._stage}")
+    stage_parser = argparse.ArgumentParser(prog=f"avpipe {known._stage}", description=STAGES[known._stage])
+    stage_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(stage_parser)
+    idx = argv.index(known._stage)
+    args = stage_parser.parse_args(argv[:idx] + argv[idx + 1 :])
+    setup_logging(args.verbose)
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as e:
+        logging.getLogger("avpipe").error("configuration error: %s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

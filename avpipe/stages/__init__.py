@@ -1,0 +1,1 @@
+"""One small CLI per workflow stage: parse -> typed config -> library call -> outputs."""

@@ -1,0 +1,48 @@
+"""``avpipe evaluate``: metrics from a training stage's predictions.
+
+Reads the dataset manifest and a ``predictions.npz`` (arrays documented in the
+task's module under ``avpipe/metrics``), runs the task's evaluator and writes
+``metrics.json`` (with the provenance of the config) and one TSV per table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from avpipe.config import load_json_arg
+from avpipe.datasets.manifest import Manifest
+from avpipe.metrics import TASKS, get_task
+from avpipe.utils import atomic
+from avpipe.utils.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
+    p.add_argument("--predictions", required=True, type=Path, help="predictions.npz of a training stage")
+    p.add_argument("--config-json", default="{}", help="task settings as JSON (or @file.json)")
+    p.add_argument("--out-dir", required=True, type=Path)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_json_arg(args.config_json)
+    manifest = Manifest.read(args.manifest)
+    with np.load(args.predictions, allow_pickle=False) as npz:
+        preds = {k: npz[k] for k in npz.files}
+    result = get_task(args.task)(manifest, preds, cfg)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, (header, rows) in result.tables.items():
+        atomic.write_tsv(args.out_dir / f"{name}.tsv", header, rows)
+    atomic.write_json(
+        args.out_dir / "metrics.json",
+        {"task": args.task, "dataset": manifest.dataset, "metrics": result.metrics, "info": result.info,
+         "predictions": str(args.predictions), **provenance(cfg)},
+    )
+    log.info("%s on %s: %s", args.task, manifest.dataset, {k: round(v, 3) if isinstance(v, float) else v for k, v in result.metrics.items()})
+    return 0

@@ -1,0 +1,1 @@
+# Stage "avvp": rules are added by the issue that builds it.

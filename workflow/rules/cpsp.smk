@@ -1,0 +1,1 @@
+# Stage "cpsp": rules are added by the issue that builds it.

@@ -1,0 +1,1 @@
+# Stage "decode": rules are added by the issue that builds it.

@@ -1,0 +1,1 @@
+# Stage "em": rules are added by the issue that builds it.

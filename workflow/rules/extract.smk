@@ -1,0 +1,1 @@
+# Stage "extract": rules are added by the issue that builds it.

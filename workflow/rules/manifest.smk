@@ -1,0 +1,1 @@
+# Stage "manifest": rules are added by the issue that builds it.

@@ -1,0 +1,1 @@
+# Stage "pretrain": rules are added by the issue that builds it.

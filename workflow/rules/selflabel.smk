@@ -1,0 +1,1 @@
+# Stage "selflabel": rules are added by the issue that builds it.

@@ -1,0 +1,1 @@
+# Stage "synthetic": rules are added by the issue that builds it.
