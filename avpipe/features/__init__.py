@@ -1,0 +1,1 @@
+"""Feature extractors, looked up by name (see ``registry``)."""
