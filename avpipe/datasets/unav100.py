@@ -84,7 +84,7 @@ def class_list(db: dict[str, Any], path: Path) -> list[str]:
             if by_id.setdefault(lid, label) != label or by_label.setdefault(label, lid) != lid:
                 raise DatasetError(
                     f"{where}: label {label!r} / label_id {lid} conflicts with an earlier pair "
-                    f"({by_id[lid]!r} / {by_label[label]})"
+                    f"(label_id {lid} is {by_id[lid]!r}, label {label!r} has id {by_label.get(label, lid)})"
                 )
     return [by_id[i] for i in sorted(by_id)]
 
