@@ -1,4 +1,4 @@
-"""Shared fixtures: the real annotation files in ../shared/data, a copy of the workflow, tiny MP4s."""
+"""Shared fixtures: the real annotation files in ../shared/data, a workflow copy, tiny MP4s."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def workflow_copy(tmp_path: Path) -> Path:
             shutil.copy2(src, dst)
     return tmp_path
 
+
 def write_mp4(path: Path, seconds: float, audio: bool = True, fps: int = 4) -> Path:
     """A 32x32 H.264 clip (``seconds`` long) with an optional 440-Hz AAC tone at 16 kHz."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,9 @@ def write_mp4(path: Path, seconds: float, audio: bool = True, fps: int = 4) -> P
             t = np.arange(n) / 16000
             tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
             for start in range(0, n, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[:, start : start + 1024], format="fltp", layout="mono")
+                frame = av.AudioFrame.from_ndarray(
+                    tone[:, start : start + 1024], format="fltp", layout="mono"
+                )
                 frame.sample_rate = 16000
                 frame.pts = start
                 frame.time_base = Fraction(1, 16000)

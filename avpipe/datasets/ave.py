@@ -79,7 +79,9 @@ def parse_line(line: str, where: str) -> Row:
     start = int(parse_number(fields[3], where, "StartTime", integer=True))
     end = int(parse_number(fields[4], where, "EndTime", integer=True))
     if start < 0 or end < start:
-        raise DatasetError(f"{where}: event [{start}, {end}) is impossible (need 0 <= start <= end)")
+        raise DatasetError(
+            f"{where}: event [{start}, {end}) is impossible (need 0 <= start <= end)"
+        )
     return Row(category, video_id, quality, start, end)
 
 
@@ -148,14 +150,20 @@ def splits_from_h5(folder: Path, n_rows: int) -> tuple[dict[int, str], list[Path
             order = f["order"][()].reshape(-1)
         for pos, idx in enumerate(order.tolist()):
             if not 0 <= idx < n_rows:
-                raise DatasetError(f"{path}: order[{pos}] = {idx} is outside the {n_rows} annotation rows")
+                raise DatasetError(
+                    f"{path}: order[{pos}] = {idx} is outside the {n_rows} annotation rows"
+                )
             if idx in out:
-                raise DatasetError(f"{path}: order[{pos}] = row {idx}, already in split {out[idx]!r}")
+                raise DatasetError(
+                    f"{path}: order[{pos}] = row {idx}, already in split {out[idx]!r}"
+                )
             out[idx] = split
     return out, files
 
 
-def class_list(cfg: DatasetConfig, rows: list[Row], path: Path, header: bool) -> tuple[list[str], str]:
+def class_list(
+    cfg: DatasetConfig, rows: list[Row], path: Path, header: bool
+) -> tuple[list[str], str]:
     if cfg.classes_file is None:
         return list(dict.fromkeys(r.category for r in rows)), "first-appearance"
     classes = read_class_file(cfg.file(cfg.classes_file))
@@ -175,7 +183,9 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "ave") -> Manifest:
     classes, class_order = class_list(cfg, rows, path, header)
     folder = cfg.file(cfg.split_dir) if cfg.split_dir else cfg.root_path
     kind = split_source(cfg, folder)
-    split_of, split_files = splits_from_txt(folder, rows) if kind == "txt" else splits_from_h5(folder, len(rows))
+    split_of, split_files = (
+        splits_from_txt(folder, rows) if kind == "txt" else splits_from_h5(folder, len(rows))
+    )
     anomalies = Anomalies(cfg.on_anomaly == "raise")
     media = index_videos(cfg.videos_path)
 
@@ -186,13 +196,23 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "ave") -> Manifest:
         seen[r.video_id] += 1
         sample_id = r.video_id if seen[r.video_id] == 1 else f"{r.video_id}#{seen[r.video_id]}"
         if i not in split_of:
-            anomalies.add("row_in_no_split", where, f"row {i} ({r.video_id}) is in no split file; left out")
+            anomalies.add(
+                "row_in_no_split", where, f"row {i} ({r.video_id}) is in no split file; left out"
+            )
             continue
         if r.end == r.start:
-            anomalies.add("zero_length_event", where, f"{r.category} [{r.start}, {r.end}): kept, all background")
+            anomalies.add(
+                "zero_length_event",
+                where,
+                f"{r.category} [{r.start}, {r.end}): kept, all background",
+            )
         if r.end > cfg.nominal_duration:
-            anomalies.add("event_outside_duration", where, f"end {r.end} > {cfg.nominal_duration} s")
-        samples.append(make_sample(cfg, media, sample_id, r.video_id, split_of[i], cfg.nominal_duration, row=i))
+            anomalies.add(
+                "event_outside_duration", where, f"end {r.end} > {cfg.nominal_duration} s"
+            )
+        samples.append(
+            make_sample(cfg, media, sample_id, r.video_id, split_of[i], cfg.nominal_duration, row=i)
+        )
         events.append(Event(sample_id, r.category, "audio-visual", float(r.start), float(r.end)))
     _report_cross_split(rows, split_of, anomalies)
     anomalies.log_summary()

@@ -29,7 +29,18 @@ from avpipe.datasets.probe import probe
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+)
 MAX_EXAMPLES = 10
 
 
@@ -92,8 +103,12 @@ class Anomalies:
 
     def add(self, kind: str, where: str, detail: str, description: str = "") -> None:
         if self.strict:
-            raise DatasetError(f"{where}: {detail} ({kind}; set on_anomaly: report to record instead)")
-        entry = self._items.setdefault(kind, {"count": 0, "examples": [], "description": description})
+            raise DatasetError(
+                f"{where}: {detail} ({kind}; set on_anomaly: report to record instead)"
+            )
+        entry = self._items.setdefault(
+            kind, {"count": 0, "examples": [], "description": description}
+        )
         entry["count"] += 1
         if len(entry["examples"]) < MAX_EXAMPLES:
             entry["examples"].append(f"{where}: {detail}")

@@ -66,7 +66,9 @@ def build(manifest: Manifest, decode: bool = True) -> tuple[list[list], list[lis
             problems.append([vid, split, path_of[vid], "missing", st.reason])
             continue
         if not st.decodable:
-            problems.append([vid, split, path_of[vid], "undecodable", st.reason or "no video frame"])
+            problems.append(
+                [vid, split, path_of[vid], "undecodable", st.reason or "no video frame"]
+            )
         if not st.with_audio:
             problems.append([vid, split, path_of[vid], "no_audio", "no audio stream"])
     return coverage, problems
@@ -77,7 +79,9 @@ def write(manifest: Manifest, folder: str | Path, decode: bool = True) -> list[l
     coverage, problems = build(manifest, decode)
     folder = Path(folder)
     atomic.write_tsv(folder / "coverage.tsv", COVERAGE_COLUMNS, coverage)
-    atomic.write_tsv(folder / "problems.tsv", PROBLEM_COLUMNS, [[_clean(c) for c in r] for r in problems])
+    atomic.write_tsv(
+        folder / "problems.tsv", PROBLEM_COLUMNS, [[_clean(c) for c in r] for r in problems]
+    )
     return coverage
 
 

@@ -44,11 +44,32 @@ WEAK_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP
 FULL_FILE = "AVVP_dataset_full.csv"
 # Class index order hard-coded in the reference dataloader.py / main_avvp.py.
 LLP_CLASSES = (
-    "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce", "Fire_alarm",
-    "Chainsaw", "Cello", "Banjo", "Singing", "Chicken_rooster", "Violin_fiddle", "Vacuum_cleaner",
-    "Baby_laughter", "Accordion", "Lawn_mower", "Motorcycle", "Helicopter", "Acoustic_guitar",
-    "Telephone_bell_ringing", "Baby_cry_infant_cry", "Blender", "Clapping",
-)  # fmt: skip
+    "Speech",
+    "Car",
+    "Cheering",
+    "Dog",
+    "Cat",
+    "Frying_(food)",
+    "Basketball_bounce",
+    "Fire_alarm",
+    "Chainsaw",
+    "Cello",
+    "Banjo",
+    "Singing",
+    "Chicken_rooster",
+    "Violin_fiddle",
+    "Vacuum_cleaner",
+    "Baby_laughter",
+    "Accordion",
+    "Lawn_mower",
+    "Motorcycle",
+    "Helicopter",
+    "Acoustic_guitar",
+    "Telephone_bell_ringing",
+    "Baby_cry_infant_cry",
+    "Blender",
+    "Clapping",
+)
 # SHA-256 of the published eval files (YapengTian/AVVP-ECCV20 @0b28c1a and @fde5611).
 EVAL_VERSIONS = {
     "249122f65501d8d611c0027a48643798fe622bedee60f7e6224b5a8e3c02f886": "2020",
@@ -79,14 +100,19 @@ def _table(path: Path, columns: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     lines = read_lines(path)
     if not lines or tuple(c.strip() for c in lines[0].split("\t")) != columns:
         got = lines[0] if lines else "<empty file>"
-        raise DatasetError(f"{path}:1: header {got!r}, expected {chr(9).join(columns)!r} (TAB-separated)")
+        raise DatasetError(
+            f"{path}:1: header {got!r}, expected {chr(9).join(columns)!r} (TAB-separated)"
+        )
     out = []
     for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) != len(columns):
-            raise DatasetError(f"{path}:{n}: expected {len(columns)} TAB-separated fields, got {len(fields)}: {line!r}")
+            raise DatasetError(
+                f"{path}:{n}: expected {len(columns)} TAB-separated fields, "
+                f"got {len(fields)}: {line!r}"
+            )
         out.append((f"{path}:{n}", [f.strip() for f in fields]))
     return out
 
@@ -95,7 +121,9 @@ def read_weak(path: Path, split: str) -> list[WeakRow]:
     rows = []
     for where, (filename, labels) in _table(path, ("filename", "event_labels")):
         if len(filename) < ID_LEN:
-            raise DatasetError(f"{where}: filename {filename!r} is shorter than an {ID_LEN}-character YouTube id")
+            raise DatasetError(
+                f"{where}: filename {filename!r} is shorter than an {ID_LEN}-character YouTube id"
+            )
         names = tuple(c.strip() for c in labels.split(",") if c.strip())
         rows.append(WeakRow(filename, names, split, where))
     return rows
@@ -103,7 +131,9 @@ def read_weak(path: Path, split: str) -> list[WeakRow]:
 
 def read_dense(path: Path) -> list[DenseRow]:
     rows = []
-    for where, (filename, onset, offset, label) in _table(path, ("filename", "onset", "offset", "event_labels")):
+    for where, (filename, onset, offset, label) in _table(
+        path, ("filename", "onset", "offset", "event_labels")
+    ):
         on = int(parse_number(onset, where, "onset", integer=True))
         off = int(parse_number(offset, where, "offset", integer=True))
         rows.append(DenseRow(filename, on, off, label, where))
@@ -111,7 +141,7 @@ def read_dense(path: Path) -> list[DenseRow]:
 
 
 def class_list(cfg: DatasetConfig, weak: list[WeakRow]) -> tuple[list[str], str]:
-    """The reference 25-class order when the data uses only those names, else a file or first appearance."""
+    """The reference 25-class order if the data uses only those; else a file or first appearance."""
     if cfg.classes_file is not None:
         classes, order = read_class_file(cfg.file(cfg.classes_file)), "file"
     else:
@@ -192,14 +222,21 @@ def _index_weak(weak: list[WeakRow]) -> dict[str, WeakRow]:
     for r in weak:
         vid = r.filename[:ID_LEN]
         if r.filename in by_filename:
-            raise DatasetError(f"{r.where}: duplicate filename {r.filename!r} (first at {by_filename[r.filename].where})")
+            raise DatasetError(
+                f"{r.where}: duplicate filename {r.filename!r} "
+                f"(first at {by_filename[r.filename].where})"
+            )
         if vid in by_id:
-            raise DatasetError(f"{r.where}: duplicate video id {vid!r} (first at {by_id[vid].where})")
+            raise DatasetError(
+                f"{r.where}: duplicate video id {vid!r} (first at {by_id[vid].where})"
+            )
         by_filename[r.filename] = by_id[vid] = r
     return by_filename
 
 
-def _check_full_list(cfg: DatasetConfig, by_filename: dict[str, WeakRow], anomalies: Anomalies) -> None:
+def _check_full_list(
+    cfg: DatasetConfig, by_filename: dict[str, WeakRow], anomalies: Anomalies
+) -> None:
     """``AVVP_dataset_full.csv``, when present, must be the union of the three splits."""
     path = cfg.file(FULL_FILE)
     if not path.is_file():
@@ -236,10 +273,22 @@ def _dense_events(
             )
             continue
         if d.offset <= d.onset:
-            anomalies.add("dense_empty_or_inverted", d.where, f"{d.label} [{d.onset}, {d.offset}): kept, covers no segment")
+            anomalies.add(
+                "dense_empty_or_inverted",
+                d.where,
+                f"{d.label} [{d.onset}, {d.offset}): kept, covers no segment",
+            )
         if d.onset < 0 or d.offset > cfg.nominal_duration:
-            anomalies.add("event_outside_duration", d.where, f"[{d.onset}, {d.offset}) outside [0, {cfg.nominal_duration}]")
+            anomalies.add(
+                "event_outside_duration",
+                d.where,
+                f"[{d.onset}, {d.offset}) outside [0, {cfg.nominal_duration}]",
+            )
         if d.label not in weak.labels:
-            anomalies.add("dense_class_not_in_weak_label", d.where, f"{d.label} not in weak label of {d.filename}")
+            anomalies.add(
+                "dense_class_not_in_weak_label",
+                d.where,
+                f"{d.label} not in weak label of {d.filename}",
+            )
         out.append(Event(d.filename[:ID_LEN], d.label, modality, float(d.onset), float(d.offset)))
     return out

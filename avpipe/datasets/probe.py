@@ -29,7 +29,7 @@ class ProbeResult:
     error: str = ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(path: str, decode: bool = True) -> ProbeResult:
     """Open ``path``; with ``decode`` also decode its first video frame.
 
@@ -43,7 +43,9 @@ def probe(path: str, decode: bool = True) -> ProbeResult:
             decodable: bool | None = None
             error = ""
             if decode:
-                decodable, error = _decode_first_frame(container) if has_video else (False, "no video stream")
+                decodable, error = (
+                    _decode_first_frame(container) if has_video else (False, "no video stream")
+                )
             return ProbeResult(duration, has_video, has_audio, decodable, error)
     except (av.FFmpegError, OSError, ValueError) as e:
         return ProbeResult(None, False, False, False if decode else None, f"cannot open: {e}")

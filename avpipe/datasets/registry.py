@@ -23,7 +23,9 @@ FORMATS: dict[str, str] = {
 def get_format(name: str) -> ModuleType:
     """The adapter module of format ``name``; an unknown name lists the known ones."""
     if name not in FORMATS:
-        raise KeyError(f"unknown dataset format {name!r}; known formats: {', '.join(sorted(FORMATS))}")
+        raise KeyError(
+            f"unknown dataset format {name!r}; known formats: {', '.join(sorted(FORMATS))}"
+        )
     return importlib.import_module(FORMATS[name])
 
 

@@ -34,7 +34,14 @@ from avpipe.datasets.manifest import Event, Manifest
 
 log = logging.getLogger(__name__)
 
-SUBSETS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test", "testing": "test"}
+SUBSETS = {
+    "train": "train",
+    "training": "train",
+    "validation": "val",
+    "val": "val",
+    "test": "test",
+    "testing": "test",
+}
 DEFAULT_FILE = "unav100_annotations.json"
 
 
@@ -53,7 +60,9 @@ def _no_duplicate_keys(path: Path):  # noqa: ANN202 - json object_pairs_hook
 def read_database(path: Path) -> dict[str, Any]:
     require_file(path, "UnAV-100 annotation file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys(path))
+        data = json.loads(
+            path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys(path)
+        )
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
@@ -73,18 +82,24 @@ def class_list(db: dict[str, Any], path: Path) -> list[str]:
     by_label: dict[str, int] = {}
     for vid, entry in db.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("annotations", []), list):
-            raise DatasetError(f"{path}: database[{vid!r}] must be an object with an 'annotations' list")
+            raise DatasetError(
+                f"{path}: database[{vid!r}] must be an object with an 'annotations' list"
+            )
         for k, a in enumerate(entry.get("annotations", [])):
             if not isinstance(a, dict):
                 raise DatasetError(f"{path}: database[{vid!r}].annotations[{k}] must be an object")
             where = f"{path}: database[{vid!r}].annotations[{k}]"
             label, lid = a.get("label"), a.get("label_id")
             if not isinstance(label, str) or isinstance(lid, bool) or not isinstance(lid, int):
-                raise DatasetError(f"{where}: needs a string 'label' and an integer 'label_id', got {label!r}, {lid!r}")
+                raise DatasetError(
+                    f"{where}: needs a string 'label' and an integer 'label_id', "
+                    f"got {label!r}, {lid!r}"
+                )
             if by_id.setdefault(lid, label) != label or by_label.setdefault(label, lid) != lid:
                 raise DatasetError(
                     f"{where}: label {label!r} / label_id {lid} conflicts with an earlier pair "
-                    f"(label_id {lid} is {by_id[lid]!r}, label {label!r} has id {by_label.get(label, lid)})"
+                    f"(label_id {lid} is {by_id[lid]!r}, "
+                    f"label {label!r} has id {by_label.get(label, lid)})"
                 )
     return [by_id[i] for i in sorted(by_id)]
 
@@ -93,7 +108,9 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "unav100") -> Manifest
     cfg = parse_config(cfg, name)
     path = cfg.file(cfg.annotations or DEFAULT_FILE)
     db = read_database(path)
-    classes = read_class_file(cfg.file(cfg.classes_file)) if cfg.classes_file else class_list(db, path)
+    classes = (
+        read_class_file(cfg.file(cfg.classes_file)) if cfg.classes_file else class_list(db, path)
+    )
     known = set(classes)
     anomalies = Anomalies(cfg.on_anomaly == "raise")
     if cfg.classes_file is None:
@@ -102,7 +119,8 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "unav100") -> Manifest
             anomalies.add(
                 "label_ids_not_contiguous",
                 str(path),
-                f"label_id values {used} are not 0..{len(used) - 1}; class index = rank of label_id",
+                f"label_id values {used} are not 0..{len(used) - 1}; "
+                "class index = rank of label_id",
             )
     media = index_videos(cfg.videos_path)
     samples, events = [], []
@@ -118,7 +136,11 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "unav100") -> Manifest
             raise DatasetError(f"{where}: duration {duration} must be positive")
         sample = make_sample(cfg, media, vid, vid, SUBSETS[subset], duration)
         if sample.present and abs(sample.duration - duration) > 1.0:
-            anomalies.add("duration_mismatch", where, f"annotated {duration:.2f} s, file {sample.duration:.2f} s")
+            anomalies.add(
+                "duration_mismatch",
+                where,
+                f"annotated {duration:.2f} s, file {sample.duration:.2f} s",
+            )
         samples.append(sample)
         events += _events(entry.get("annotations", []), vid, duration, known, where, anomalies)
     anomalies.log_summary()
@@ -128,7 +150,9 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "unav100") -> Manifest
         "source_files": source_files([path]),
         "anomalies": anomalies.to_dict(),
     }
-    return Manifest(name, "unav100", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta)
+    return Manifest(
+        name, "unav100", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta
+    )
 
 
 def _events(
@@ -148,7 +172,9 @@ def _events(
         if a.get("label") not in known:
             raise DatasetError(f"{w}: unknown class {a.get('label')!r}")
         if end == start:
-            anomalies.add("zero_length_event", w, f"{a['label']} [{start}, {end}]: kept, covers no segment")
+            anomalies.add(
+                "zero_length_event", w, f"{a['label']} [{start}, {end}]: kept, covers no segment"
+            )
         if start < 0 or end > duration + 1e-6:
             anomalies.add("event_outside_duration", w, f"[{start}, {end}] outside [0, {duration}]")
         out.append(Event(vid, a["label"], "audio-visual", start, end))

@@ -61,7 +61,9 @@ def read_list(path: Path) -> list[tuple[str, str, str, str]]:
         for rec in reader:
             where = f"{path}:{reader.line_num}"
             if None in rec or any(rec[c] is None for c in COLUMNS):
-                raise DatasetError(f"{where}: expected {len(reader.fieldnames or [])} comma-separated fields")
+                raise DatasetError(
+                    f"{where}: expected {len(reader.fieldnames or [])} comma-separated fields"
+                )
             cat, vid, split = (rec[c].strip() for c in COLUMNS)
             if not cat or not vid:
                 raise DatasetError(f"{where}: empty category or video_id")
@@ -85,8 +87,14 @@ def read_labels(path: Path) -> dict[str, list[int]]:
         vec = value.get("label") if isinstance(value, dict) else value
         if isinstance(vec, list) and vec and all(isinstance(v, list) for v in vec):
             vec = [x for v in vec for x in v]  # [1,10] or [10,1]
-        if not isinstance(vec, list) or not vec or any(v not in (0, 1) or isinstance(v, float) for v in vec):
-            raise DatasetError(f"{path}: labels of {vid!r} must be a non-empty list of 0/1, got {value!r}")
+        if (
+            not isinstance(vec, list)
+            or not vec
+            or any(v not in (0, 1) or isinstance(v, float) for v in vec)
+        ):
+            raise DatasetError(
+                f"{path}: labels of {vid!r} must be a non-empty list of 0/1, got {value!r}"
+            )
         out[vid] = [int(v) for v in vec]
     return out
 
@@ -118,7 +126,11 @@ def index_clips(folder: Path, anomalies: Anomalies) -> dict[str, Path]:
         found.sort()
         out[vid] = found[-1][1]
         if len(found) > 1:
-            anomalies.add("several_clips_per_id", vid, f"{[str(p.name) for _, p in found]}: took the latest start")
+            anomalies.add(
+                "several_clips_per_id",
+                vid,
+                f"{[str(p.name) for _, p in found]}: took the latest start",
+            )
     return out
 
 
@@ -148,7 +160,9 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "vggsound_avel") -> Ma
         duration = float(len(mask)) * cfg.segment_hop if mask else cfg.nominal_duration
         samples.append(make_sample(cfg, media, vid, vid, split, duration))
         if labels is not None and mask is None:
-            anomalies.add("no_segment_labels", where, f"{vid} has no entry in {cfg.labels}; weak label only")
+            anomalies.add(
+                "no_segment_labels", where, f"{vid} has no entry in {cfg.labels}; weak label only"
+            )
         if mask is None:
             events.append(Event(vid, cat, "unspecified"))
             continue
@@ -164,4 +178,6 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "vggsound_avel") -> Ma
         "source_files": source_files(files),
         "anomalies": anomalies.to_dict(),
     }
-    return Manifest(name, "vggsound_avel", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta)
+    return Manifest(
+        name, "vggsound_avel", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta
+    )

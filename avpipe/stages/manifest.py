@@ -5,7 +5,7 @@ JSON), runs its format's adapter (``avpipe/datasets/registry.py``) and writes in
 ``--out-dir`` (``results/manifest/<name>/``)::
 
     samples.tsv  events.tsv  classes.txt  meta.json     the manifest (avpipe/datasets/manifest.py)
-    coverage.tsv  problems.tsv                          per split: listed/present/decodable/with audio
+    coverage.tsv  problems.tsv                          listed/present/decodable/with audio
 
 Annotation errors stop the stage with a message naming the file and line;
 reportable anomalies go to ``meta.json`` (or stop it with ``on_anomaly: raise``).
@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="dataset name (key under 'datasets' in config.yaml)")
-    p.add_argument("--config-json", required=True, help="the dataset's config entry as JSON (or @file.json)")
+    p.add_argument(
+        "--dataset", required=True, help="dataset name (key under 'datasets' in config.yaml)"
+    )
+    p.add_argument(
+        "--config-json", required=True, help="the dataset's config entry as JSON (or @file.json)"
+    )
     p.add_argument("--out-dir", required=True, type=Path, help="results/manifest/<dataset>")
 
 
@@ -55,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
     for split, samples, listed, present, decodable, with_audio in rows:
         log.info(
             "coverage %-9s samples %d, videos listed %d, present %d, decodable %d, with audio %d",
-            split, samples, listed, present, decodable, with_audio,
-        )  # fmt: skip
+            split,
+            samples,
+            listed,
+            present,
+            decodable,
+            with_audio,
+        )
     return 0

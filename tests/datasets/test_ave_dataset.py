@@ -12,12 +12,20 @@ import pytest
 from avpipe.datasets import ave
 from avpipe.datasets.common import DatasetError
 
-AVE_CLASSES_FIRST5 = ["Church bell", "Male speech, man speaking", "Bark", "Fixed-wing aircraft, airplane", "Race car, auto racing"]
+AVE_CLASSES_FIRST5 = [
+    "Church bell",
+    "Male speech, man speaking",
+    "Bark",
+    "Fixed-wing aircraft, airplane",
+    "Race car, auto racing",
+]
 
 
 @pytest.fixture(scope="module")
 def by_txt(shared_data: Path):
-    return ave.load({"format": "ave", "root": str(shared_data / "AVE" / "AVE_Dataset"), "splits": "txt"})
+    return ave.load(
+        {"format": "ave", "root": str(shared_data / "AVE" / "AVE_Dataset"), "splits": "txt"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +103,13 @@ def test_segment_targets_equal_labels_closs(shared_data: Path, by_h5) -> None:
 
 def test_synthetic_layout_with_videos(tmp_path: Path, mp4_factory) -> None:
     """The layout the synthetic rule writes: header file, txt splits, videos/<id>.mp4."""
-    lines = ["Category&VideoID&Quality&StartTime&EndTime", "Beep&vid_a&good&2&5", "Buzz&vid_b&good&0&10",
-             "Beep&vid_b&good&3&4", "Buzz&vid_c&good&1&2"]  # fmt: skip
+    lines = [
+        "Category&VideoID&Quality&StartTime&EndTime",
+        "Beep&vid_a&good&2&5",
+        "Buzz&vid_b&good&0&10",
+        "Beep&vid_b&good&3&4",
+        "Buzz&vid_c&good&1&2",
+    ]
     (tmp_path / "Annotations.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "trainSet.txt").write_text("\n".join(lines[1:3]) + "\n")
     (tmp_path / "valSet.txt").write_text(lines[3] + "\n")
@@ -106,8 +119,11 @@ def test_synthetic_layout_with_videos(tmp_path: Path, mp4_factory) -> None:
     m = ave.load({"format": "ave", "root": str(tmp_path)})
     assert m.classes == ["Beep", "Buzz"]
     assert [(s.sample_id, s.split, s.present, s.n_segments) for s in m.samples] == [
-        ("vid_a", "train", True, 3), ("vid_b", "train", True, 2), ("vid_b#2", "val", True, 2), ("vid_c", "test", False, 10),
-    ]  # fmt: skip
+        ("vid_a", "train", True, 3),
+        ("vid_b", "train", True, 2),
+        ("vid_b#2", "val", True, 2),
+        ("vid_c", "test", False, 10),
+    ]
     assert m.samples[1].path.endswith("vid_b.mkv")
     assert m.meta["anomalies"]["video_in_several_splits"]["count"] == 1
 
@@ -136,7 +152,10 @@ def test_split_line_not_in_annotations_and_unknown_class(tmp_path: Path, shared_
     with pytest.raises(DatasetError, match=r"valSet.txt:403: .*matches no"):
         ave.load({"format": "ave", "root": str(tmp_path)})
     (tmp_path / "cats.txt").write_text("Church bell\nBark\n")
-    with pytest.raises(DatasetError, match=r"Annotations.txt:\d+: class 'Male speech, man speaking' is not in cats.txt"):
+    with pytest.raises(
+        DatasetError,
+        match=r"Annotations.txt:\d+: class 'Male speech, man speaking' is not in cats.txt",
+    ):
         ave.load({"format": "ave", "root": str(tmp_path), "classes_file": "cats.txt"})
 
 

@@ -56,8 +56,15 @@ def test_dense_rows_per_split_2024(m2024) -> None:
     d = _dense(m2024)
     assert d[("val", "audio")] == 1451 and d[("val", "visual")] == 856
     assert d[("test", "audio")] == 2666 and d[("test", "visual")] == 1628
-    assert m2024.meta["dense_rows"] == {"val": {"audio": 1451, "visual": 856}, "test": {"audio": 2666, "visual": 1628}}
-    ev = [(e.modality, e.label, e.onset, e.offset) for e in m2024.events if e.sample_id == "KSRjje7GH44" and not e.is_weak]
+    assert m2024.meta["dense_rows"] == {
+        "val": {"audio": 1451, "visual": 856},
+        "test": {"audio": 2666, "visual": 1628},
+    }
+    ev = [
+        (e.modality, e.label, e.onset, e.offset)
+        for e in m2024.events
+        if e.sample_id == "KSRjje7GH44" and not e.is_weak
+    ]
     assert ("audio", "Blender", 8.0, 10.0) in ev and ("audio", "Speech", 0.0, 8.0) in ev
 
 
@@ -83,7 +90,9 @@ def test_eval_versions_recognised(m2024, m2020, shared_data: Path, tmp_path: Pat
     with (root / "AVVP_eval_audio.csv").open("a") as fh:
         fh.write("4YdbENYcIyE_23_33\t5\t6\tSpeech\n")
     m = _load(root)
-    assert m.meta["eval_version"] == "unknown" and len(m.meta["eval_files"]["audio"]["sha256"]) == 64
+    assert (
+        m.meta["eval_version"] == "unknown" and len(m.meta["eval_files"]["audio"]["sha256"]) == 64
+    )
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -100,14 +109,36 @@ def test_strict_mode_raises(shared_data: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "line", "message"),
     [
-        ("AVVP_eval_audio.csv", "4YdbENYcIyE_23_33\t0\t4.5\tSpeech", r"AVVP_eval_audio.csv:4133: offset '4.5' is not an integer"),
-        ("AVVP_eval_audio.csv", "4YdbENYcIyE_23_33\t0\t4", r"AVVP_eval_audio.csv:4133: expected 4 TAB-separated fields"),
-        ("AVVP_eval_visual.csv", "4YdbENYcIyE_23_33\t0\t4\tTrumpet", r"AVVP_eval_visual.csv:2497: unknown class 'Trumpet'"),
-        ("AVVP_val_pd.csv", "4YdbENYcIyE_23_33\tSpeech", r"AVVP_test_pd.csv:2: duplicate filename .*AVVP_val_pd.csv:651"),
-        ("AVVP_test_pd.csv", "4YdbENYcIyE_99_109\tSpeech", r"AVVP_test_pd.csv:1202: duplicate video id '4YdbENYcIyE'"),
+        (
+            "AVVP_eval_audio.csv",
+            "4YdbENYcIyE_23_33\t0\t4.5\tSpeech",
+            r"AVVP_eval_audio.csv:4133: offset '4.5' is not an integer",
+        ),
+        (
+            "AVVP_eval_audio.csv",
+            "4YdbENYcIyE_23_33\t0\t4",
+            r"AVVP_eval_audio.csv:4133: expected 4 TAB-separated fields",
+        ),
+        (
+            "AVVP_eval_visual.csv",
+            "4YdbENYcIyE_23_33\t0\t4\tTrumpet",
+            r"AVVP_eval_visual.csv:2497: unknown class 'Trumpet'",
+        ),
+        (
+            "AVVP_val_pd.csv",
+            "4YdbENYcIyE_23_33\tSpeech",
+            r"AVVP_test_pd.csv:2: duplicate filename .*AVVP_val_pd.csv:651",
+        ),
+        (
+            "AVVP_test_pd.csv",
+            "4YdbENYcIyE_99_109\tSpeech",
+            r"AVVP_test_pd.csv:1202: duplicate video id '4YdbENYcIyE'",
+        ),
     ],
-)  # fmt: skip
-def test_bad_input_names_file_and_line(shared_data: Path, tmp_path: Path, file: str, line: str, message: str) -> None:
+)
+def test_bad_input_names_file_and_line(
+    shared_data: Path, tmp_path: Path, file: str, line: str, message: str
+) -> None:
     root = _copy(shared_data / "LLP", tmp_path)
     with (root / file).open("a") as fh:
         fh.write(line + "\n")
@@ -117,21 +148,32 @@ def test_bad_input_names_file_and_line(shared_data: Path, tmp_path: Path, file: 
 
 def test_synthetic_class_names_use_first_appearance(tmp_path: Path) -> None:
     """The synthetic generator writes its own class names in the LLP layout."""
-    (tmp_path / "AVVP_train.csv").write_text("filename\tevent_labels\nsyn00000001_0_10\tbeep,buzz\n")
+    (tmp_path / "AVVP_train.csv").write_text(
+        "filename\tevent_labels\nsyn00000001_0_10\tbeep,buzz\n"
+    )
     (tmp_path / "AVVP_val_pd.csv").write_text("filename\tevent_labels\nsyn00000002_0_10\tbuzz\n")
-    (tmp_path / "AVVP_test_pd.csv").write_text("filename\tevent_labels\nsyn00000003_0_10\thum,beep\n")
+    (tmp_path / "AVVP_test_pd.csv").write_text(
+        "filename\tevent_labels\nsyn00000003_0_10\thum,beep\n"
+    )
     (tmp_path / "AVVP_eval_audio.csv").write_text(
         "filename\tonset\toffset\tevent_labels\nsyn00000002_0_10\t2\t5\tbuzz\nsyn00000003_0_10\t0\t3\thum\n"
     )
-    (tmp_path / "AVVP_eval_visual.csv").write_text("filename\tonset\toffset\tevent_labels\nsyn00000003_0_10\t1\t4\tbeep\n")
+    (tmp_path / "AVVP_eval_visual.csv").write_text(
+        "filename\tonset\toffset\tevent_labels\nsyn00000003_0_10\t1\t4\tbeep\n"
+    )
     m = _load(tmp_path)
     assert m.classes == ["beep", "buzz", "hum"] and m.meta["class_order"] == "first-appearance"
     assert [(s.sample_id, s.split) for s in m.samples] == [
-        ("syn00000001", "train"), ("syn00000002", "val"), ("syn00000003", "test"),
-    ]  # fmt: skip
-    dense = [(e.sample_id, e.label, e.modality, e.onset, e.offset) for e in m.events if not e.is_weak]
+        ("syn00000001", "train"),
+        ("syn00000002", "val"),
+        ("syn00000003", "test"),
+    ]
+    dense = [
+        (e.sample_id, e.label, e.modality, e.onset, e.offset) for e in m.events if not e.is_weak
+    ]
     assert dense == [
-        ("syn00000002", "buzz", "audio", 2.0, 5.0), ("syn00000003", "hum", "audio", 0.0, 3.0),
+        ("syn00000002", "buzz", "audio", 2.0, 5.0),
+        ("syn00000003", "hum", "audio", 0.0, 3.0),
         ("syn00000003", "beep", "visual", 1.0, 4.0),
-    ]  # fmt: skip
+    ]
     assert m.meta["anomalies"] == {} and m.meta["eval_version"] == "unknown"
