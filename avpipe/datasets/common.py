@@ -1,0 +1,224 @@
+"""What every dataset adapter shares: its config, errors, anomaly log, media lookup.
+
+One config dataclass serves every format (``config/config.yaml: datasets.<name>``,
+schema ``workflow/schemas/datasets.schema.yaml``); each adapter reads the keys
+that concern it.  Paths: ``root`` and ``videos`` are relative to the working
+directory; the per-file keys (``annotations``, ``split_dir``, ``eval_audio``,
+``eval_visual``, ``classes_file``, ``labels``) are relative to ``root``.
+
+Bad input is never dropped silently: a line that cannot be parsed raises
+:class:`DatasetError` naming the file and line; things the spec says to *report*
+(AVE's cross-split videos, LLP's unmatched dense rows, ...) go to
+:class:`Anomalies`, which ``meta.json`` carries, or raise when
+``on_anomaly: raise``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from avpipe.config import from_dict
+from avpipe.datasets.manifest import Sample, segment_count
+from avpipe.datasets.probe import probe
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+)
+MAX_EXAMPLES = 10
+
+
+class DatasetError(ValueError):
+    """An annotation file is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One entry of ``datasets:`` in config.yaml (see datasets.schema.yaml for each key)."""
+
+    format: str
+    root: str
+    videos: str | None = None
+    generated: bool = False
+    on_anomaly: Literal["report", "raise"] = "report"
+    probe: bool = True
+    decode_check: bool = True
+    nominal_duration: float = 10.0
+    segment_hop: float = 1.0
+    segment_win: float = 1.0
+    annotations: str | None = None
+    classes_file: str | None = None
+    splits: Literal["auto", "txt", "h5"] = "auto"
+    split_dir: str | None = None
+    eval_audio: str = "AVVP_eval_audio.csv"
+    eval_visual: str = "AVVP_eval_visual.csv"
+    labels: str | None = None
+    recursive: bool = False
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def videos_path(self) -> Path:
+        return Path(self.videos) if self.videos else self.root_path / "videos"
+
+    def file(self, name: str) -> Path:
+        """A per-file key resolved against ``root`` (absolute paths kept)."""
+        p = Path(name)
+        return p if p.is_absolute() else self.root_path / p
+
+
+def parse_config(cfg: DatasetConfig | dict[str, Any], name: str) -> DatasetConfig:
+    if isinstance(cfg, DatasetConfig):
+        return cfg
+    return from_dict(DatasetConfig, dict(cfg), where=f"datasets.{name}")
+
+
+class Anomalies:
+    """Counts and examples of reportable problems, keyed by kind.
+
+    ``strict=True`` (``on_anomaly: raise``) turns the first one into a DatasetError.
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self._items: dict[str, dict[str, Any]] = {}
+
+    def add(self, kind: str, where: str, detail: str, description: str = "") -> None:
+        if self.strict:
+            raise DatasetError(
+                f"{where}: {detail} ({kind}; set on_anomaly: report to record instead)"
+            )
+        entry = self._items.setdefault(
+            kind, {"count": 0, "examples": [], "description": description}
+        )
+        entry["count"] += 1
+        if len(entry["examples"]) < MAX_EXAMPLES:
+            entry["examples"].append(f"{where}: {detail}")
+
+    def count(self, kind: str) -> int:
+        return self._items.get(kind, {}).get("count", 0)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in sorted(self._items.items())}
+
+    def log_summary(self) -> None:
+        for kind, entry in sorted(self._items.items()):
+            log.warning("anomaly %s: %d (e.g. %s)", kind, entry["count"], entry["examples"][0])
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_files(paths: Iterable[Path]) -> dict[str, str]:
+    """``{path: sha256}`` of the annotation files a manifest was built from."""
+    return {str(p): sha256(p) for p in paths}
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"{what} not found: {path}")
+    return path
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines without line endings (CRLF tolerated); a trailing empty line is dropped."""
+    text = require_file(path, "annotation file").read_text(encoding="utf-8-sig")
+    return text.splitlines()
+
+
+def parse_number(text: str, where: str, what: str, integer: bool) -> float:
+    """``text`` as a number; raises naming ``where`` when it is not one."""
+    pattern = r"[+-]?\d+" if integer else r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+    if not re.fullmatch(pattern, text.strip()):
+        kind = "an integer" if integer else "a number"
+        raise DatasetError(f"{where}: {what} {text!r} is not {kind}")
+    return float(text)
+
+
+def read_class_file(path: Path) -> list[str]:
+    classes: list[str] = []
+    for i, line in enumerate(read_lines(path), 1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in classes:
+            raise DatasetError(f"{path}:{i}: duplicate class {name!r}")
+        classes.append(name)
+    if not classes:
+        raise DatasetError(f"{path}: no class names")
+    return classes
+
+
+# -- media --------------------------------------------------------------------------
+def index_videos(folder: Path) -> dict[str, Path]:
+    """``{stem: path}`` of the video files in ``folder`` (``.mp4`` wins over other extensions)."""
+    if not folder.is_dir():
+        log.warning("video folder %s does not exist: every video counts as missing", folder)
+        return {}
+    rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
+    out: dict[str, Path] = {}
+    for p in folder.iterdir():
+        ext = p.suffix.lower()
+        if ext not in rank or not p.is_file():
+            continue
+        old = out.get(p.stem)
+        if old is None or rank[ext] < rank[old.suffix.lower()]:
+            out[p.stem] = p
+    return out
+
+
+def make_sample(
+    cfg: DatasetConfig,
+    media: dict[str, Path],
+    sample_id: str,
+    video_id: str,
+    split: str,
+    duration: float,
+    row: int | None = None,
+) -> Sample:
+    """A Sample whose path, presence and (probed) duration come from the video folder.
+
+    ``duration`` is the nominal/annotated length, used when the file is absent or
+    cannot be probed.  ``n_segments`` follows the config's segment hop.
+    """
+    path = media.get(video_id)
+    present = path is not None
+    if path is None:
+        path = cfg.videos_path / f"{video_id}.mp4"
+    elif cfg.probe:
+        info = probe(str(path), cfg.decode_check)
+        if info.duration is not None and info.duration > 0:
+            duration = info.duration
+    return Sample(
+        sample_id=sample_id,
+        video_id=video_id,
+        split=split,
+        path=str(path),
+        duration=duration,
+        n_segments=segment_count(duration, cfg.segment_hop),
+        present=present,
+        row=row,
+    )

@@ -1,0 +1,69 @@
+"""``avpipe manifest``: a dataset's annotations -> avpipe's manifest + coverage report.
+
+Reads the dataset's config entry (``datasets.<name>`` of config.yaml, passed as
+JSON), runs its format's adapter (``avpipe/datasets/registry.py``) and writes into
+``--out-dir`` (``results/manifest/<name>/``)::
+
+    samples.tsv  events.tsv  classes.txt  meta.json     the manifest (avpipe/datasets/manifest.py)
+    coverage.tsv  problems.tsv                          listed/present/decodable/with audio
+
+Annotation errors stop the stage with a message naming the file and line;
+reportable anomalies go to ``meta.json`` (or stop it with ``on_anomaly: raise``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from avpipe.config import load_json_arg
+from avpipe.datasets import coverage, registry
+from avpipe.datasets.common import DatasetError, parse_config
+from avpipe.datasets.manifest import ManifestError
+from avpipe.utils.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset", required=True, help="dataset name (key under 'datasets' in config.yaml)"
+    )
+    p.add_argument(
+        "--config-json", required=True, help="the dataset's config entry as JSON (or @file.json)"
+    )
+    p.add_argument("--out-dir", required=True, type=Path, help="results/manifest/<dataset>")
+
+
+def run(args: argparse.Namespace) -> int:
+    raw = load_json_arg(args.config_json)
+    cfg = parse_config(raw, args.dataset)
+    try:
+        manifest = registry.load(raw, args.dataset)
+    except (DatasetError, ManifestError, KeyError) as e:
+        log.error("dataset %s: %s", args.dataset, e)
+        return 1
+    manifest.meta["provenance"] = provenance(raw)
+    manifest.write(args.out_dir)
+    rows = coverage.write(manifest, args.out_dir, decode=cfg.decode_check)
+    log.info(
+        "%s: %d samples, %d videos, %d events, %d classes -> %s",
+        args.dataset,
+        len(manifest.samples),
+        len(manifest.video_ids),
+        len(manifest.events),
+        len(manifest.classes),
+        args.out_dir,
+    )
+    for split, samples, listed, present, decodable, with_audio in rows:
+        log.info(
+            "coverage %-9s samples %d, videos listed %d, present %d, decodable %d, with audio %d",
+            split,
+            samples,
+            listed,
+            present,
+            decodable,
+            with_audio,
+        )
+    return 0
