@@ -11,20 +11,28 @@ from avpipe.utils.atomic import atomic_path
 from avpipe.utils.provenance import provenance
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Any, **extra: Any) -> Path:
-    """``{"state_dict", "config", "config_hash", "versions", **extra}`` written atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"state_dict": state, **provenance(cfg), **extra}
+def save_checkpoint(
+    path: str | Path, state: dict[str, torch.Tensor], config: Any, **meta: Any
+) -> None:
+    """Write ``{"state_dict", "config", "config_hash", "versions", **meta}`` atomically to ``path``.
+
+    ``config`` must be JSON-serialisable (use ``avpipe.config.to_dict`` on dataclasses).
+    """
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+        **provenance(config),
+        **meta,
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not an avpipe checkpoint (no 'state_dict')")
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if "state_dict" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not an avpipe checkpoint (keys {sorted(ckpt)})")
     return ckpt

@@ -9,6 +9,7 @@ decay on ``L_c + w_e L_e``; pseudo-labels are ``Z_i = Phi(f_i)``.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from avpipe.methods.clcl.config import SelflabelConfig
 from avpipe.methods.clcl.losses import label_contrast, marginal_entropy
 from avpipe.methods.clcl.model import Annotator
-from avpipe.training.loop import History, cosine_schedule, seed_everything, shuffled_batches
+from avpipe.training.epochs import History, cosine_schedule, seed_everything, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ def affinity_sets(f: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     aff = sim.masked_fill(eye, float("-inf")).topk(k, dim=1).indices
     rep = sim.masked_fill(eye, float("inf")).topk(k, dim=1, largest=False).indices
     return aff, rep
+
+
+def repulsion_ceiling(setting: float | str | None, n_classes: int) -> float | None:
+    """The KL ceiling: log C for ``"log_c"``, else the configured number (None = unbounded)."""
+    if setting == "log_c":
+        return math.log(n_classes)
+    if setting is not None and not setting > 0:
+        raise ValueError(f"repulsion_clip must be 'log_c', null or > 0, got {setting!r}")
+    return setting
 
 
 def effective_top_k(k: int, n: int) -> int:
@@ -61,12 +71,13 @@ def train_annotator(
     f = f.to(device)
     annotator.to(device)
     aff, rep = affinity_sets(f, effective_top_k(cfg.top_k, f.shape[0]))
+    clip = repulsion_ceiling(cfg.repulsion_clip, annotator.n_classes)
     opt = torch.optim.SGD(annotator.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, -(-f.shape[0] // cfg.batch_size))
     sched = cosine_schedule(opt, epochs * steps_per_epoch)
     hist = History("selflabel", cfg.log_every)
     step = 0
-    for epoch in tqdm(range(epochs), desc="selflabel", leave=False):
+    for epoch in tqdm(range(epochs), desc="selflabel", leave=False, disable=None):
         annotator.train()
         sums = np.zeros(4)
         n_batches = 0
@@ -77,7 +88,7 @@ def train_annotator(
             probs = annotator(torch.cat([f[i], f[aff[i]].reshape(-1, f.shape[1]), f[rep[i]].reshape(-1, f.shape[1])]))
             b = len(idx)
             p, p_aff, p_rep = probs[:b], probs[b : b + b * k].view(b, k, -1), probs[b + b * k :].view(b, k, -1)
-            l_c, clipped = label_contrast(p, p_aff, p_rep, cfg.repulsion_clip, cfg.neighbour_reduction)
+            l_c, clipped = label_contrast(p, p_aff, p_rep, clip, cfg.neighbour_reduction)
             l_e = marginal_entropy(p, cfg.entropy_sign)
             loss = l_c + cfg.entropy_weight * l_e
             opt.zero_grad(set_to_none=True)

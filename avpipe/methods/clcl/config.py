@@ -73,8 +73,9 @@ class SelflabelConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    # ceiling of each repulsion KL (spec §6 item 3); null = unbounded as in the paper
-    repulsion_clip: float | None = 3.3
+    # ceiling of each repulsion KL (spec §6 item 3): "log_c" = log C, a number, or
+    # null = unbounded as printed in the paper
+    repulsion_clip: float | Literal["log_c"] | None = "log_c"
     neighbour_reduction: Literal["sum", "mean"] = "sum"
     entropy_weight: float = 1.0
     # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)

@@ -21,7 +21,7 @@ from avpipe.methods.clcl.config import EMConfig
 from avpipe.methods.clcl.data import VideoFeatures
 from avpipe.methods.clcl.losses import mil_bce
 from avpipe.methods.clcl.model import CollaborativeEncoder, Localizer, pooled_representation, uniform_gamma
-from avpipe.training.loop import History, ordered_batches, seed_everything, shuffled_batches
+from avpipe.training.epochs import History, ordered_batches, seed_everything, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def train_localizer(
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     hist = History("em", cfg.log_every)
     step = 0
-    for epoch in tqdm(range(cfg.epochs), desc="em", leave=False):
+    for epoch in tqdm(range(cfg.epochs), desc="em", leave=False, disable=None):
         model.train()
         total, n = 0.0, 0
         for idx in shuffled_batches(len(features), cfg.batch_size, gen):

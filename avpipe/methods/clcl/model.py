@@ -135,6 +135,7 @@ class Annotator(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, n_classes: int):
         super().__init__()
+        self.n_classes = n_classes
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,7 @@ def run_pretrain(manifest: Manifest, visual: Path, audio: Path, cfg: PretrainSta
     res = train_encoder(feats, cfg.pretrain, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
-        out / "encoder.pt", res.encoder, to_dict(cfg), seed=seed, visual_dim=feats.visual_dim,
+        out / "encoder.pt", res.encoder.state_dict(), to_dict(cfg), seed=seed, visual_dim=feats.visual_dim,
         audio_dim=feats.audio_dim, encoder=to_dict(cfg.pretrain.encoder), video_ids=feats.video_ids,
     )
     with atomic.atomic_path(out / "embeddings.npz") as tmp, open(tmp, "wb") as fh:
@@ -98,7 +98,7 @@ def run_selflabel(
     hist = train_annotator(f, ann, cfg.selflabel, cfg.selflabel.epochs, seed, device)
     z = predict(ann, f.to(device))
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "annotator.pt", ann, to_dict(cfg), seed=seed, in_dim=f.shape[1], n_classes=C)
+    save_checkpoint(out / "annotator.pt", ann.state_dict(), to_dict(cfg), seed=seed, in_dim=f.shape[1], n_classes=C)
     _save_labels(out, feats.video_ids, z)
     hist.write(out / "history.tsv")
     summary = {
@@ -155,10 +155,10 @@ def run_em_round(
     hist = train_localizer(loc, feats, z, cfg.em, seed + 1000 * round_k, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
-        out / "localizer.pt", loc, to_dict(cfg), seed=seed, round=round_k, visual_dim=pre["visual_dim"],
+        out / "localizer.pt", loc.state_dict(), to_dict(cfg), seed=seed, round=round_k, visual_dim=pre["visual_dim"],
         audio_dim=pre["audio_dim"], encoder=pre["encoder"], n_classes=C,
     )
-    save_checkpoint(out / "annotator.pt", ann, to_dict(cfg), seed=seed, round=round_k, n_classes=C)
+    save_checkpoint(out / "annotator.pt", ann.state_dict(), to_dict(cfg), seed=seed, round=round_k, n_classes=C)
     _save_labels(out, feats.video_ids, z)
     _write_predictions(manifest, visual, audio, loc, cfg, feats, z, f, device, out)
     hist.rows = [{"phase": "e_step", **r} for r in e_rows] + [{"phase": "m_step", **r} for r in hist.rows]

@@ -20,7 +20,7 @@ from avpipe.methods.clcl.data import Batch, VideoFeatures
 from avpipe.methods.clcl.losses import decorrelation, instance_nce
 from avpipe.methods.clcl.memory import MemoryBank
 from avpipe.methods.clcl.model import CollaborativeEncoder, embed
-from avpipe.training.loop import History, cosine_schedule, ordered_batches, seed_everything, shuffled_batches
+from avpipe.training.epochs import History, cosine_schedule, ordered_batches, seed_everything, shuffled_batches
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def train_encoder(features: VideoFeatures, cfg: PretrainConfig, seed: int, devic
     sched = cosine_schedule(opt, cfg.epochs * steps_per_epoch)
     hist = History("pretrain", cfg.log_every)
     step = 0
-    for epoch in tqdm(range(cfg.epochs), desc="pretrain", leave=False):
+    for epoch in tqdm(range(cfg.epochs), desc="pretrain", leave=False, disable=None):
         encoder.train()
         sums = np.zeros(3)
         n_batches = 0
