@@ -49,14 +49,25 @@ def make_dataset(
         samples.append(Sample(f"s{i:03d}", f"v{i:03d}", split, f"videos/v{i:03d}.mp4", 10.0, T))
         if labelled:
             events.append(Event(f"s{i:03d}", classes[c], "audio-visual", float(on), float(off)))
-    manifest = Manifest("toy", "ave" if labelled else "folder", classes if labelled else [], samples, events)
+    manifest = Manifest(
+        "toy", "ave" if labelled else "folder", classes if labelled else [], samples, events
+    )
     manifest.write(root / "manifest")
     ids = [s.video_id for s in samples]
     vpath = write_store(
-        root / "visual.zarr", {"features": visual.reshape(n, T, *hw, channels).astype(np.float16)}, ids,
-        [T] * n, {"recipe": "toy_maps"},
+        root / "visual.zarr",
+        {"features": visual.reshape(n, T, *hw, channels).astype(np.float16)},
+        ids,
+        [T] * n,
+        {"recipe": "toy_maps"},
     )
-    apath = write_store(root / "audio.zarr", {"features": audio.astype(np.float32)}, ids, [T] * n, {"recipe": "toy_audio"})
+    apath = write_store(
+        root / "audio.zarr",
+        {"features": audio.astype(np.float32)},
+        ids,
+        [T] * n,
+        {"recipe": "toy_audio"},
+    )
     return manifest, vpath, apath
 
 
@@ -64,7 +75,12 @@ def small_config() -> dict:
     """Stage settings small enough for a CPU test (seconds)."""
     return {
         "data": {"n_pseudo_classes": "auto", "num_threads": 2, "device": "cpu"},
-        "pretrain": {"epochs": 15, "batch_size": 16, "lr": 0.05, "encoder": {"d_model": 32, "heads": 4}},
+        "pretrain": {
+            "epochs": 15,
+            "batch_size": 16,
+            "lr": 0.05,
+            "encoder": {"d_model": 32, "heads": 4},
+        },
         "selflabel": {"hidden": 32, "top_k": 8, "epochs": 30, "batch_size": 16, "lr": 0.05},
         "em": {"rounds": 2, "epochs": 15, "batch_size": 16, "annotator_epochs": 10},
     }

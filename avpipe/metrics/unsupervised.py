@@ -48,7 +48,9 @@ def sample_classes(manifest: Manifest, samples: list[Sample]) -> np.ndarray:
     return out
 
 
-def contingency(pseudo: np.ndarray, classes: np.ndarray, n_pseudo: int, n_classes: int) -> np.ndarray:
+def contingency(
+    pseudo: np.ndarray, classes: np.ndarray, n_pseudo: int, n_classes: int
+) -> np.ndarray:
     """(n_pseudo, n_classes) counts of samples with pseudo-label k and class c."""
     table = np.zeros((n_pseudo, n_classes), dtype=np.int64)
     np.add.at(table, (pseudo, classes), 1)
@@ -83,11 +85,15 @@ def _samples(manifest: Manifest, ids: np.ndarray) -> list[Sample]:
     by_id = {s.sample_id: s for s in manifest.samples}
     unknown = [str(i) for i in ids if str(i) not in by_id]
     if unknown:
-        raise KeyError(f"predictions name {len(unknown)} samples not in the manifest, e.g. {unknown[:3]}")
+        raise KeyError(
+            f"predictions name {len(unknown)} samples not in the manifest, e.g. {unknown[:3]}"
+        )
     return [by_id[str(i)] for i in ids]
 
 
-def _cluster_metrics(prefix: str, table: np.ndarray, z: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def _cluster_metrics(
+    prefix: str, table: np.ndarray, z: np.ndarray, y: np.ndarray
+) -> dict[str, float]:
     return {
         f"{prefix}purity": purity(table),
         f"{prefix}nmi": float(normalized_mutual_info_score(y, z) * 100.0),
@@ -96,9 +102,13 @@ def _cluster_metrics(prefix: str, table: np.ndarray, z: np.ndarray, y: np.ndarra
     }
 
 
-def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]) -> EvalResult:
+def evaluate(
+    manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]
+) -> EvalResult:
     if not manifest.classes:
-        raise ValueError(f"dataset {manifest.dataset!r} has no classes: nothing to evaluate against")
+        raise ValueError(
+            f"dataset {manifest.dataset!r} has no classes: nothing to evaluate against"
+        )
     split = cfg.get("split", "test")
     C = len(manifest.classes)
     K = int(predictions["n_pseudo_classes"])
@@ -111,7 +121,9 @@ def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[s
     metrics: dict[str, float] = _cluster_metrics("", table, z_train, y_train)
     if "train_localizer_label" in predictions:
         z_loc = np.asarray(predictions["train_localizer_label"], dtype=np.int64)
-        metrics.update(_cluster_metrics("localizer_", contingency(z_loc, y_train, K, C + 1), z_loc, y_train))
+        metrics.update(
+            _cluster_metrics("localizer_", contingency(z_loc, y_train, K, C + 1), z_loc, y_train)
+        )
     metrics["unmapped_pseudo_classes"] = int((mapping == UNMAPPED).sum())
 
     sel = np.asarray(predictions["split"]) == split
@@ -126,7 +138,11 @@ def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[s
     pred = segment_predictions(vp, fg, mapping, C)
     n_unmapped = int((mapping[vp] == UNMAPPED).sum())
     if n_unmapped:
-        log.warning("%d %s videos predicted an unmapped pseudo-class: their foreground counts as wrong", n_unmapped, split)
+        log.warning(
+            "%d %s videos predicted an unmapped pseudo-class: their foreground counts as wrong",
+            n_unmapped,
+            split,
+        )
     metrics.update(
         accuracy=segment_accuracy(pred, target, valid),
         unmapped_videos=n_unmapped,
@@ -136,12 +152,22 @@ def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[s
     )
     pc = per_class_accuracy(pred, target, valid, C + 1)
     per_class = [
-        [i, names[i], int((valid & (target == i)).sum()), None if np.isnan(a) else round(float(a), 3)]
+        [
+            i,
+            names[i],
+            int((valid & (target == i)).sum()),
+            None if np.isnan(a) else round(float(a), 3),
+        ]
         for i, a in enumerate(pc)
     ]
     map_rows = [
-        [k, int(table[k].sum()), None if mapping[k] == UNMAPPED else names[mapping[k]],
-         int(table[k].max()), None if table[k].sum() == 0 else round(100.0 * table[k].max() / table[k].sum(), 3)]
+        [
+            k,
+            int(table[k].sum()),
+            None if mapping[k] == UNMAPPED else names[mapping[k]],
+            int(table[k].max()),
+            None if table[k].sum() == 0 else round(100.0 * table[k].max() / table[k].sum(), 3),
+        ]
         for k in range(K)
     ]
     return EvalResult(

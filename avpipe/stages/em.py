@@ -29,10 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(EMStage, load_json_arg(args.config_json), where="unsupervised")
     if not 1 <= args.round <= cfg.em.rounds:
-        raise ConfigError(f"--round {args.round} is outside 1..unsupervised.em.rounds = {cfg.em.rounds}")
+        raise ConfigError(
+            f"--round {args.round} is outside 1..unsupervised.em.rounds = {cfg.em.rounds}"
+        )
     manifest = Manifest.read(args.manifest)
     run_em_round(
-        manifest, args.visual_store, args.audio_store, args.pretrain, args.selflabel, args.previous,
-        args.round, cfg, args.seed, args.out_dir,
+        manifest,
+        args.visual_store,
+        args.audio_store,
+        args.pretrain,
+        args.selflabel,
+        args.previous,
+        args.round,
+        cfg,
+        args.seed,
+        args.out_dir,
     )
     return 0

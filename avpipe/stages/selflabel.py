@@ -22,5 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(SelflabelStage, load_json_arg(args.config_json), where="unsupervised")
     manifest = Manifest.read(args.manifest)
-    run_selflabel(manifest, args.visual_store, args.audio_store, args.pretrain, cfg, args.seed, args.out_dir)
+    run_selflabel(
+        manifest, args.visual_store, args.audio_store, args.pretrain, cfg, args.seed, args.out_dir
+    )
     return 0

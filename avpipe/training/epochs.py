@@ -44,7 +44,9 @@ def ordered_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
         yield np.arange(start, min(n, start + batch_size))
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """lr(step) = lr0 * 0.5 * (1 + cos(pi * step / total_steps))."""
     total = max(1, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from avpipe.methods.clcl.annotator import affinity_sets, repulsion_ceiling
-from avpipe.methods.clcl.losses import decorrelation, instance_nce, label_contrast, marginal_entropy, mil_bce
+from avpipe.methods.clcl.losses import (
+    decorrelation,
+    instance_nce,
+    label_contrast,
+    marginal_entropy,
+    mil_bce,
+)
 from avpipe.methods.clcl.memory import MemoryBank
 
 torch.set_num_threads(1)
@@ -18,9 +24,13 @@ def test_instance_nce_with_memory_bank() -> None:
     x = torch.tensor([[1.0, 0.0]])
     bank = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     # -log(e^1 / (e^1 + e^0)) = log(1 + e^-1)
-    assert instance_nce(x, bank, torch.tensor([0]), 1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), abs=1e-6)
+    assert instance_nce(x, bank, torch.tensor([0]), 1.0).item() == pytest.approx(
+        math.log(1 + math.exp(-1)), abs=1e-6
+    )
     # tau = 0.5 doubles the logits; the positive is row 1 here
-    assert instance_nce(x, bank, torch.tensor([1]), 0.5).item() == pytest.approx(math.log(1 + math.exp(2)), abs=1e-6)
+    assert instance_nce(x, bank, torch.tensor([1]), 0.5).item() == pytest.approx(
+        math.log(1 + math.exp(2)), abs=1e-6
+    )
 
 
 def test_soft_decorrelation() -> None:

@@ -23,7 +23,10 @@ def _manifest() -> Manifest:
     samples = [Sample(f"r{i}", f"r{i}", "train", "", 4.0, 4) for i in range(6)]
     samples += [Sample("t0", "t0", "test", "", 4.0, 4), Sample("t1", "t1", "test", "", 4.0, 4)]
     events = [Event(f"r{i}", c, "audio-visual", 0.0, 4.0) for i, c in enumerate(train_y)]
-    events += [Event("t0", "a", "audio-visual", 1.0, 3.0), Event("t1", "b", "audio-visual", 0.0, 2.0)]
+    events += [
+        Event("t0", "a", "audio-visual", 1.0, 3.0),
+        Event("t1", "b", "audio-visual", 0.0, 2.0),
+    ]
     return Manifest("toy", "ave", ["a", "b", "c"], samples, events)
 
 

@@ -9,16 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from clcl_fixtures import make_dataset
 
 from avpipe.config import from_dict
 from avpipe.methods.clcl import pipeline
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.metrics.unsupervised import evaluate
-from clcl_fixtures import make_dataset
 
 CFG = {
     "data": {"num_threads": 2, "device": "cpu"},
-    "pretrain": {"epochs": 8, "batch_size": 16, "encoder": {"d_model": 16, "heads": 4}, "log_every": 1000},
+    "pretrain": {
+        "epochs": 8,
+        "batch_size": 16,
+        "encoder": {"d_model": 16, "heads": 4},
+        "log_every": 1000,
+    },
     "selflabel": {"hidden": 16, "top_k": 6, "epochs": 30, "batch_size": 16, "log_every": 1000},
     "em": {"rounds": 2, "epochs": 8, "batch_size": 16, "annotator_epochs": 10, "log_every": 1000},
 }
@@ -32,7 +37,14 @@ def run_chain() -> dict:
     manifest, v, a = make_dataset(r, n_train=40, n_test=16)
     times, metrics = {}, {}
     t = time.perf_counter()
-    pipeline.run_pretrain(manifest, v, a, from_dict(PretrainStage, {k: CFG[k] for k in ("data", "pretrain")}), 0, r / "pre")
+    pipeline.run_pretrain(
+        manifest,
+        v,
+        a,
+        from_dict(PretrainStage, {k: CFG[k] for k in ("data", "pretrain")}),
+        0,
+        r / "pre",
+    )
     times["pretrain"] = time.perf_counter() - t
     t = time.perf_counter()
     sl = from_dict(SelflabelStage, {k: CFG[k] for k in ("data", "selflabel")})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from clcl_chain import run_chain
 
 
@@ -20,7 +19,12 @@ def test_accuracy_beats_chance_and_purity_does_not_collapse(chain: dict) -> None
     for k, m in chain["metrics"].items():
         assert m["purity"] >= 50.0, (k, m)  # collapse to one pseudo-class would give 25 %
         assert m["nonempty_pseudo_classes"] >= 3, (k, m)
-    print("times", chain["times"], "metrics", {k: (round(m["accuracy"], 1), round(m["purity"], 1)) for k, m in chain["metrics"].items()})
+    print(
+        "times",
+        chain["times"],
+        "metrics",
+        {k: (round(m["accuracy"], 1), round(m["purity"], 1)) for k, m in chain["metrics"].items()},
+    )
 
 
 def test_round_outputs(chain: dict) -> None:

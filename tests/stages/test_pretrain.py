@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from clcl_chain import run_chain
 
 from avpipe.training.checkpoint import load_checkpoint
-from clcl_chain import run_chain
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,21 @@ def test_pretrain_outputs(chain: dict) -> None:
 
 def test_resnet_sized_maps_run(tmp_path) -> None:
     """7x7x2048 maps (ResNet-152) with a tiny encoder: one epoch through the real code."""
+    from clcl_fixtures import make_dataset
+
     from avpipe.config import from_dict
     from avpipe.methods.clcl import pipeline
     from avpipe.methods.clcl.config import PretrainStage
-    from clcl_fixtures import make_dataset
 
     m, v, a = make_dataset(tmp_path, n_train=8, n_test=2, hw=(7, 7), channels=2048)
-    cfg = from_dict(PretrainStage, {"data": {"device": "cpu", "memory_budget_mb": 1},
-                                    "pretrain": {"epochs": 1, "batch_size": 4, "encoder": {"d_model": 8, "heads": 2}}})
-    pipeline.run_pretrain(m, v, a, cfg, 0, tmp_path / "pre")  # budget 1 MiB: streamed from the store
+    cfg = from_dict(
+        PretrainStage,
+        {
+            "data": {"device": "cpu", "memory_budget_mb": 1},
+            "pretrain": {"epochs": 1, "batch_size": 4, "encoder": {"d_model": 8, "heads": 2}},
+        },
+    )
+    pipeline.run_pretrain(
+        m, v, a, cfg, 0, tmp_path / "pre"
+    )  # budget 1 MiB: streamed from the store
     assert load_checkpoint(tmp_path / "pre" / "encoder.pt")["visual_dim"] == 2048

@@ -72,7 +72,9 @@ def train_annotator(
     annotator.to(device)
     aff, rep = affinity_sets(f, effective_top_k(cfg.top_k, f.shape[0]))
     clip = repulsion_ceiling(cfg.repulsion_clip, annotator.n_classes)
-    opt = torch.optim.SGD(annotator.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        annotator.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = max(1, -(-f.shape[0] // cfg.batch_size))
     sched = cosine_schedule(opt, epochs * steps_per_epoch)
     hist = History("selflabel", cfg.log_every)
@@ -85,9 +87,17 @@ def train_annotator(
             i = torch.from_numpy(idx).to(device)
             k = aff.shape[1]
             # anchors and neighbours in one forward pass: gradients reach both (spec §2.5)
-            probs = annotator(torch.cat([f[i], f[aff[i]].reshape(-1, f.shape[1]), f[rep[i]].reshape(-1, f.shape[1])]))
+            probs = annotator(
+                torch.cat(
+                    [f[i], f[aff[i]].reshape(-1, f.shape[1]), f[rep[i]].reshape(-1, f.shape[1])]
+                )
+            )
             b = len(idx)
-            p, p_aff, p_rep = probs[:b], probs[b : b + b * k].view(b, k, -1), probs[b + b * k :].view(b, k, -1)
+            p, p_aff, p_rep = (
+                probs[:b],
+                probs[b : b + b * k].view(b, k, -1),
+                probs[b + b * k :].view(b, k, -1),
+            )
             l_c, clipped = label_contrast(p, p_aff, p_rep, clip, cfg.neighbour_reduction)
             l_e = marginal_entropy(p, cfg.entropy_sign)
             loss = l_c + cfg.entropy_weight * l_e
@@ -102,14 +112,23 @@ def train_annotator(
         sums /= max(n_batches, 1)
         n_used = len(np.unique(predict(annotator, f).argmax(1)))
         hist.epoch(
-            epoch, loss=sums[0], label_contrast=sums[1], entropy=sums[2], clipped_fraction=sums[3],
-            nonempty_pseudo_classes=float(n_used), lr=sched.get_last_lr()[0],
+            epoch,
+            loss=sums[0],
+            label_contrast=sums[1],
+            entropy=sums[2],
+            clipped_fraction=sums[3],
+            nonempty_pseudo_classes=float(n_used),
+            lr=sched.get_last_lr()[0],
         )
     if hist.rows:
         last = hist.rows[-1]
         log.info(
             "selflabel: %d epochs in %.1f s, loss %.4f, %d non-empty pseudo-classes, %.1f%% repulsion terms clipped",
-            epochs, hist.seconds, last["loss"], last["nonempty_pseudo_classes"], 100 * last["clipped_fraction"],
+            epochs,
+            hist.seconds,
+            last["loss"],
+            last["nonempty_pseudo_classes"],
+            100 * last["clipped_fraction"],
         )
     return hist
 
@@ -118,4 +137,8 @@ def train_annotator(
 def predict(annotator: Annotator, f: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Z = Phi(f): (N, C) float32 probabilities."""
     annotator.eval()
-    return torch.cat([annotator(f[s : s + batch_size]) for s in range(0, f.shape[0], batch_size)]).cpu().numpy()
+    return (
+        torch.cat([annotator(f[s : s + batch_size]) for s in range(0, f.shape[0], batch_size)])
+        .cpu()
+        .numpy()
+    )

@@ -33,13 +33,17 @@ class Batch:
 class VideoFeatures:
     """Visual + audio features of a fixed list of videos, indexed 0..N-1."""
 
-    def __init__(self, visual: FeatureStore, audio: FeatureStore, video_ids: list[str], budget_mb: int):
+    def __init__(
+        self, visual: FeatureStore, audio: FeatureStore, video_ids: list[str], budget_mb: int
+    ):
         self.video_ids = list(video_ids)
         self._v_rows = visual.rows(self.video_ids)
         self._a_rows = audio.rows(self.video_ids)
         vz, az = visual.array(), audio.array()
         if vz.ndim != 5:
-            raise ValueError(f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps")
+            raise ValueError(
+                f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps"
+            )
         if az.ndim != 3:
             raise ValueError(f"{audio.path}: features have shape {az.shape}, expected (N, T, D)")
         self.T = min(vz.shape[1], az.shape[1])
@@ -52,7 +56,13 @@ class VideoFeatures:
             self.has_audio = audio.has_audio[self._a_rows]
         else:
             self.has_audio = np.ones(len(self.video_ids), bool)
-        need_mb = len(self.video_ids) * self.T * (self.spatial * self.visual_dim + self.audio_dim) * 2 / 2**20
+        need_mb = (
+            len(self.video_ids)
+            * self.T
+            * (self.spatial * self.visual_dim + self.audio_dim)
+            * 2
+            / 2**20
+        )
         self.in_memory = need_mb <= budget_mb
         self._vz, self._az = vz, az
         if self.in_memory:
@@ -60,7 +70,12 @@ class VideoFeatures:
             self._a = audio.load(self.video_ids, dtype=np.float16)[:, : self.T]
         log.info(
             "%d videos, T=%d, visual %dx%d, audio %d: %.0f MiB, %s",
-            len(self), self.T, self.spatial, self.visual_dim, self.audio_dim, need_mb,
+            len(self),
+            self.T,
+            self.spatial,
+            self.visual_dim,
+            self.audio_dim,
+            need_mb,
             "in memory" if self.in_memory else f"streamed (budget {budget_mb} MiB)",
         )
 
@@ -75,7 +90,9 @@ class VideoFeatures:
         else:
             v = np.stack([self._vz[int(r)][: self.T] for r in self._v_rows[idx]])
             a = np.stack([self._az[int(r)][: self.T] for r in self._a_rows[idx]])
-        v = torch.from_numpy(np.asarray(v, np.float32)).reshape(len(idx), self.T, self.spatial, self.visual_dim)
+        v = torch.from_numpy(np.asarray(v, np.float32)).reshape(
+            len(idx), self.T, self.spatial, self.visual_dim
+        )
         a = torch.from_numpy(np.asarray(a, np.float32))
         a = a * torch.from_numpy(self.has_audio[idx].astype(np.float32))[:, None, None]
         return Batch(v.to(device), a.to(device), torch.from_numpy(self.mask[idx]).to(device))
@@ -98,7 +115,9 @@ def unique_videos(samples: list[Sample]) -> list[str]:
 def open_features(
     manifest: Manifest, visual_store: Path, audio_store: Path, video_ids: list[str], budget_mb: int
 ) -> VideoFeatures:
-    return VideoFeatures(FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb)
+    return VideoFeatures(
+        FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb
+    )
 
 
 def n_pseudo_classes(setting: int | str, manifest: Manifest) -> int:

@@ -20,7 +20,12 @@ from tqdm import tqdm
 from avpipe.methods.clcl.config import EMConfig
 from avpipe.methods.clcl.data import VideoFeatures
 from avpipe.methods.clcl.losses import mil_bce
-from avpipe.methods.clcl.model import CollaborativeEncoder, Localizer, pooled_representation, uniform_gamma
+from avpipe.methods.clcl.model import (
+    CollaborativeEncoder,
+    Localizer,
+    pooled_representation,
+    uniform_gamma,
+)
 from avpipe.training.epochs import History, ordered_batches, seed_everything, shuffled_batches
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,10 @@ class Inference:
 
 @torch.no_grad()
 def representations(
-    model: CollaborativeEncoder | Localizer, features: VideoFeatures, batch_size: int, device: torch.device
+    model: CollaborativeEncoder | Localizer,
+    features: VideoFeatures,
+    batch_size: int,
+    device: torch.device,
 ) -> torch.Tensor:
     """f (N, 2d) on CPU: uniform gamma for an encoder, the localizer's gamma for a localizer."""
     model.eval()
@@ -65,7 +73,12 @@ def targets_from(z: np.ndarray, kind: str) -> torch.Tensor:
 
 
 def train_localizer(
-    model: Localizer, features: VideoFeatures, z: np.ndarray, cfg: EMConfig, seed: int, device: torch.device
+    model: Localizer,
+    features: VideoFeatures,
+    z: np.ndarray,
+    cfg: EMConfig,
+    seed: int,
+    device: torch.device,
 ) -> History:
     """M-step: fit ``model`` in place to pseudo-labels ``z`` (N, C)."""
     gen = seed_everything(seed)
@@ -92,12 +105,19 @@ def train_localizer(
             n += len(idx)
             hist.step(step, len(idx), cfg.lr, loss=loss.item())
         hist.epoch(epoch, loss=total / max(n, 1), lr=cfg.lr)
-    log.info("M-step: %d epochs in %.1f s, final loss %.4f", cfg.epochs, hist.seconds, hist.rows[-1]["loss"] if hist.rows else float("nan"))
+    log.info(
+        "M-step: %d epochs in %.1f s, final loss %.4f",
+        cfg.epochs,
+        hist.seconds,
+        hist.rows[-1]["loss"] if hist.rows else float("nan"),
+    )
     return hist
 
 
 @torch.no_grad()
-def infer(model: Localizer, features: VideoFeatures, batch_size: int, device: torch.device) -> Inference:
+def infer(
+    model: Localizer, features: VideoFeatures, batch_size: int, device: torch.device
+) -> Inference:
     model.eval()
     gs, ss, ys = [], [], []
     for idx in ordered_batches(len(features), batch_size):
@@ -106,7 +126,9 @@ def infer(model: Localizer, features: VideoFeatures, batch_size: int, device: to
         gs.append(gamma.cpu().numpy())
         ss.append(s.cpu().numpy())
         ys.append(y.cpu().numpy())
-    return Inference(np.concatenate(gs), np.concatenate(ss), np.concatenate(ys), features.mask.copy())
+    return Inference(
+        np.concatenate(gs), np.concatenate(ss), np.concatenate(ys), features.mask.copy()
+    )
 
 
 def foreground(gamma: np.ndarray, mask: np.ndarray, rule: str, threshold: float) -> np.ndarray:
@@ -146,5 +168,7 @@ def timelines(
             while t < T and fg[i, t]:
                 t += 1
             score = float(segment_scores[i, start:t, k].mean())
-            rows.append([vid, k, round(start * hop, 3), round((t - 1) * hop + win, 3), round(score, 4)])
+            rows.append(
+                [vid, k, round(start * hop, 3), round((t - 1) * hop + win, 3), round(score, 4)]
+            )
     return rows

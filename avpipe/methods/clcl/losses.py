@@ -20,7 +20,9 @@ import torch.nn.functional as F
 EPS = 1e-8
 
 
-def instance_nce(x: torch.Tensor, bank: torch.Tensor, index: torch.Tensor, tau: float) -> torch.Tensor:
+def instance_nce(
+    x: torch.Tensor, bank: torch.Tensor, index: torch.Tensor, tau: float
+) -> torch.Tensor:
     """-mean_i log softmax_j(x_i . m_j / tau)[index_i].  x (B, D) unit rows; bank (N, D)."""
     return F.cross_entropy(x @ bank.t() / tau, index)
 

@@ -112,9 +112,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
 
 
-def embed(v_attn: torch.Tensor, a_attn: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def embed(
+    v_attn: torch.Tensor, a_attn: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled, L2-normalised embeddings x^v, x^a (B, d) used by the memory banks (§2.3 step 4)."""
-    return F.normalize(masked_mean(v_attn, mask), dim=1), F.normalize(masked_mean(a_attn, mask), dim=1)
+    return F.normalize(masked_mean(v_attn, mask), dim=1), F.normalize(
+        masked_mean(a_attn, mask), dim=1
+    )
 
 
 def pooled_representation(

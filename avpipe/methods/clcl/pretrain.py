@@ -20,7 +20,13 @@ from avpipe.methods.clcl.data import Batch, VideoFeatures
 from avpipe.methods.clcl.losses import decorrelation, instance_nce
 from avpipe.methods.clcl.memory import MemoryBank
 from avpipe.methods.clcl.model import CollaborativeEncoder, embed
-from avpipe.training.epochs import History, cosine_schedule, ordered_batches, seed_everything, shuffled_batches
+from avpipe.training.epochs import (
+    History,
+    cosine_schedule,
+    ordered_batches,
+    seed_everything,
+    shuffled_batches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +49,17 @@ def _augment(batch: Batch, p: float) -> Batch:
     return Batch(F.dropout(batch.visual, p), F.dropout(batch.audio, p), batch.mask)
 
 
-def train_encoder(features: VideoFeatures, cfg: PretrainConfig, seed: int, device: torch.device) -> PretrainResult:
+def train_encoder(
+    features: VideoFeatures, cfg: PretrainConfig, seed: int, device: torch.device
+) -> PretrainResult:
     gen = seed_everything(seed)
     encoder = build_encoder(features, cfg).to(device)
     d = cfg.encoder.d_model
     bank_v = MemoryBank(len(features), d, cfg.memory_momentum, gen).to(device)
     bank_a = MemoryBank(len(features), d, cfg.memory_momentum, gen).to(device)
-    opt = torch.optim.SGD(encoder.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        encoder.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = max(1, -(-len(features) // cfg.batch_size))
     sched = cosine_schedule(opt, cfg.epochs * steps_per_epoch)
     hist = History("pretrain", cfg.log_every)
@@ -83,9 +93,16 @@ def train_encoder(features: VideoFeatures, cfg: PretrainConfig, seed: int, devic
             n_batches += 1
             hist.step(step, len(idx), sched.get_last_lr()[0], loss=loss.item())
         sums /= max(n_batches, 1)
-        hist.epoch(epoch, loss=sums[0], instance=sums[1], decorrelation=sums[2], lr=sched.get_last_lr()[0])
+        hist.epoch(
+            epoch, loss=sums[0], instance=sums[1], decorrelation=sums[2], lr=sched.get_last_lr()[0]
+        )
     emb_v, emb_a = encode_all(encoder, features, cfg.batch_size, device)
-    log.info("pretrain: %d epochs in %.1f s, final loss %.4f", cfg.epochs, hist.seconds, hist.rows[-1]["loss"] if hist.rows else float("nan"))
+    log.info(
+        "pretrain: %d epochs in %.1f s, final loss %.4f",
+        cfg.epochs,
+        hist.seconds,
+        hist.rows[-1]["loss"] if hist.rows else float("nan"),
+    )
     return PretrainResult(encoder, hist, emb_v, emb_a)
 
 
