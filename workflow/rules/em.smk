@@ -1,1 +1,55 @@
-# Stage "em": rules are added by the issue that builds it.
+# Stage "em" (paper 000 stage C): EM round k = 1..unsupervised.em.rounds, one job each.
+# Round 1 starts from the selflabel pseudo-labels (uniform gamma); round k >= 2
+# re-estimates them with round k-1's localizer.
+
+
+def em_inputs(wildcards):
+    base = f"results/{{}}/{wildcards.dataset}/seed{wildcards.seed}"
+    out = {
+        "encoder": base.format("pretrain") + "/encoder.pt",
+        "labels": base.format("selflabel") + "/pseudo_labels.npz",
+    }
+    k = int(wildcards.round)
+    if k > 1:
+        out["previous"] = base.format("em") + f"/round{k - 1}/localizer.pt"
+    return out
+
+
+def em_previous_arg(wildcards, input):
+    return f"--previous {os.path.dirname(input.previous)}" if "previous" in input.keys() else ""
+
+
+rule em:
+    input:
+        unpack(unsup_stores),
+        unpack(em_inputs),
+    output:
+        localizer="results/em/{dataset}/seed{seed}/round{round}/localizer.pt",
+        predictions="results/em/{dataset}/seed{seed}/round{round}/predictions.npz",
+        timelines="results/em/{dataset}/seed{seed}/round{round}/timelines.tsv",
+        labels="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.tsv",
+    log:
+        "logs/em/{dataset}/seed{seed}/round{round}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=300,
+        gpu=1,
+    params:
+        cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel", "em")),
+        code=code(*UNSUP_CODE, "stages/em"),
+        pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
+        selflabel=lambda wildcards, input: os.path.dirname(input.labels),
+        previous=em_previous_arg,
+        out=lambda wildcards, output: os.path.dirname(output.localizer),
+    shell:
+        "avpipe em " + UNSUP_ARGS + " --round {wildcards.round} --pretrain {params.pretrain} "
+        "--selflabel {params.selflabel} {params.previous} --out-dir {params.out} > {log} 2>&1"
+
+
+ALL_TARGETS.extend(
+    f"results/em/{ds}/seed{seed}/round{k}/timelines.tsv"
+    for ds in UNSUP_DATASETS
+    for seed in config["run"]["seeds"]
+    for k in range(1, unsup_slice(ds, "em")["em"]["rounds"] + 1)
+)

@@ -1,1 +1,64 @@
-# Stage "pretrain": rules are added by the issue that builds it.
+# Stage "pretrain" (paper 000 stage A): the collaborative encoder per (dataset, seed).
+# Each stage of the unsupervised method gets only its own config slice (+ data), so
+# that editing the selflabel or EM settings never reruns pretraining.
+
+
+import os
+
+
+def unsup_slice(dataset, *sections):
+    """{"data": ..., <section>: ...} of config["unsupervised"], with the dataset's overrides."""
+    un = config["unsupervised"]
+    over = un.get("overrides", {}).get(dataset, {})
+    out = {}
+    for name in ("data", *sections):
+        merged = json.loads(json.dumps(un[name]))
+        for key, value in over.get(name, {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        out[name] = merged
+    out["data"]["device"] = config["run"]["device"]
+    return out
+
+
+def unsup_stores(wildcards):
+    data = unsup_slice(wildcards.dataset)["data"]
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
+        "audio": f"results/extract/{wildcards.dataset}/{data['audio_recipe']}.zarr",
+    }
+
+
+# Datasets of unsupervised.datasets that are defined under `datasets` (others are
+# skipped, so the DAG builds before any dataset is configured).
+UNSUP_DATASETS = [d for d in config["unsupervised"]["datasets"] if d in config["datasets"]]
+UNSUP_CODE = ("methods/clcl", "training/epochs", "training/checkpoint", "io/store", "datasets/manifest")
+UNSUP_ARGS = (
+    "--manifest results/manifest/{wildcards.dataset} --visual-store {input.visual:q} "
+    "--audio-store {input.audio:q} --seed {wildcards.seed} --config-json {params.cfg:q}"
+)
+
+
+rule pretrain:
+    input:
+        unpack(unsup_stores),
+    output:
+        encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
+        embeddings="results/pretrain/{dataset}/seed{seed}/embeddings.npz",
+        history="results/pretrain/{dataset}/seed{seed}/history.tsv",
+    log:
+        "logs/pretrain/{dataset}/seed{seed}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=600,
+        gpu=1,
+    params:
+        cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "pretrain")),
+        code=code(*UNSUP_CODE, "stages/pretrain"),
+        out=lambda wildcards, output: os.path.dirname(output.encoder),
+    shell:
+        "avpipe pretrain " + UNSUP_ARGS + " --out-dir {params.out} > {log} 2>&1"

@@ -1,1 +1,27 @@
-# Stage "selflabel": rules are added by the issue that builds it.
+# Stage "selflabel" (paper 000 stage B): pseudo-labels of every training video from
+# the annotator trained by label contrast on the stage-A features (uniform gamma).
+
+
+rule selflabel:
+    input:
+        unpack(unsup_stores),
+        encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
+    output:
+        annotator="results/selflabel/{dataset}/seed{seed}/annotator.pt",
+        labels="results/selflabel/{dataset}/seed{seed}/pseudo_labels.npz",
+        tsv="results/selflabel/{dataset}/seed{seed}/pseudo_labels.tsv",
+    log:
+        "logs/selflabel/{dataset}/seed{seed}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=300,
+        gpu=1,
+    params:
+        cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel")),
+        code=code(*UNSUP_CODE, "stages/selflabel"),
+        pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
+        out=lambda wildcards, output: os.path.dirname(output.annotator),
+    shell:
+        "avpipe selflabel " + UNSUP_ARGS + " --pretrain {params.pretrain} "
+        "--out-dir {params.out} > {log} 2>&1"

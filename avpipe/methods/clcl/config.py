@@ -1,0 +1,125 @@
+"""Typed settings of the unsupervised method (paper 000, methods spec §2).
+
+Defaults are the paper's values for real data and, where the paper is silent, the
+spec's recommendation [REC]; ``config/config.yaml`` shortens the schedules for the
+synthetic default.  Each stage receives only its slice (``data`` + its own section),
+so that changing the EM settings does not rerun pretraining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which features to read and how (shared by every stage)."""
+
+    visual_recipe: str = "vgg19_pool5"
+    audio_recipe: str = "vggish"
+    # number of pseudo-classes C; "auto" = the dataset's number of classes
+    n_pseudo_classes: int | Literal["auto"] = "auto"
+    # split whose videos train every stage; "auto" = train, else unlabeled (folder adapter)
+    train_split: str = "auto"
+    # features are kept in memory (float16) when they fit this budget, else streamed
+    memory_budget_mb: int = 4096
+    device: str = "auto"
+    num_threads: int = 2
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Collaborative encoder (§2.3, Eqs. 1-5)."""
+
+    d_model: int = 512
+    heads: int = 4
+    # paper: w^T(h_a * h_v) softmax; tanh: CMRAN-style tanh before softmax; mean: "w/o s-attn"
+    spatial_attention: Literal["paper", "tanh", "mean"] = "paper"
+    audio2visual: bool = True  # False = visual self-attention ("w/o audio2visual", Table 3)
+    visual2audio: bool = True
+    residual_norm: bool = True  # [REC] residual + LayerNorm around cross-attention
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Stage A: instance discrimination + soft decorrelation (§2.4, §2.7)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    memory_momentum: float = 0.9  # m_i <- norm(mu m_i + (1 - mu) x_i)
+    temperature: float = 1.0  # tau of the non-parametric softmax (Eq. 6)
+    decorrelation_temperature: float = 2.0  # tau_2 of the soft decorrelation (IDFD)
+    weight_decorrelation: float = 1.0
+    weight_instance_audio: float = 1.0
+    weight_instance_visual: float = 1.0
+    feature_dropout: float = 0.0  # [REC] optional input augmentation
+    log_every: int = 20
+
+
+@dataclass(frozen=True)
+class SelflabelConfig:
+    """Stage B: annotator with label contrast and marginal entropy (§2.5)."""
+
+    hidden: int = 512
+    top_k: int = 30
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # ceiling of each repulsion KL (spec §6 item 3): "log_c" = log C, a number, or
+    # null = unbounded as printed in the paper
+    repulsion_clip: float | Literal["log_c"] | None = "log_c"
+    neighbour_reduction: Literal["sum", "mean"] = "sum"
+    entropy_weight: float = 1.0
+    # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)
+    entropy_sign: Literal["maximize", "paper"] = "maximize"
+    log_every: int = 20
+
+
+@dataclass(frozen=True)
+class EMConfig:
+    """Stage C: MIL localizer (M-step) and the E-steps of rounds >= 2 (§2.6, §2.8)."""
+
+    rounds: int = 3
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 5e-4
+    dropout: float = 0.1
+    targets: Literal["hard", "soft"] = "hard"
+    # the M-step backbone starts from stage A ("pretrain") or round k-1's localizer
+    init: Literal["pretrain", "previous"] = "pretrain"
+    finetune_encoder: bool = True
+    # E-step of round k >= 2: annotator epochs, warm-started from round k-1's annotator
+    annotator_epochs: int = 200
+    warm_start_annotator: bool = True
+    # segment t is foreground iff gamma_t >= 1/T (uniform) or gamma_t / max gamma >= threshold
+    foreground_rule: Literal["uniform", "relative"] = "uniform"
+    relative_threshold: float = 0.5
+    log_every: int = 20
+
+
+@dataclass(frozen=True)
+class PretrainStage:
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+@dataclass(frozen=True)
+class SelflabelStage:
+    data: DataConfig = field(default_factory=DataConfig)
+    selflabel: SelflabelConfig = field(default_factory=SelflabelConfig)
+
+
+@dataclass(frozen=True)
+class EMStage:
+    data: DataConfig = field(default_factory=DataConfig)
+    selflabel: SelflabelConfig = field(default_factory=SelflabelConfig)
+    em: EMConfig = field(default_factory=EMConfig)

@@ -1,0 +1,139 @@
+"""Feature access for the unsupervised method: one row per video.
+
+Visual maps ``(N, T, H, W, C_v)`` and audio ``(N, T, 128)`` come from two feature
+stores keyed by video id.  They are held in memory as float16 when both fit the
+configured budget, otherwise every batch is read from the Zarr store.  H, W, C_v
+and T are read from the store, never assumed (VGG-19 7x7x512, ResNet-152 7x7x2048).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avpipe.datasets.manifest import Manifest, Sample
+from avpipe.io.store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """visual (B, T, H*W, C_v) float32; audio (B, T, D_a) float32; mask (B, T) bool."""
+
+    visual: torch.Tensor
+    audio: torch.Tensor
+    mask: torch.Tensor
+
+
+class VideoFeatures:
+    """Visual + audio features of a fixed list of videos, indexed 0..N-1."""
+
+    def __init__(
+        self, visual: FeatureStore, audio: FeatureStore, video_ids: list[str], budget_mb: int
+    ):
+        self.video_ids = list(video_ids)
+        self._v_rows = visual.rows(self.video_ids)
+        self._a_rows = audio.rows(self.video_ids)
+        vz, az = visual.array(), audio.array()
+        if vz.ndim != 5:
+            raise ValueError(
+                f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps"
+            )
+        if az.ndim != 3:
+            raise ValueError(f"{audio.path}: features have shape {az.shape}, expected (N, T, D)")
+        self.T = min(vz.shape[1], az.shape[1])
+        self.spatial = int(vz.shape[2] * vz.shape[3])
+        self.visual_dim = int(vz.shape[4])
+        self.audio_dim = int(az.shape[2])
+        n_seg = np.minimum(visual.n_segments[self._v_rows], audio.n_segments[self._a_rows])
+        self.mask = np.arange(self.T)[None, :] < np.clip(n_seg, 1, None)[:, None]
+        if audio.has_audio is not None:
+            self.has_audio = audio.has_audio[self._a_rows]
+        else:
+            self.has_audio = np.ones(len(self.video_ids), bool)
+        need_mb = (
+            len(self.video_ids)
+            * self.T
+            * (self.spatial * self.visual_dim + self.audio_dim)
+            * 2
+            / 2**20
+        )
+        self.in_memory = need_mb <= budget_mb
+        self._vz, self._az = vz, az
+        if self.in_memory:
+            self._v = visual.load(self.video_ids, dtype=np.float16)[:, : self.T]
+            self._a = audio.load(self.video_ids, dtype=np.float16)[:, : self.T]
+        log.info(
+            "%d videos, T=%d, visual %dx%d, audio %d: %.0f MiB, %s",
+            len(self),
+            self.T,
+            self.spatial,
+            self.visual_dim,
+            self.audio_dim,
+            need_mb,
+            "in memory" if self.in_memory else f"streamed (budget {budget_mb} MiB)",
+        )
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def batch(self, idx: np.ndarray, device: torch.device) -> Batch:
+        """Features of videos ``idx`` (positions in ``video_ids``)."""
+        idx = np.asarray(idx)
+        if self.in_memory:
+            v, a = self._v[idx], self._a[idx]
+        else:
+            v = np.stack([self._vz[int(r)][: self.T] for r in self._v_rows[idx]])
+            a = np.stack([self._az[int(r)][: self.T] for r in self._a_rows[idx]])
+        v = torch.from_numpy(np.asarray(v, np.float32)).reshape(
+            len(idx), self.T, self.spatial, self.visual_dim
+        )
+        a = torch.from_numpy(np.asarray(a, np.float32))
+        a = a * torch.from_numpy(self.has_audio[idx].astype(np.float32))[:, None, None]
+        return Batch(v.to(device), a.to(device), torch.from_numpy(self.mask[idx]).to(device))
+
+
+def train_samples(manifest: Manifest, split: str) -> list[Sample]:
+    """Samples of the training split; ``auto`` = train, else unlabeled (folder adapter)."""
+    if split == "auto":
+        split = "train" if manifest.split("train") else "unlabeled"
+    samples = [s for s in manifest.split(split) if s.present]
+    if not samples:
+        raise ValueError(f"manifest {manifest.dataset!r} has no present samples in split {split!r}")
+    return samples
+
+
+def unique_videos(samples: list[Sample]) -> list[str]:
+    return list(dict.fromkeys(s.video_id for s in samples))
+
+
+def open_features(
+    manifest: Manifest, visual_store: Path, audio_store: Path, video_ids: list[str], budget_mb: int
+) -> VideoFeatures:
+    return VideoFeatures(
+        FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb
+    )
+
+
+def n_pseudo_classes(setting: int | str, manifest: Manifest) -> int:
+    """C: the configured number, or the dataset's number of classes for ``auto``."""
+    if setting == "auto":
+        if not manifest.classes:
+            raise ValueError(
+                f"dataset {manifest.dataset!r} has no classes: set unsupervised.data.n_pseudo_classes"
+            )
+        return len(manifest.classes)
+    if not isinstance(setting, int) or setting < 2:
+        raise ValueError(f"n_pseudo_classes must be 'auto' or an integer >= 2, got {setting!r}")
+    return setting
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

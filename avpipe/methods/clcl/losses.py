@@ -1,0 +1,87 @@
+"""Losses of Bao et al., AAAI'23 (paper 000; methods spec §2.4-2.6, §6 items 2-3).
+
+* :func:`instance_nce` Eq. 6: non-parametric softmax against a memory bank
+  (the visual term's ``m_+`` typo read as ``m_i``).
+* :func:`decorrelation` Eq. 7, the "soft" IDFD form: each feature dimension (columns
+  normalised over the batch) must be most similar to itself.  The paper's hard form
+  ``||X X^T - I||`` has the product order wrong (spec §2.4).
+* :func:`label_contrast` Eq. 9 with each repulsion KL clipped at a ceiling (spec §6
+  item 3: unbounded below otherwise).
+* :func:`marginal_entropy` Eq. 10 with the sign that prevents collapse: the minimised
+  term is ``-H(mean p)`` (spec §6 item 2); ``sign="paper"`` gives the printed ``+H``.
+* :func:`mil_bce` Eq. 17.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+def instance_nce(
+    x: torch.Tensor, bank: torch.Tensor, index: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """-mean_i log softmax_j(x_i . m_j / tau)[index_i].  x (B, D) unit rows; bank (N, D)."""
+    return F.cross_entropy(x @ bank.t() / tau, index)
+
+
+def decorrelation(x: torch.Tensor, tau: float) -> torch.Tensor:
+    """-(1/D) sum_k log softmax_l(G_kl)[k],  G = X_hat^T X_hat / tau, X_hat columns unit norm.
+
+    x: (B, D) batch features.  Returns a scalar.
+    """
+    xn = F.normalize(x, dim=0)
+    gram = xn.t() @ xn / tau
+    return F.cross_entropy(gram, torch.arange(gram.shape[0], device=x.device))
+
+
+def kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) over the last axis; p, q probabilities of the same shape -> shape[:-1]."""
+    return (p * (torch.log(p + EPS) - torch.log(q + EPS))).sum(-1)
+
+
+def label_contrast(
+    p: torch.Tensor,
+    p_aff: torch.Tensor,
+    p_rep: torch.Tensor,
+    clip: float | None,
+    reduction: str = "sum",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 9: sum_{A_i} KL(p_i||p_j) - sum_{R_i} min(KL(p_i||p_j), clip), mean over anchors.
+
+    p (B, C); p_aff, p_rep (B, K, C).  ``reduction="mean"`` divides each sum by K.
+    Returns (loss, fraction of repulsion terms at the ceiling).
+    """
+    attract = kl_rows(p.unsqueeze(1), p_aff)
+    repel = kl_rows(p.unsqueeze(1), p_rep)
+    clipped = torch.zeros((), device=p.device)
+    if clip is not None:
+        clipped = (repel >= clip).float().mean()
+        repel = repel.clamp(max=clip)
+    if reduction == "mean":
+        loss = attract.mean(1) - repel.mean(1)
+    else:
+        loss = attract.sum(1) - repel.sum(1)
+    return loss.mean(), clipped
+
+
+def marginal_entropy(p: torch.Tensor, sign: str = "maximize") -> torch.Tensor:
+    """Eq. 10 on the batch marginal p_bar = mean_i p_i (p: (B, C)).
+
+    ``maximize`` returns sum_c p_bar log p_bar = -H(p_bar) (minimising it spreads the
+    videos over the pseudo-classes); ``paper`` returns +H(p_bar) as printed.
+    """
+    p_bar = p.mean(0)
+    neg_h = (p_bar * torch.log(p_bar + EPS)).sum()
+    if sign == "maximize":
+        return neg_h
+    if sign == "paper":
+        return -neg_h
+    raise ValueError(f"entropy sign must be 'maximize' or 'paper', got {sign!r}")
+
+
+def mil_bce(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 17: BCE(y, Z), y (B, C) in (0, 1) from MIL pooling, Z hard one-hot or soft."""
+    return F.binary_cross_entropy(y.clamp(EPS, 1 - EPS), target)
