@@ -34,6 +34,10 @@ def cpsp_inputs(wildcards):
     }
 
 
+def cpsp_threads(wildcards):
+    return cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["num_threads"]
+
+
 # Datasets of cpsp.datasets that are defined under `datasets` (others are skipped, so
 # the DAG builds before a dataset is configured).
 CPSP_DATASETS = [d for d in config["cpsp"]["datasets"] if d in config["datasets"]]
@@ -49,13 +53,15 @@ rule cpsp:
         summary="results/cpsp/{dataset}/{experiment}/seed{seed}/summary.json",
     log:
         "logs/cpsp/{dataset}/{experiment}/seed{seed}.log",
-    threads: 2
+    threads: cpsp_threads
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,
     params:
-        cfg=lambda wildcards: as_json(cpsp_config(wildcards.dataset, wildcards.experiment)),
+        cfg=lambda wildcards: as_json(
+            cpsp_config(wildcards.dataset, wildcards.experiment)
+        ),
         code=code(
             "methods/cpsp",
             "training",

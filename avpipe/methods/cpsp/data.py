@@ -49,8 +49,12 @@ class Normalizer:
 
     @classmethod
     def identity(cls, visual_dim: int, audio_dim: int) -> Normalizer:
-        return cls(np.zeros(visual_dim, np.float32), np.ones(visual_dim, np.float32),
-                   np.zeros(audio_dim, np.float32), np.ones(audio_dim, np.float32))
+        return cls(
+            np.zeros(visual_dim, np.float32),
+            np.ones(visual_dim, np.float32),
+            np.zeros(audio_dim, np.float32),
+            np.ones(audio_dim, np.float32),
+        )
 
     def as_dict(self) -> dict[str, list[float]]:
         return {k: getattr(self, k).tolist() for k in ("v_mean", "v_std", "a_mean", "a_std")}
@@ -59,14 +63,18 @@ class Normalizer:
 class SplitData:
     """One split's samples with features and targets, indexed 0..N-1."""
 
-    def __init__(self, manifest: Manifest, samples: list[Sample], visual: FeatureStore, audio: FeatureStore):
+    def __init__(
+        self, manifest: Manifest, samples: list[Sample], visual: FeatureStore, audio: FeatureStore
+    ):
         if not samples:
             raise ValueError(f"{manifest.dataset}: no samples to load")
         self.sample_ids = [s.sample_id for s in samples]
         vids = [s.video_id for s in samples]
         vz, az = visual.array(), audio.array()
         if vz.ndim != 5:
-            raise ValueError(f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps")
+            raise ValueError(
+                f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps"
+            )
         if az.ndim != 3:
             raise ValueError(f"{audio.path}: features have shape {az.shape}, expected (N, T, D)")
         self.T = int(min(vz.shape[1], az.shape[1]))
@@ -74,11 +82,17 @@ class SplitData:
         self.visual_dim, self.audio_dim = int(vz.shape[4]), int(az.shape[2])
         self.n_classes = len(manifest.classes)
         v_rows, a_rows = visual.rows(vids), audio.rows(vids)
-        n_seg = np.minimum.reduce([
-            visual.n_segments[v_rows], audio.n_segments[a_rows], np.array([s.n_segments for s in samples])
-        ])
+        n_seg = np.minimum.reduce(
+            [
+                visual.n_segments[v_rows],
+                audio.n_segments[a_rows],
+                np.array([s.n_segments for s in samples]),
+            ]
+        )
         self.mask = np.arange(self.T)[None, :] < np.clip(n_seg, 1, None)[:, None]
-        self.visual = visual.load(vids, dtype=np.float16)[:, : self.T].reshape(len(vids), self.T, self.positions, self.visual_dim)
+        self.visual = visual.load(vids, dtype=np.float16)[:, : self.T].reshape(
+            len(vids), self.T, self.positions, self.visual_dim
+        )
         self.audio = audio.load(vids, dtype=np.float32)[:, : self.T]
         if audio.has_audio is not None:
             self.audio *= audio.has_audio[a_rows].astype(np.float32)[:, None, None]
@@ -88,10 +102,21 @@ class SplitData:
         counts = np.stack([(self.labels == c).sum(1) for c in range(self.n_classes)], 1)
         # the video's category: its most frequent foreground class (full), else its
         # first video-level label (weak-only annotations); -1 when it has none
-        self.video_class = np.where(counts.any(1), counts.argmax(1), np.where(self.video_label.any(1), self.video_label.argmax(1), -1))
+        self.video_class = np.where(
+            counts.any(1),
+            counts.argmax(1),
+            np.where(self.video_label.any(1), self.video_label.argmax(1), -1),
+        )
         self.norm = Normalizer.identity(self.visual_dim, self.audio_dim)
-        log.info("%d samples, T=%d, visual %dx%d, audio %d, %d classes", len(self), self.T,
-                 self.positions, self.visual_dim, self.audio_dim, self.n_classes)
+        log.info(
+            "%d samples, T=%d, visual %dx%d, audio %d, %d classes",
+            len(self),
+            self.T,
+            self.positions,
+            self.visual_dim,
+            self.audio_dim,
+            self.n_classes,
+        )
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -109,8 +134,12 @@ class SplitData:
         v_mean = v_sum / n_v
         v_std = np.sqrt(np.maximum(v_sq / n_v - v_mean**2, 0)) + 1e-6
         a = self.audio[m].astype(np.float64)
-        return Normalizer(v_mean.astype(np.float32), v_std.astype(np.float32),
-                          a.mean(0).astype(np.float32), (a.std(0) + 1e-6).astype(np.float32))
+        return Normalizer(
+            v_mean.astype(np.float32),
+            v_std.astype(np.float32),
+            a.mean(0).astype(np.float32),
+            (a.std(0) + 1e-6).astype(np.float32),
+        )
 
     def batch(self, idx: np.ndarray, device: torch.device) -> Batch:
         idx = np.asarray(idx)
@@ -123,8 +152,15 @@ class SplitData:
         def t(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
-        return Batch(t(v), t(a), t(m), t(self.labels[idx]), t(self.fg[idx]), t(self.video_label[idx]),
-                     t(self.video_class[idx].astype(np.int64)))
+        return Batch(
+            t(v),
+            t(a),
+            t(m),
+            t(self.labels[idx]),
+            t(self.fg[idx]),
+            t(self.video_label[idx]),
+            t(self.video_class[idx].astype(np.int64)),
+        )
 
 
 def load_splits(
@@ -136,7 +172,9 @@ def load_splits(
     for name in splits:
         samples = [s for s in manifest.split(name) if s.present]
         if not samples:
-            raise ValueError(f"manifest {manifest.dataset!r} has no present samples in split {name!r}")
+            raise ValueError(
+                f"manifest {manifest.dataset!r} has no present samples in split {name!r}"
+            )
         out[name] = SplitData(manifest, samples, vs, au)
     return out
 

@@ -126,11 +126,19 @@ class PSPNet(nn.Module):
     ):
         super().__init__()
         if setting not in ("full", "weak") or head not in ("cpsp", "psp"):
-            raise ValueError(f"setting {setting!r} / head {head!r}: expected full|weak and cpsp|psp")
+            raise ValueError(
+                f"setting {setting!r} / head {head!r}: expected full|weak and cpsp|psp"
+            )
         self.setting, self.head, self.n_classes = setting, head, n_classes
-        self.audio_proj = nn.Sequential(_linear(audio_dim, cfg.audio_hidden), _linear(cfg.audio_hidden, cfg.embed))
-        self.attention = AudioGuidedAttention(visual_dim, cfg.embed, positions, cfg.attention_hidden)
-        self.visual_proj = nn.Sequential(_linear(visual_dim, cfg.visual_hidden), _linear(cfg.visual_hidden, cfg.embed))
+        self.audio_proj = nn.Sequential(
+            _linear(audio_dim, cfg.audio_hidden), _linear(cfg.audio_hidden, cfg.embed)
+        )
+        self.attention = AudioGuidedAttention(
+            visual_dim, cfg.embed, positions, cfg.attention_hidden
+        )
+        self.visual_proj = nn.Sequential(
+            _linear(visual_dim, cfg.visual_hidden), _linear(cfg.visual_hidden, cfg.embed)
+        )
         self.lstm_a = nn.LSTM(cfg.embed, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.lstm_v = nn.LSTM(cfg.embed, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         d = 2 * cfg.lstm_hidden
@@ -140,7 +148,9 @@ class PSPNet(nn.Module):
             self.category = nn.Linear(d, n_classes)
         else:
             self.segment = nn.Sequential(
-                _linear(d, cfg.segment_hidden), nn.ReLU(), _linear(cfg.segment_hidden, n_classes + 1)
+                _linear(d, cfg.segment_hidden),
+                nn.ReLU(),
+                _linear(cfg.segment_hidden, n_classes + 1),
             )
             if setting == "weak":
                 self.temporal = nn.Linear(n_classes + 1, 1)

@@ -1,0 +1,124 @@
+"""PSP backbone pieces, heads, predictions and one optimisation step (methods spec §3.2, §3.5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avpipe.methods.cpsp.config import ExperimentConfig, LossWeights, ModelConfig
+from avpipe.methods.cpsp.data import Batch
+from avpipe.methods.cpsp.model import (
+    AudioGuidedAttention,
+    Output,
+    PSPNet,
+    predict_segments,
+    propagation_weights,
+)
+from avpipe.methods.cpsp.pipeline import objective
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: a second OpenMP thread only adds contention on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMALL = ModelConfig(
+    audio_hidden=16, embed=8, attention_hidden=8, visual_hidden=8, lstm_hidden=8, segment_hidden=8
+)
+
+
+def test_propagation_weights_prune_below_threshold_and_renormalise() -> None:
+    sim = torch.tensor([[[3.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]])
+    got = propagation_weights(sim, threshold=0.2)
+    assert torch.allclose(got[0, 0], torch.tensor([0.75, 0.25, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(got[0, 1], torch.full((4,), 0.25), atol=1e-6)
+    got = propagation_weights(sim, threshold=0.3)
+    assert torch.allclose(got[0, 0], torch.tensor([1.0, 0.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(got[0, 1], torch.zeros(4), atol=1e-6)  # nothing above: no propagation
+
+
+def test_attention_over_identical_positions_returns_that_vector() -> None:
+    torch.manual_seed(0)
+    att = AudioGuidedAttention(visual_dim=5, audio_dim=3, positions=4, hidden=6)
+    vec = torch.randn(2, 3, 1, 5)
+    out = att(vec.expand(2, 3, 4, 5), torch.randn(2, 3, 3))
+    assert torch.allclose(out, vec.squeeze(2), atol=1e-6)
+
+
+def test_predict_segments_gates_the_video_class() -> None:
+    out = Output(
+        *(torch.zeros(1, 3, 2) for _ in range(3)),
+        pair_sim=torch.zeros(1, 3),
+        event_logit=torch.tensor([[2.0, -1.0, 0.1]]),
+        class_logit=torch.tensor([[0.1, 0.9, 0.3]]),
+    )
+    assert predict_segments(out, n_classes=3).tolist() == [[1, 3, 1]]
+    out = Output(
+        *(torch.zeros(1, 2, 2) for _ in range(3)),
+        pair_sim=torch.zeros(1, 2),
+        segment_logit=torch.tensor([[[0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 2.0]]]),
+    )
+    assert predict_segments(out, n_classes=3).tolist() == [[1, 3]]
+
+
+@pytest.mark.parametrize("setting", ["full", "weak"])
+@pytest.mark.parametrize("head", ["cpsp", "psp"])
+def test_shapes(setting: str, head: str) -> None:
+    torch.manual_seed(0)
+    net = PSPNet(6, 4, 9, 3, SMALL, setting, head, 0.099).eval()
+    out = net(torch.randn(2, 5, 9, 6), torch.randn(2, 5, 4))
+    assert out.fused.shape == (2, 5, 16) and out.pair_sim.shape == (2, 5)
+    if head == "cpsp":
+        assert out.event_logit.shape == (2, 5) and out.class_logit.shape == (2, 3)
+    else:
+        assert out.segment_logit.shape == (2, 5, 4)
+    if setting == "weak":
+        n = 3 if head == "cpsp" else 4
+        assert out.video_prob.shape == (2, n)
+        assert torch.allclose(out.video_prob.sum(-1), torch.ones(2))
+
+
+def _batch(n_classes: int = 3) -> Batch:
+    g = torch.Generator().manual_seed(1)
+    B, T = 6, 5
+    labels = torch.full((B, T), n_classes)
+    cls = torch.arange(B) % n_classes
+    labels[:, 1:4] = cls[:, None]
+    return Batch(
+        visual=torch.randn(B, T, 9, 6, generator=g),
+        audio=torch.randn(B, T, 4, generator=g),
+        mask=torch.ones(B, T, dtype=torch.bool),
+        labels=labels,
+        fg=(labels < n_classes).float(),
+        video_label=torch.nn.functional.one_hot(cls, n_classes).float(),
+        video_class=cls,
+    )
+
+
+@pytest.mark.parametrize(
+    "setting,weights",
+    [
+        ("full", LossWeights(avpsp=100, spsa=0.01, vpsa=1, ss=0)),
+        ("full", LossWeights(avpsp=0, spsa=0, vpsa=0, ss=1)),
+        ("weak", LossWeights(avpsp=0, spsa=0, vpsa=1, ss=0)),
+    ],
+)
+def test_one_adam_step_lowers_the_loss(setting: str, weights: LossWeights) -> None:
+    torch.manual_seed(0)
+    exp = ExperimentConfig(setting=setting, weights=weights)
+    net = PSPNet(6, 4, 9, 3, SMALL, setting, "cpsp", exp.threshold).eval()  # eval: no dropout noise
+    b = _batch()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before, parts = objective(net(b.visual, b.audio), b, exp, 3)
+    assert set(parts) == {"cls"} | {
+        k for k in ("avpsp", "spsa", "vpsa", "ss") if getattr(weights, k) > 0
+    }
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after, _ = objective(net(b.visual, b.audio), b, exp, 3)
+    assert after.item() < before.item()
