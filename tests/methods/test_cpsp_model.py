@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,40 @@ def test_one_adam_step_lowers_the_loss(setting: str, weights: LossWeights) -> No
     opt.step()
     after, _ = objective(net(b.visual, b.audio), b, exp, 3)
     assert after.item() < before.item()
+
+
+@pytest.mark.parametrize("setting", ["full", "weak"])
+def test_padded_segments_change_nothing(setting: str) -> None:
+    torch.manual_seed(0)
+    net = PSPNet(6, 4, 9, 3, SMALL, setting, "cpsp", 0.099).eval()
+    v, a = torch.randn(1, 5, 9, 6), torch.randn(1, 5, 4)
+    ref = net(v, a)
+    pad_v = torch.cat([v, torch.randn(1, 3, 9, 6)], 1)
+    pad_a = torch.cat([a, torch.randn(1, 3, 4)], 1)
+    mask = torch.arange(8)[None] < 5
+    # batch it with a full-length video so the packed-LSTM path is taken
+    out = net(torch.cat([pad_v, pad_v]), torch.cat([pad_a, pad_a]), torch.cat([mask, ~mask | mask]))
+    assert torch.allclose(out.fused[0, :5], ref.fused[0], atol=1e-5)
+    assert torch.allclose(out.class_logit[0], ref.class_logit[0], atol=1e-5)
+    if setting == "weak":
+        assert torch.allclose(out.video_prob[0], ref.video_prob[0], atol=1e-5)
+
+
+def test_streamed_maps_equal_in_memory_maps(tmp_path) -> None:
+    from cpsp_toy import make_toy
+
+    from avpipe.io.store import FeatureStore
+    from avpipe.methods.cpsp.data import SplitData
+
+    manifest, v, a = make_toy(tmp_path, sizes=(6, 3, 3))
+    samples = manifest.split("train")
+    mem = SplitData(manifest, samples, FeatureStore(v), FeatureStore(a), budget_mb=100)
+    streamed = SplitData(manifest, samples, FeatureStore(v), FeatureStore(a), budget_mb=0)
+    assert mem.in_memory and not streamed.in_memory
+    idx = np.array([4, 1])
+    b1, b2 = mem.batch(idx, torch.device("cpu")), streamed.batch(idx, torch.device("cpu"))
+    assert torch.equal(b1.visual, b2.visual) and b1.visual.shape == (2, 10, 9, 16)
+    # targets from the manifest: background = C = 3 outside [onset, offset)
+    assert set(b1.labels[0].tolist()) == {4 % 3, 3} and b1.video_class.tolist() == [1, 1]
+    n1, n2 = mem.fit_normalizer(), streamed.fit_normalizer()
+    assert np.allclose(n1.v_mean, n2.v_mean) and np.allclose(n1.a_std, n2.a_std)

@@ -94,7 +94,7 @@ def predict(
     preds, events, classes = [], [], []
     for idx in ordered_batches(len(data), batch_size):
         b = data.batch(idx, device)
-        out = model(b.visual, b.audio)
+        out = model(b.visual, b.audio, b.mask)
         preds.append(predict_segments(out, data.n_classes).cpu().numpy())
         if out.event_logit is not None:
             events.append(torch.sigmoid(out.event_logit).cpu().numpy())
@@ -138,9 +138,8 @@ def run_experiment(
     check_experiment(exp)
     torch.set_num_threads(cfg.data.num_threads)
     device = resolve_device(cfg.data.device)
-    splits = load_splits(
-        manifest, visual, audio, tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
-    )
+    names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
+    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb)
     train, val = splits["train"], splits["val"]
     if cfg.data.standardize:
         norm = train.fit_normalizer()
@@ -152,7 +151,7 @@ def run_experiment(
 
     def batch_loss(idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
         b = train.batch(idx, device)
-        return objective(model(b.visual, b.audio), b, exp, train.n_classes)
+        return objective(model(b.visual, b.audio, b.mask), b, exp, train.n_classes)
 
     def validate() -> dict[str, float]:
         return {"score": accuracy(model, val, eval_bs, device)}
