@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import brightness, tone
+from avmedia import brightness, tone
 
 from avpipe.io.decode import DecodedShard, DecodeError, DecodePlan, decode_shard, decode_video, pick_frames, shard_of
 
