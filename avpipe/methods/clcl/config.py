@@ -102,9 +102,9 @@ class EMConfig:
     weight_decay: float = 5e-4
     dropout: float = 0.1
     targets: Literal["hard", "soft"] = "hard"
-    # round k's localizer starts from round k-1's ("previous"; round 1 from stage A) or
-    # always from stage A's encoder with fresh heads ("pretrain")
-    init: Literal["pretrain", "previous"] = "previous"
+    # every round's localizer starts from stage A's encoder with fresh, seeded heads
+    # ("pretrain", spec [REC]) or warm-starts from round k-1's localizer ("previous")
+    init: Literal["pretrain", "previous"] = "pretrain"
     finetune_encoder: bool = True
     # E-step of round k >= 2: annotator epochs
     annotator_epochs: int = 200
