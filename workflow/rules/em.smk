@@ -30,7 +30,7 @@ rule em:
         labels="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.tsv",
     log:
         "logs/em/{dataset}/seed{seed}/round{round}.log",
-    threads: 2
+    threads: unsup_threads
     resources:
         mem_mb=8000,
         runtime=300,

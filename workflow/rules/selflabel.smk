@@ -12,7 +12,7 @@ rule selflabel:
         tsv="results/selflabel/{dataset}/seed{seed}/pseudo_labels.tsv",
     log:
         "logs/selflabel/{dataset}/seed{seed}.log",
-    threads: 2
+    threads: unsup_threads
     resources:
         mem_mb=8000,
         runtime=300,
