@@ -39,7 +39,7 @@ def plan_video(cfg: SyntheticConfig, split: str, index: int) -> VideoPlan:
     seed = video_seed(cfg.seed, "ave", split, index)
     rng = np.random.default_rng([seed, 0])
     c = index % cfg.n_classes
-    length = int(rng.integers(part.min_event_s, part.max_event_s + 1))
+    length = int(rng.integers(part.min_event_s, (part.max_event_s or d) + 1))
     onset = int(rng.integers(0, d - length + 1))
     anchor = (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.35, 0.65)))
     phase = float(rng.uniform())

@@ -75,7 +75,7 @@ CLASS_BANK: tuple[ClassSpec, ...] = (
     _c("Clicker", "diamond",  (40, 220, 230),  "checker",  "blink",  3000.0, "noise",  10.0, 0.1, 30.0, "none",  0.0, 0.0),
     _c("Organ",   "cross",    (250, 140, 30),  "solid",    "static", 330.0,  "saw",    0.0, 1.0, 0.0, "none",    0.0, 0.0),
     _c("Bird",    "xshape",   (245, 245, 245), "dots",     "circle", 2600.0, "sine",   3.0, 0.5, 0.0, "vibrato", 14.0, 0.08),
-    _c("Hum",     "disc",     (130, 40, 200),  "vstripes", "drift",  110.0,  "saw",    0.0, 1.0, 0.0, "none",    0.0, 0.0),
+    _c("Hum",     "disc",     (130, 40, 200),  "vstripes", "drift",  110.0,  "saw",    0.0, 1.0, 0.0, "vibrato", 4.0, 0.02),
     _c("Knock",   "square",   (150, 100, 60),  "checker",  "jitter", 160.0,  "sine",   2.5, 0.15, 20.0, "none",  0.0, 0.0),
     _c("Bell",    "diamond",  (30, 150, 140),  "solid",    "hosc",   880.0,  "bell",   1.0, 0.9, 2.5, "none",    0.0, 0.0),
     _c("Rattle",  "ring",     (250, 130, 180), "dots",     "jitter", 5000.0, "noise",  16.0, 0.5, 0.0, "chirp",  0.5, 0.2),

@@ -61,7 +61,7 @@ class AvePart:
     val: int
     test: int
     min_event_s: int
-    max_event_s: int
+    max_event_s: int | None  # None = duration_s
     single_modality_background: float
 
 
@@ -126,7 +126,7 @@ class SyntheticConfig:
         if not 0.0 <= self.difficulty.similarity <= 1.0:
             raise ConfigError(f"synthetic.difficulty.similarity: {self.difficulty.similarity} not in [0, 1]")
         ave, llp = self.ave, self.llp
-        if not 1 <= ave.min_event_s <= ave.max_event_s <= self.duration_s:
+        if not 1 <= ave.min_event_s <= (ave.max_event_s or self.duration_s) <= self.duration_s:
             raise ConfigError(
                 f"synthetic.ave: need 1 <= min_event_s ({ave.min_event_s}) <= max_event_s "
                 f"({ave.max_event_s}) <= duration_s ({self.duration_s})"
@@ -168,7 +168,7 @@ _DEFAULT: dict[str, Any] = {
         "val": 12,
         "test": 12,
         "min_event_s": 2,
-        "max_event_s": 10,
+        "max_event_s": None,
         "single_modality_background": 0.2,
     },
     "llp": {
