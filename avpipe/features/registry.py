@@ -204,7 +204,9 @@ def list_recipes() -> list[str]:
 
 def get_recipe(recipe: str) -> Recipe:
     if recipe not in RECIPES:
-        raise KeyError(f"unknown extractor recipe {recipe!r}; known recipes: {', '.join(list_recipes())}")
+        raise KeyError(
+            f"unknown extractor recipe {recipe!r}; known recipes: {', '.join(list_recipes())}"
+        )
     return RECIPES[recipe]
 
 
@@ -225,7 +227,9 @@ def resolve_options(recipe: str, options: dict[str, Any] | None) -> dict[str, An
         if out["frames_per_segment"] < 1:
             raise ConfigError(f"extractor {recipe!r}: frames_per_segment must be >= 1")
         if out["input_size"] < 32:
-            raise ConfigError(f"extractor {recipe!r}: input_size must be >= 32 (five stride-2 stages)")
+            raise ConfigError(
+                f"extractor {recipe!r}: input_size must be >= 32 (five stride-2 stages)"
+            )
     if out["hop_s"] <= 0:
         raise ConfigError(f"extractor {recipe!r}: hop_s must be > 0, got {out['hop_s']}")
     return out

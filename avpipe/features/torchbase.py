@@ -54,7 +54,9 @@ def _advice(what: str, url: str | None) -> str:
 def _from_url(url: str, what: str) -> dict[str, torch.Tensor]:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
     if not cached.is_file() and os.environ.get("AVPIPE_OFFLINE", "") not in ("", "0"):
-        raise WeightsUnavailableError(f"AVPIPE_OFFLINE is set and {cached} does not exist; " + _advice(what, url))
+        raise WeightsUnavailableError(
+            f"AVPIPE_OFFLINE is set and {cached} does not exist; " + _advice(what, url)
+        )
     try:
         return torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu")
     except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError
@@ -83,7 +85,9 @@ def load_state_dict(weights: str, what: str, pretrained: Callable[[], str]) -> d
     return dict(sd)
 
 
-def load_into(module: torch.nn.Module, sd: Mapping[str, Any], ignore: tuple[str, ...], where: str) -> None:
+def load_into(
+    module: torch.nn.Module, sd: Mapping[str, Any], ignore: tuple[str, ...], where: str
+) -> None:
     """Strict load of ``sd`` minus keys starting with ``ignore`` (e.g. a dropped head)."""
     kept = {k: v for k, v in sd.items() if not k.startswith(ignore)}
     missing, unexpected = module.load_state_dict(kept, strict=False)
@@ -137,7 +141,13 @@ class TorchExtractor(Extractor):
         if want and not bf16_supported(self.device):
             log.warning("%s: bf16 not supported on %s; running fp32", self.spec.name, self.device)
         self.precision = "bf16-autocast" if want and bf16_supported(self.device) else "fp32"
-        log.info("%s on %s: %s, channels_last=%s", self.spec.name, self.device, self.precision, self.options["channels_last"])
+        log.info(
+            "%s on %s: %s, channels_last=%s",
+            self.spec.name,
+            self.device,
+            self.precision,
+            self.options["channels_last"],
+        )
         return self
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -43,7 +43,10 @@ from avpipe.features.torchbase import TorchExtractor, load_into, load_state_dict
 def prepare(frames: torch.Tensor, spec: ExtractorSpec) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, h, w) float32, resized/cropped and normalised."""
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{spec.name}: expected (N, H, W, 3) uint8 frames, got {frames.dtype} {tuple(frames.shape)}")
+        raise ValueError(
+            f"{spec.name}: expected (N, H, W, 3) uint8 frames, "
+            f"got {frames.dtype} {tuple(frames.shape)}"
+        )
     x = frames.permute(0, 3, 1, 2).float()
     h, w = x.shape[-2:]
     size = spec.input_size[0]
@@ -66,7 +69,8 @@ def prepare(frames: torch.Tensor, spec: ExtractorSpec) -> torch.Tensor:
 def _check_frames(batch: torch.Tensor, spec: ExtractorSpec) -> tuple[int, int]:
     if batch.ndim != 5 or batch.shape[1] != spec.frames_per_segment:
         raise ValueError(
-            f"{spec.name}: expected (S, {spec.frames_per_segment}, H, W, 3) frames, got {tuple(batch.shape)}"
+            f"{spec.name}: expected (S, {spec.frames_per_segment}, H, W, 3) frames, "
+            f"got {tuple(batch.shape)}"
         )
     return batch.shape[0], batch.shape[1]
 
