@@ -20,7 +20,7 @@ from typing import Literal
 
 from avpipe.config import from_dict, load_json_arg, to_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.io.decode import DecodePlan, decode_shard, shard_of
+from avpipe.io.decode import DecodeError, DecodePlan, decode_shard, shard_of
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     videos = shard_videos(manifest, args.shard, cfg.shards)
     log.info("%s shard %d/%d: %d videos, %d frames per segment at %s", manifest.dataset, args.shard, cfg.shards, len(videos), cfg.frames_per_segment, cfg.frame_size)
     attrs = {"dataset": manifest.dataset, "shard": args.shard, "shards": cfg.shards, **provenance(to_dict(cfg))}
-    rows = decode_shard(videos, args.out, args.status, cfg.plan(hop), workers=args.workers, on_error=cfg.on_error, attrs=attrs)
+    try:
+        rows = decode_shard(videos, args.out, args.status, cfg.plan(hop), workers=args.workers, on_error=cfg.on_error, attrs=attrs)
+    except DecodeError as e:
+        log.error("%s (decode.on_error is raise; set it to skip to record bad videos and go on)", e)
+        return 1
     counts: dict[str, int] = {}
     for r in rows:
         counts[r[2]] = counts.get(r[2], 0) + 1
