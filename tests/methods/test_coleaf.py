@@ -1,4 +1,4 @@
-"""CoLeaF losses (avpipe.methods.coleaf.losses) against hand computations, and the Reference branch."""
+"""CoLeaF losses against hand computations, and the Reference branch."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def test_asl_by_hand_and_focus_without_gradient() -> None:
     p = torch.tensor([0.8, 0.3, 0.02], requires_grad=True)
     y = torch.tensor([1.0, 0.0, 0.0])
     loss = asl(p, y)
-    # positive: -(1-0.8) ln 0.8; negative 0.3: p- = 0.75 -> -(1-0.75) ln 0.75; 0.02: p- = min(1.03, 1) -> 0
+    # positive: -(1-0.8) ln 0.8; negative 0.3: p- = 0.75 -> -(1-0.75) ln 0.75;
+    # negative 0.02: p- = min(1.03, 1) -> 0
     assert loss.item() == pytest.approx(-(0.2 * math.log(0.8) + 0.25 * math.log(0.75)), rel=1e-6)
     loss.backward()
     # d/dp of -0.2 ln p at 0.8 = -0.25 (the focusing weight is a constant)
@@ -35,7 +36,9 @@ def test_smoothed_nce_by_hand() -> None:
     e = math.e
     ell = -math.log(0.9 * e / (e + 1) + 0.1 / (e + 1))
     assert smoothed_nce(q, q, tau=1.0, smoothing=0.1).item() == pytest.approx(ell, rel=1e-6)
-    assert smoothed_nce(q, q, tau=1.0, weight=torch.tensor([0.5])).item() == pytest.approx(0.5 * ell, rel=1e-6)
+    assert smoothed_nce(q, q, tau=1.0, weight=torch.tensor([0.5])).item() == pytest.approx(
+        0.5 * ell, rel=1e-6
+    )
     # a padded third segment changes nothing; a video with one real segment has no negatives -> 0
     q3 = torch.cat([q, torch.tensor([[[0.6, 0.8]]])], dim=1)
     mask = torch.tensor([[True, True, False]])
@@ -61,17 +64,28 @@ def test_event_aware_weights_by_hand() -> None:
 
 def test_smkd_targets_by_hand() -> None:
     ya, yv = smkd_targets(
-        torch.tensor([[0.5, 0.49]]), torch.tensor([[0.6, 0.7]]), torch.tensor([[1.0, 1.0]]), torch.tensor([[0.95, 0.05]])
+        torch.tensor([[0.5, 0.49]]),
+        torch.tensor([[0.6, 0.7]]),
+        torch.tensor([[1.0, 1.0]]),
+        torch.tensor([[0.95, 0.05]]),
     )
     assert ya.tolist() == [[1.0, 0.0]]
     assert yv[0].tolist() == pytest.approx([0.95, 0.05])
 
 
 def test_cc_teacher_and_correlation_loss_by_hand() -> None:
-    t = cc_teacher(torch.tensor([[0.85, 0.5, 0.05]]), torch.tensor([[0.3, 0.4, 0.6]]), torch.tensor([[1.0, 1.0, 0.0]]), 0.8, 0.1)
+    t = cc_teacher(
+        torch.tensor([[0.85, 0.5, 0.05]]),
+        torch.tensor([[0.3, 0.4, 0.6]]),
+        torch.tensor([[1.0, 1.0, 0.0]]),
+        0.8,
+        0.1,
+    )
     # gate = [1 (confident, labelled), 0 (unsure), 0 (confident but not labelled)]
     assert t[0].tolist() == pytest.approx([0.85, 0.4, 0.6])
-    assert cc_teacher(torch.tensor([[0.85]]), torch.tensor([[0.3]]), torch.tensor([[1.0]]), 0.9, 0.1, gated=False).item() == pytest.approx(0.85)
+    assert cc_teacher(
+        torch.tensor([[0.85]]), torch.tensor([[0.3]]), torch.tensor([[1.0]]), 0.9, 0.1, gated=False
+    ).item() == pytest.approx(0.85)
     p = torch.tensor([[0.5, 1.0], [0.5, 1.0]], requires_grad=True)
     teacher = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     # per video: (1 - .25)^2 + 2 (0 - .5)^2 + (0 - 1)^2 = 2.0625; sum over B = 2: 4.125; C = 2
@@ -87,7 +101,12 @@ def test_reference_tokens_padding_and_outputs(modality: str) -> None:
     torch.manual_seed(0)
     net = ReferenceNet(modality, 5, 6, 4, n_classes=3, d=8, ffn=8).eval()
     B, T, k = 2, 4, 2
-    batch = {"audio": torch.randn(B, T, 5), "frames": torch.randn(B, T, k, 6), "motion": torch.randn(B, T, 4), "mask": torch.ones(B, T, dtype=torch.bool)}
+    batch = {
+        "audio": torch.randn(B, T, 5),
+        "frames": torch.randn(B, T, k, 6),
+        "motion": torch.randn(B, T, 4),
+        "mask": torch.ones(B, T, dtype=torch.bool),
+    }
     out = net(batch)
     assert out["seg_prob"].shape == (B, T, 3) and out["video_prob"].shape == (B, 3)
     # zero-initialised class tokens: LayerNorm outputs have zero mean, so c = σ(0) = 0.5 at init
@@ -98,4 +117,6 @@ def test_reference_tokens_padding_and_outputs(modality: str) -> None:
     out_pad = net(pad)
     assert torch.allclose(out_pad["video_prob"], out["video_prob"], atol=1e-5)
     assert torch.allclose(out_pad["seg_prob"][:, :T], out["seg_prob"], atol=1e-5)
-    assert ReferenceNet(modality, 5, 6, 4, n_classes=3, d=8, ffn=8, class_tokens=False)(batch).keys() == {"seg_prob", "video_prob", "embedding"}
+    assert ReferenceNet(modality, 5, 6, 4, n_classes=3, d=8, ffn=8, class_tokens=False)(
+        batch
+    ).keys() == {"seg_prob", "video_prob", "embedding"}

@@ -54,7 +54,11 @@ def test_padding_does_not_change_predictions() -> None:
 
 
 def test_han_loss_by_hand() -> None:
-    out = {"video_prob": torch.tensor([[0.5]]), "audio_prob": torch.tensor([[0.8]]), "visual_prob": torch.tensor([[0.8]])}
+    out = {
+        "video_prob": torch.tensor([[0.5]]),
+        "audio_prob": torch.tensor([[0.8]]),
+        "visual_prob": torch.tensor([[0.8]]),
+    }
     y = torch.tensor([[1.0]])
     want = -math.log(0.5) - math.log(0.8) - (0.95 * math.log(0.8) + 0.05 * math.log(0.2))
     assert han_loss(out, y).item() == pytest.approx(want, rel=1e-6)

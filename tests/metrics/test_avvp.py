@@ -7,7 +7,14 @@ import pytest
 
 from avpipe.datasets.manifest import Event, Manifest, Sample
 from avpipe.metrics import avvp
-from avpipe.metrics.avvp import dataset_scores, event_counts, runs, segment_counts, video_f, video_scores
+from avpipe.metrics.avvp import (
+    dataset_scores,
+    event_counts,
+    runs,
+    segment_counts,
+    video_f,
+    video_scores,
+)
 
 
 def m(*rows: str) -> np.ndarray:
@@ -102,7 +109,10 @@ def test_dataset_type_metrics_and_variable_length() -> None:
 
 def _toy_manifest() -> Manifest:
     classes = ["dog", "car"]
-    samples = [Sample(f"s{i}", f"s{i}", split, "", 4.0, 4) for i, split in enumerate(["val", "val", "test"])]
+    samples = [
+        Sample(f"s{i}", f"s{i}", split, "", 4.0, 4)
+        for i, split in enumerate(["val", "val", "test"])
+    ]
     events = [
         Event("s0", "dog", "unspecified"),
         Event("s0", "dog", "visual", 0.0, 4.0),

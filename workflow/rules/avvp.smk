@@ -40,7 +40,9 @@ def avvp_stores(wildcards):
 
 # Datasets of avvp.datasets that are defined under `datasets` (others are skipped,
 # so the DAG builds before any dataset is configured).
-AVVP_DATASETS = [d for d in config["avvp"].get("datasets", []) if d in config["datasets"]]
+AVVP_DATASETS = [
+    d for d in config["avvp"].get("datasets", []) if d in config["datasets"]
+]
 AVVP_METHODS = list(config["avvp"].get("methods", []))
 AVVP_CODE = (
     "methods/han",

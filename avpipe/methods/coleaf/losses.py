@@ -27,7 +27,13 @@ import torch
 EPS_ASL = 1e-8
 
 
-def asl(p: torch.Tensor, y: torch.Tensor, gamma_pos: float = 1.0, gamma_neg: float = 1.0, clip: float = 0.05) -> torch.Tensor:
+def asl(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    gamma_pos: float = 1.0,
+    gamma_neg: float = 1.0,
+    clip: float = 0.05,
+) -> torch.Tensor:
     """Summed asymmetric loss of probabilities ``p`` against (soft) targets ``y``, same shape."""
     p_neg = (1.0 - p + clip).clamp(max=1.0) if clip > 0 else 1.0 - p
     loss = y * torch.log(p.clamp(min=EPS_ASL)) + (1.0 - y) * torch.log(p_neg.clamp(min=EPS_ASL))
@@ -94,18 +100,31 @@ def event_aware_weights(
 
 
 def smkd_targets(
-    p_audio: torch.Tensor, p_visual: torch.Tensor, t_audio: torch.Tensor, t_visual: torch.Tensor, thresholds: tuple[float, float] = (0.5, 0.6), mask_with_labels: bool = True
+    p_audio: torch.Tensor,
+    p_visual: torch.Tensor,
+    t_audio: torch.Tensor,
+    t_visual: torch.Tensor,
+    thresholds: tuple[float, float] = (0.5, 0.6),
+    mask_with_labels: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 12 targets ``ỹ^a = 1[p^a >= θ_a] ⊙ P_a``, ``ỹ^v = 1[p^v >= θ_v] ⊙ P_v`` (B,C)
     from the Anchor's modality probabilities and the video targets ``P_a``, ``P_v``."""
-    ya, yv = (p_audio >= thresholds[0]).to(p_audio.dtype), (p_visual >= thresholds[1]).to(p_visual.dtype)
+    ya, yv = (
+        (p_audio >= thresholds[0]).to(p_audio.dtype),
+        (p_visual >= thresholds[1]).to(p_visual.dtype),
+    )
     if mask_with_labels:
         ya, yv = ya * t_audio, yv * t_visual
     return ya, yv
 
 
 def cc_teacher(
-    p_ref: torch.Tensor, p_anchor: torch.Tensor, targets: torch.Tensor, high: float, low: float, gated: bool = True
+    p_ref: torch.Tensor,
+    p_anchor: torch.Tensor,
+    targets: torch.Tensor,
+    high: float,
+    low: float,
+    gated: bool = True,
 ) -> torch.Tensor:
     """Teacher video probabilities (B,C): ``G ⊙ p^R + (1 - G) ⊙ sg(p^A)`` with the gate
     ``G = 1[(p^R >= high) ∨ (p^R <= low)] ⊙ targets`` (code), or ``p^R`` (paper)."""
@@ -116,7 +135,9 @@ def cc_teacher(
     return gate * p_ref + (1.0 - gate) * p_anchor.detach()
 
 
-def class_correlation_loss(p: torch.Tensor, teacher: torch.Tensor, reduction: Literal["code", "mean", "mse"] = "code") -> torch.Tensor:
+def class_correlation_loss(
+    p: torch.Tensor, teacher: torch.Tensor, reduction: Literal["code", "mean", "mse"] = "code"
+) -> torch.Tensor:
     """Distance of the class-correlation matrices ``M(x) = x xᵀ`` (B,C,C) of the student
     ``p`` and the (detached) ``teacher``, both (B,C)."""
     B, C = p.shape

@@ -108,7 +108,9 @@ class Config:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    select: Selection = field(default_factory=lambda: Selection("new_mean", Setting(0.52, 0.25, "modality")))
+    select: Selection = field(
+        default_factory=lambda: Selection("new_mean", Setting(0.52, 0.25, "modality"))
+    )
 
 
 class Trainer:
@@ -118,15 +120,39 @@ class Trainer:
         self.anchor = build_han(cfg.anchor, dims).to(device)
         r = cfg.reference
         self.refs = {
-            m: ReferenceNet(m, dims.audio, dims.frames, dims.motion, dims.n_classes, r.d_model, r.heads, r.ffn, r.dropout, r.head_dropout, r.class_tokens).to(device)
+            m: ReferenceNet(
+                m,
+                dims.audio,
+                dims.frames,
+                dims.motion,
+                dims.n_classes,
+                r.d_model,
+                r.heads,
+                r.ffn,
+                r.dropout,
+                r.head_dropout,
+                r.class_tokens,
+            ).to(device)
             for m in ("audio", "visual")
         }
         t = cfg.train
-        self.opts = {k: torch.optim.Adam(net.parameters(), lr=t.lr) for k, net in [("anchor", self.anchor), *self.refs.items()]}
-        self.scheds = [torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()]
+        self.opts = {
+            k: torch.optim.Adam(net.parameters(), lr=t.lr)
+            for k, net in [("anchor", self.anchor), *self.refs.items()]
+        }
+        self.scheds = [
+            torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()
+        ]
 
     # -- Reference ------------------------------------------------------------------
-    def reference_loss(self, out: dict[str, torch.Tensor], target: torch.Tensor, pseudo: torch.Tensor, modality: str, epoch: int) -> torch.Tensor:
+    def reference_loss(
+        self,
+        out: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        pseudo: torch.Tensor,
+        modality: str,
+        epoch: int,
+    ) -> torch.Tensor:
         r = self.cfg.reference
         late = int(epoch > r.warmup_epochs)
         crit = asl if r.loss == "asl" else bce
@@ -138,7 +164,9 @@ class Trainer:
             loss = loss + r.smkd_weight * crit(out["video_prob"], pseudo)
         return loss
 
-    def _no_grad_forward(self, net: torch.nn.Module, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _no_grad_forward(
+        self, net: torch.nn.Module, *args: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         net.eval()
         with torch.no_grad():
             out = net(*args)
@@ -169,7 +197,20 @@ class Trainer:
         targets = {"audio": y, "visual": smooth(y, c.train.visual_smoothing)}
         args = (b["audio"], b["frames"], b["motion"], b["mask"])
         a0 = self._no_grad_forward(self.anchor, *args)
-        pseudo = dict(zip(("audio", "visual"), smkd_targets(a0["audio_prob"], a0["visual_prob"], targets["audio"], targets["visual"], c.reference.smkd_thresholds, c.reference.smkd_mask_with_labels), strict=True))
+        pseudo = dict(
+            zip(
+                ("audio", "visual"),
+                smkd_targets(
+                    a0["audio_prob"],
+                    a0["visual_prob"],
+                    targets["audio"],
+                    targets["visual"],
+                    c.reference.smkd_thresholds,
+                    c.reference.smkd_mask_with_labels,
+                ),
+                strict=True,
+            )
+        )
         logs: dict[str, float] = {}
         for m, net in self.refs.items():
             loss = self.reference_loss(net(b), targets[m], pseudo[m], m, epoch)
@@ -184,20 +225,42 @@ class Trainer:
         mask = b["mask"]
         keys = {m: F.normalize(out[f"x_{m}"], dim=-1) for m in ("audio", "visual")}
         if c.train.anchor_nce_weight:
-            nce = smoothed_nce(keys["audio"], keys["visual"], mask, c.contrastive.temperature, c.contrastive.smoothing)
+            nce = smoothed_nce(
+                keys["audio"],
+                keys["visual"],
+                mask,
+                c.contrastive.temperature,
+                c.contrastive.smoothing,
+            )
             loss = loss + c.train.anchor_nce_weight * nce
         if epoch >= c.contrastive.start_epoch:
             k = c.contrastive
-            w = dict(zip(("audio", "visual"), event_aware_weights(ref["audio"]["video_prob"], ref["visual"]["video_prob"], k.pseudo_threshold, k.weighting, y if k.pseudo_mask_with_labels else None), strict=True))
+            w = dict(
+                zip(
+                    ("audio", "visual"),
+                    event_aware_weights(
+                        ref["audio"]["video_prob"],
+                        ref["visual"]["video_prob"],
+                        k.pseudo_threshold,
+                        k.weighting,
+                        y if k.pseudo_mask_with_labels else None,
+                    ),
+                    strict=True,
+                )
+            )
             for m, lam in (("audio", k.weight_audio), ("visual", k.weight_visual)):
-                ea = smoothed_nce(ref[m]["embedding"], keys[m], mask, k.temperature, k.smoothing, w[m])
+                ea = smoothed_nce(
+                    ref[m]["embedding"], keys[m], mask, k.temperature, k.smoothing, w[m]
+                )
                 loss = loss + lam * ea
                 logs[f"ea_{m}"] = ea.item()
         if epoch >= c.correlation.start_epoch:
             k2 = c.correlation
             for m, gate in (("audio", k2.gate_audio), ("visual", k2.gate_visual)):
                 p_a = out[f"{m}_prob"]
-                teacher = cc_teacher(ref[m]["video_prob"], p_a, targets[m], gate[0], gate[1], k2.teacher == "gated")
+                teacher = cc_teacher(
+                    ref[m]["video_prob"], p_a, targets[m], gate[0], gate[1], k2.teacher == "gated"
+                )
                 cc = class_correlation_loss(p_a, teacher, k2.reduction)
                 loss = loss + k2.weight * cc
                 logs[f"cc_{m}"] = cc.item()
