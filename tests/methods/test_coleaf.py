@@ -12,6 +12,7 @@ from avpipe.methods.coleaf.losses import (
     cc_teacher,
     class_correlation_loss,
     event_aware_weights,
+    jomold_denoise,
     smkd_targets,
     smoothed_nce,
 )
@@ -120,3 +121,69 @@ def test_reference_tokens_padding_and_outputs(modality: str) -> None:
     assert ReferenceNet(modality, 5, 6, 4, n_classes=3, d=8, ffn=8, class_tokens=False)(
         batch
     ).keys() == {"seg_prob", "video_prob", "embedding"}
+
+
+def test_jomold_denoise_by_hand() -> None:
+    # 4 videos, one class, all labels positive; visual ratio 0.5 -> n = 2, audio 0.25 -> n = 1
+    pa = torch.tensor([[0.9], [0.8], [0.3], [0.2]])
+    pv = torch.tensor([[0.1], [0.9], [0.2], [0.95]])
+    ta, tv = torch.ones(4, 1), torch.full((4, 1), 0.95)
+    new_a, new_v = jomold_denoise(pa, pv, ta, tv, torch.tensor([0.25]), torch.tensor([0.5]))
+    # visual: smallest audio loss {0, 1} & largest visual loss {0, 2} -> video 0 loses its label
+    assert new_v[:, 0].tolist() == pytest.approx([0.0, 0.95, 0.95, 0.95])
+    # audio: largest audio loss {3} & smallest visual loss {3} -> video 3 loses its label
+    assert new_a[:, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert ta.sum() == 4  # inputs untouched
+
+
+def _toy_trainer(**cfg: dict):
+    from avpipe.config import from_dict
+    from avpipe.datasets.avvp import Dims
+    from avpipe.methods.coleaf import trainer
+
+    conf = from_dict(
+        trainer.Config,
+        {"anchor": {"d_model": 8, "ffn": 8}, "reference": {"d_model": 8, "ffn": 8}, **cfg},
+    )
+    dims = Dims(audio=5, frames=6, motion=4, frames_per_segment=2, n_classes=3)
+    return trainer.Trainer(conf, dims, torch.device("cpu"), torch.Generator().manual_seed(0))
+
+
+def _toy_batch() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {
+        "audio": torch.randn(4, 5, 5),
+        "frames": torch.randn(4, 5, 2, 6),
+        "motion": torch.randn(4, 5, 4),
+        "mask": torch.ones(4, 5, dtype=torch.bool),
+        "labels": torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1]]),
+    }
+
+
+def test_anchor_loss_trains_only_the_anchor() -> None:
+    tr = _toy_trainer()
+    b = _toy_batch()
+    args = (b["audio"], b["frames"], b["motion"], b["mask"])
+    ref = {m: tr._no_grad_forward(net, b) for m, net in tr.refs.items()}
+    logs: dict[str, float] = {}
+    loss = tr.anchor_loss(b, args, tr.targets(b["labels"], args, 2), ref, epoch=2, logs=logs)
+    loss.backward()
+    assert {"anchor_mil", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(logs)
+    assert all(p.grad is None for net in tr.refs.values() for p in net.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.anchor.parameters())
+    # epoch 1: neither the contrastive nor the correlation term (both start at epoch 2)
+    logs1: dict[str, float] = {}
+    tr.anchor_loss(b, args, tr.targets(b["labels"], args, 1), ref, epoch=1, logs=logs1)
+    assert set(logs1) == {"anchor_mil"}
+
+
+def test_denoise_config_is_checked_and_runs() -> None:
+    from avpipe.config import ConfigError
+
+    with pytest.raises(ConfigError, match="3 values"):
+        _toy_trainer(denoise={"enabled": True, "ratios_audio": [0.1], "ratios_visual": [0.1]})
+    tr = _toy_trainer(
+        denoise={"enabled": True, "ratios_audio": [0.5] * 3, "ratios_visual": [0.5] * 3}
+    )
+    logs = tr.step(_toy_batch(), epoch=2)
+    assert all(math.isfinite(v) for v in logs.values())

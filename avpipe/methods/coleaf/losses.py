@@ -24,6 +24,8 @@ from typing import Literal
 
 import torch
 
+from avpipe.methods.han.losses import bce
+
 EPS_ASL = 1e-8
 
 
@@ -149,3 +151,37 @@ def class_correlation_loss(
     if reduction == "mean":
         return total / (C * B)
     return total / (B * C * C)
+
+
+def jomold_denoise(
+    p_audio: torch.Tensor,
+    p_visual: torch.Tensor,
+    t_audio: torch.Tensor,
+    t_visual: torch.Tensor,
+    ratio_audio: torch.Tensor,
+    ratio_visual: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """JoMoLD-style modality label denoising of the released CoLeaF/CMPAE loops (spec §4.7).
+
+    ``p_*`` (B,C): Anchor modality probabilities (no cross-attention, no grad); ``t_*``
+    (B,C): modality targets; ``ratio_*`` (C,): per-class noise ratios.  For class c with
+    n = floor(r_c * #positives): a visual label is dropped when the sample is among the n
+    positives with the smallest audio loss and among the n with the largest visual loss;
+    an audio label symmetrically.  Returns new targets."""
+    loss_a = bce(p_audio, t_audio, reduction="none")
+    loss_v = bce(p_visual, t_visual, reduction="none")
+    out_a, out_v = t_audio.clone(), t_visual.clone()
+    for c in range(t_audio.shape[1]):
+        for target, out, ratio, keep_small, drop_large in (
+            (t_visual, out_v, ratio_visual, loss_a, loss_v),
+            (t_audio, out_a, ratio_audio, loss_v, loss_a),
+        ):
+            pos = torch.nonzero(target[:, c] > 0.5).flatten()
+            n = int(float(ratio[c]) * len(pos))
+            if n == 0:
+                continue
+            confident_other = set(pos[torch.argsort(keep_small[pos, c])[:n]].tolist())
+            unsure_own = set(pos[torch.argsort(drop_large[pos, c], descending=True)[:n]].tolist())
+            for b in confident_other & unsure_own:
+                out[b, c] = 0.0
+    return out_a, out_v

@@ -29,11 +29,13 @@ def han_loss(
     y: torch.Tensor,
     visual_smoothing: float = 0.1,
     guided: bool = True,
+    targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``out``: HAN outputs (``video_prob``, ``audio_prob``, ``visual_prob`` (B,C)); ``y`` (B,C)."""
+    """``out``: HAN outputs (``video_prob``, ``audio_prob``, ``visual_prob`` (B,C)); ``y`` (B,C).
+
+    ``targets`` replaces the modality targets ``(y, smooth(y))``, e.g. by denoised ones."""
     loss = bce(out["video_prob"], y)
     if guided:
-        loss = (
-            loss + bce(out["audio_prob"], y) + bce(out["visual_prob"], smooth(y, visual_smoothing))
-        )
+        t_audio, t_visual = targets if targets is not None else (y, smooth(y, visual_smoothing))
+        loss = loss + bce(out["audio_prob"], t_audio) + bce(out["visual_prob"], t_visual)
     return loss
