@@ -69,15 +69,31 @@ def make_avvp_dataset(
     segs = [T] * n
     return {
         "manifest": root / "manifest",
-        "audio": write_store(root / "vggish.zarr", {"features": audio.astype(np.float32)}, ids, segs, {"recipe": "vggish"}, has_audio=[True] * n),
+        "audio": write_store(
+            root / "vggish.zarr",
+            {"features": audio.astype(np.float32)},
+            ids,
+            segs,
+            {"recipe": "vggish"},
+            has_audio=[True] * n,
+        ),
         "frames": write_store(
             root / "resnet152_llp.zarr",
-            {"features": frames.mean(2).astype(np.float32), "frames": frames.reshape(n, T * k, -1).astype(np.float32)},
+            {
+                "features": frames.mean(2).astype(np.float32),
+                "frames": frames.reshape(n, T * k, -1).astype(np.float32),
+            },
             ids,
             segs,
             {"recipe": "resnet152_llp"},
         ),
-        "motion": write_store(root / "r2plus1d18.zarr", {"features": motion.astype(np.float32)}, ids, segs, {"recipe": "r2plus1d18"}),
+        "motion": write_store(
+            root / "r2plus1d18.zarr",
+            {"features": motion.astype(np.float32)},
+            ids,
+            segs,
+            {"recipe": "r2plus1d18"},
+        ),
     }
 
 
@@ -85,7 +101,10 @@ def small_config(method: str, epochs: int = 20) -> dict:
     """Method settings small enough for a CPU test (about a second per method)."""
     model = {"d_model": 32, "ffn": 32}
     if method == "han":
-        return {"model": model, "train": {"epochs": epochs, "batch_size": 16, "lr": 2e-3, "lr_step": 100}}
+        return {
+            "model": model,
+            "train": {"epochs": epochs, "batch_size": 16, "lr": 2e-3, "lr_step": 100},
+        }
     return {
         "anchor": model,
         "reference": {"d_model": 32, "ffn": 32},

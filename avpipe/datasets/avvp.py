@@ -78,7 +78,9 @@ def _frames(store: FeatureStore, ids: list[str], use_frames: bool, T: int) -> np
     if use_frames and "frames" in store.group:
         raw = store.load(ids, name="frames", dtype=np.float16)
         if raw.shape[1] % T:
-            raise ValueError(f"{store.path}: frames has {raw.shape[1]} rows per video, not a multiple of T = {T}")
+            raise ValueError(
+                f"{store.path}: frames has {raw.shape[1]} rows per video, not a multiple of T = {T}"
+            )
         return raw.reshape(raw.shape[0], T, raw.shape[1] // T, raw.shape[2])
     return store.load(ids, dtype=np.float16)[:, :, None, :]
 
@@ -97,12 +99,16 @@ def load_split(
     T = a.shape[1]
     for st in (frames, motion):
         if st.array().shape[1] != T:
-            raise ValueError(f"{st.path}: T_max {st.array().shape[1]} differs from {audio.path} ({T})")
+            raise ValueError(
+                f"{st.path}: T_max {st.array().shape[1]} differs from {audio.path} ({T})"
+            )
     mask = audio.mask[audio.rows(ids)][:, :T]
     if audio.has_audio is not None:
         silent = ~audio.has_audio[audio.rows(ids)]
         if silent.any():
-            log.info("%d videos without an audio stream keep zero audio features", int(silent.sum()))
+            log.info(
+                "%d videos without an audio stream keep zero audio features", int(silent.sum())
+            )
     weak = manifest.video_targets(samples, ("unspecified",))
     labels = np.where(weak.any(1, keepdims=True), weak, manifest.video_targets(samples))
     return AVVPSplit(
@@ -130,10 +136,17 @@ def load(
     stores = [FeatureStore(p) for p in (audio_store, frames_store, motion_store)]
     out: dict[str, AVVPSplit] = {}
     for name in splits:
-        samples = [s for s in manifest.split(name) if s.present and all(s.video_id in st for st in stores)]
+        samples = [
+            s for s in manifest.split(name) if s.present and all(s.video_id in st for st in stores)
+        ]
         dropped = len(manifest.split(name)) - len(samples)
         if dropped:
-            log.warning("%s/%s: %d samples absent from a feature store are skipped", manifest.dataset, name, dropped)
+            log.warning(
+                "%s/%s: %d samples absent from a feature store are skipped",
+                manifest.dataset,
+                name,
+                dropped,
+            )
         if not samples:
             raise ValueError(f"{manifest.dataset}: split {name!r} has no sample with features")
         out[name] = load_split(manifest, samples, *stores, use_frames=use_frames)

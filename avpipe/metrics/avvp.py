@@ -81,7 +81,7 @@ def _matches(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 def segment_counts(S: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """TP, FP, FN per class ``(3, C)`` int of predictions ``S`` vs truth ``G``, both ``(C, T)`` bool."""
+    """TP, FP, FN per class ``(3, C)`` of predictions ``S`` vs truth ``G``, both ``(C, T)`` bool."""
     S, G = np.asarray(S, bool), np.asarray(G, bool)
     return np.stack([(S & G).sum(1), (S & ~G).sum(1), (~S & G).sum(1)])
 
@@ -107,7 +107,9 @@ def video_f(counts: np.ndarray) -> float:
     return float(np.mean(2 * tp[active] / (2 * tp[active] + fp[active] + fn[active])))
 
 
-def modality_pairs(Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def modality_pairs(
+    Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(prediction, truth) per base metric; all ``(C, T)`` bool."""
     return {
         "A": (Sa, Ga),
@@ -118,7 +120,9 @@ def modality_pairs(Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarra
     }
 
 
-def video_scores(Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarray) -> dict[str, float]:
+def video_scores(
+    Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarray
+) -> dict[str, float]:
     """Per-video F (0-1) of every base and pooled metric at both levels, keys ``level.metric``."""
     pairs = modality_pairs(*(np.asarray(x, bool) for x in (Sa, Sv, Ga, Gv)))
     out: dict[str, float] = {}
@@ -132,7 +136,10 @@ def video_scores(Sa: np.ndarray, Sv: np.ndarray, Ga: np.ndarray, Gv: np.ndarray)
 
 
 def dataset_scores(
-    S_audio: Sequence[np.ndarray], S_visual: Sequence[np.ndarray], G_audio: Sequence[np.ndarray], G_visual: Sequence[np.ndarray]
+    S_audio: Sequence[np.ndarray],
+    S_visual: Sequence[np.ndarray],
+    G_audio: Sequence[np.ndarray],
+    G_visual: Sequence[np.ndarray],
 ) -> dict[str, float]:
     """Dataset metrics in percent, keys ``level.metric`` for every metric of ``METRICS``.
 
@@ -173,7 +180,9 @@ class Selected:
     enabled: bool = True
     base: str = "fixed"
     modalities: list[Literal["audio", "visual"]] = field(default_factory=lambda: ["visual"])
-    grid: list[float] = field(default_factory=lambda: [round(0.25 + 0.05 * i, 2) for i in range(10)])
+    grid: list[float] = field(
+        default_factory=lambda: [round(0.25 + 0.05 * i, 2) for i in range(10)]
+    )
 
 
 @dataclass(frozen=True)
@@ -187,16 +196,26 @@ class EvalConfig:
 
 
 def binarize(
-    seg_prob: np.ndarray, filter_prob: np.ndarray, n_segments: np.ndarray, video_threshold: np.ndarray | float, segment_threshold: float
+    seg_prob: np.ndarray,
+    filter_prob: np.ndarray,
+    n_segments: np.ndarray,
+    video_threshold: np.ndarray | float,
+    segment_threshold: float,
 ) -> list[np.ndarray]:
     """Segment predictions ``(C, T_i)`` bool per video from ``seg_prob`` ``(N, T, C)`` and
     ``filter_prob`` ``(N, C)``; ``video_threshold`` is a scalar or ``(C,)``."""
-    keep = filter_prob >= np.asarray(video_threshold)[None] if np.ndim(video_threshold) else filter_prob >= video_threshold
+    keep = (
+        filter_prob >= np.asarray(video_threshold)[None]
+        if np.ndim(video_threshold)
+        else filter_prob >= video_threshold
+    )
     S = (seg_prob >= segment_threshold) & keep[:, None, :]
     return [S[i, : int(n)].T for i, n in enumerate(n_segments)]
 
 
-def ground_truth(manifest: Manifest, sample_ids: Sequence[str], n_segments: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def ground_truth(
+    manifest: Manifest, sample_ids: Sequence[str], n_segments: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Dense truth ``(C, T_i)`` bool per sample for audio and visual.
 
     Audio-visual events (UnAV-100, AVE-format data) count for both modalities.
@@ -204,12 +223,17 @@ def ground_truth(manifest: Manifest, sample_ids: Sequence[str], n_segments: np.n
     by_id = {s.sample_id: s for s in manifest.samples}
     missing = [i for i in sample_ids if i not in by_id]
     if missing:
-        raise KeyError(f"predictions name {len(missing)} samples not in manifest {manifest.dataset}, e.g. {missing[:3]}")
+        raise KeyError(
+            f"predictions name {len(missing)} samples not in manifest {manifest.dataset}, "
+            f"e.g. {missing[:3]}"
+        )
     samples = [by_id[i] for i in sample_ids]
     T = int(max(n_segments, default=1))
     Ga = manifest.segment_targets(samples, ("audio", "audio-visual"), n_segments=T) > 0
     Gv = manifest.segment_targets(samples, ("visual", "audio-visual"), n_segments=T) > 0
-    return [Ga[i, : int(n)].T for i, n in enumerate(n_segments)], [Gv[i, : int(n)].T for i, n in enumerate(n_segments)]
+    return [Ga[i, : int(n)].T for i, n in enumerate(n_segments)], [
+        Gv[i, : int(n)].T for i, n in enumerate(n_segments)
+    ]
 
 
 def _filters(pred: dict[str, np.ndarray], setting: Setting) -> tuple[np.ndarray, np.ndarray]:
@@ -220,18 +244,38 @@ def _filters(pred: dict[str, np.ndarray], setting: Setting) -> tuple[np.ndarray,
     return pred["video_prob_audio"], pred["video_prob_visual"]
 
 
-def predict(pred: dict[str, np.ndarray], setting: Setting, thresholds: dict[str, np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def predict(
+    pred: dict[str, np.ndarray], setting: Setting, thresholds: dict[str, np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Binary segment predictions for audio and visual under ``setting`` (optionally
     per-class video thresholds per modality)."""
     fa, fv = _filters(pred, setting)
     th = thresholds or {}
     n = pred["n_segments"]
-    Sa = binarize(pred["seg_prob_audio"], fa, n, th.get("audio", setting.video_threshold), setting.segment_threshold)
-    Sv = binarize(pred["seg_prob_visual"], fv, n, th.get("visual", setting.video_threshold), setting.segment_threshold)
+    Sa = binarize(
+        pred["seg_prob_audio"],
+        fa,
+        n,
+        th.get("audio", setting.video_threshold),
+        setting.segment_threshold,
+    )
+    Sv = binarize(
+        pred["seg_prob_visual"],
+        fv,
+        n,
+        th.get("visual", setting.video_threshold),
+        setting.segment_threshold,
+    )
     return Sa, Sv
 
 
-def select_thresholds(pred: dict[str, np.ndarray], Ga: list[np.ndarray], Gv: list[np.ndarray], setting: Setting, sel: Selected) -> dict[str, np.ndarray]:
+def select_thresholds(
+    pred: dict[str, np.ndarray],
+    Ga: list[np.ndarray],
+    Gv: list[np.ndarray],
+    setting: Setting,
+    sel: Selected,
+) -> dict[str, np.ndarray]:
     """Per-class video thresholds ``(C,)`` for each modality in ``sel.modalities``.
 
     For class c the grid value with the highest event-level F of that modality
@@ -248,7 +292,9 @@ def select_thresholds(pred: dict[str, np.ndarray], Ga: list[np.ndarray], Gv: lis
         best_f = np.full(C, -1.0)
         for theta in sel.grid:
             S = binarize(pred[f"seg_prob_{m}"], filt[m], n, theta, setting.segment_threshold)
-            tp, fp, fn = np.sum([event_counts(s, g) for s, g in zip(S, truth[m], strict=True)], axis=0)
+            tp, fp, fn = np.sum(
+                [event_counts(s, g) for s, g in zip(S, truth[m], strict=True)], axis=0
+            )
             denom = 2 * tp + fp + fn
             f = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), -1.0)
             better = f > best_f
@@ -261,18 +307,26 @@ def select_thresholds(pred: dict[str, np.ndarray], Ga: list[np.ndarray], Gv: lis
 
 
 def _subset(pred: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[idx] for k, v in pred.items() if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == len(pred["sample_id"])}
+    return {
+        k: v[idx]
+        for k, v in pred.items()
+        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == len(pred["sample_id"])
+    }
 
 
 def _split_of(manifest: Manifest, pred: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
     splits = {s.sample_id: s.split for s in manifest.samples}
-    idx = np.asarray([i for i, s in enumerate(pred["sample_id"]) if splits.get(str(s)) == split], dtype=np.int64)
+    idx = np.asarray(
+        [i for i, s in enumerate(pred["sample_id"]) if splits.get(str(s)) == split], dtype=np.int64
+    )
     if not len(idx):
         raise ValueError(f"predictions hold no sample of split {split!r} of {manifest.dataset}")
     return _subset(pred, idx)
 
 
-def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]) -> EvalResult:
+def evaluate(
+    manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]
+) -> EvalResult:
     conf = from_dict(EvalConfig, cfg, where="avvp.evaluate")
     pred = {k: np.asarray(v) for k, v in predictions.items()}
     pred["sample_id"] = np.asarray([str(s) for s in pred["sample_id"]])
@@ -285,22 +339,42 @@ def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[s
         results[name] = dataset_scores(*predict(test, setting), Ga, Gv)
     if conf.selected.enabled:
         if conf.selected.base not in conf.settings:
-            raise KeyError(f"avvp.evaluate.selected.base {conf.selected.base!r} is not a setting ({sorted(conf.settings)})")
+            raise KeyError(
+                f"avvp.evaluate.selected.base {conf.selected.base!r} is not a setting "
+                f"({sorted(conf.settings)})"
+            )
         base = conf.settings[conf.selected.base]
         val = _split_of(manifest, pred, conf.selection_split)
-        thresholds = select_thresholds(val, *ground_truth(manifest, list(val["sample_id"]), val["n_segments"]), base, conf.selected)
+        thresholds = select_thresholds(
+            val,
+            *ground_truth(manifest, list(val["sample_id"]), val["n_segments"]),
+            base,
+            conf.selected,
+        )
         results["selected"] = dataset_scores(*predict(test, base, thresholds), Ga, Gv)
     for name, res in results.items():
         metrics.update({f"{name}.{k}": v for k, v in res.items()})
     metrics["n_videos"] = len(test["sample_id"])
-    table_rows = [[name, lv] + [round(res[f"{lv}.{m}"], 3) for m in METRICS] for name, res in results.items() for lv in LEVELS]
-    tables: dict[str, tuple[list[str], list[list[Any]]]] = {"scores": (["setting", "level", *METRICS], table_rows)}
+    table_rows = [
+        [name, lv] + [round(res[f"{lv}.{m}"], 3) for m in METRICS]
+        for name, res in results.items()
+        for lv in LEVELS
+    ]
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
+        "scores": (["setting", "level", *METRICS], table_rows)
+    }
     if thresholds:
         tables["thresholds"] = (
             ["class", *[f"video_threshold_{m}" for m in thresholds]],
-            [[c, *[float(thresholds[m][i]) for m in thresholds]] for i, c in enumerate(manifest.classes)],
+            [
+                [c, *[float(thresholds[m][i]) for m in thresholds]]
+                for i, c in enumerate(manifest.classes)
+            ],
         )
     info = {"split": conf.split, "selection_split": conf.selection_split}
     if manifest.format == "unav100":
-        info["protocol"] = "avpipe weak UnAV-100 protocol (methods spec §5.4): G_a = G_v = audio-visual events, variable T; report AV"
+        info["protocol"] = (
+            "avpipe weak UnAV-100 protocol (methods spec §5.4): G_a = G_v = audio-visual "
+            "events, variable T; report AV"
+        )
     return EvalResult(metrics=metrics, tables=tables, info=info)

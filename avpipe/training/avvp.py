@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.datasets.avvp import AVVPSplit
 from avpipe.metrics import avvp as metrics
 from avpipe.training.epochs import History, ordered_batches
 
@@ -33,7 +33,13 @@ METHODS: dict[str, str] = {
     "coleaf": "avpipe.methods.coleaf.trainer",  # paper 002: CoLeaF on the HAN Anchor
 }
 
-PRED_KEYS = ("seg_prob_audio", "seg_prob_visual", "video_prob_audio", "video_prob_visual", "video_prob")
+PRED_KEYS = (
+    "seg_prob_audio",
+    "seg_prob_visual",
+    "video_prob_audio",
+    "video_prob_visual",
+    "video_prob",
+)
 
 
 def get_method(name: str) -> ModuleType:
@@ -85,7 +91,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def predict_split(trainer: Trainer, split: AVVPSplit, batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
+def predict_split(
+    trainer: Trainer, split: AVVPSplit, batch_size: int, device: torch.device
+) -> dict[str, np.ndarray]:
     """Deployed-model probabilities for every sample of ``split`` (arrays of ``PRED_KEYS``)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in PRED_KEYS}
     for idx in ordered_batches(len(split), batch_size):
@@ -98,7 +106,9 @@ def predict_split(trainer: Trainer, split: AVVPSplit, batch_size: int, device: t
     return pred
 
 
-def split_scores(pred: dict[str, np.ndarray], split: AVVPSplit, setting: metrics.Setting) -> dict[str, float]:
+def split_scores(
+    pred: dict[str, np.ndarray], split: AVVPSplit, setting: metrics.Setting
+) -> dict[str, float]:
     """All AVVP metrics of ``pred`` against the split's dense labels."""
     n = split.n_segments
     Ga = [split.dense_audio[i, : n[i]].T > 0 for i in range(len(split))]
@@ -110,7 +120,9 @@ def selection_score(scores: dict[str, float], metric: str) -> float:
     if metric == "new_mean":
         return metrics.new_metric_mean(scores)
     if metric not in scores:
-        raise KeyError(f"selection metric {metric!r} unknown; use new_mean or one of {sorted(scores)}")
+        raise KeyError(
+            f"selection metric {metric!r} unknown; use new_mean or one of {sorted(scores)}"
+        )
     return scores[metric]
 
 
@@ -123,7 +135,13 @@ class FitResult:
     seconds: float
 
 
-def fit(trainer: Trainer, splits: dict[str, AVVPSplit], select: Selection, device: torch.device, batch_size: int) -> FitResult:
+def fit(
+    trainer: Trainer,
+    splits: dict[str, AVVPSplit],
+    select: Selection,
+    device: torch.device,
+    batch_size: int,
+) -> FitResult:
     """Train ``trainer.epochs`` epochs; restore and return the best epoch on ``select.split``."""
     t0 = time.perf_counter()
     history = History("avvp", log_every=1)
@@ -133,8 +151,19 @@ def fit(trainer: Trainer, splits: dict[str, AVVPSplit], select: Selection, devic
         losses = trainer.train_epoch(splits["train"], epoch)
         scores = split_scores(predict_split(trainer, val, batch_size, device), val, select.setting)
         score = selection_score(scores, select.metric)
-        history.epoch(epoch, **losses, val_select=score, **{f"val.{k}": v for k, v in scores.items() if k.startswith("segment.")})
-        log.info("epoch %d %s val %s=%.2f", epoch, " ".join(f"{k}={v:.4f}" for k, v in losses.items()), select.metric, score)
+        history.epoch(
+            epoch,
+            **losses,
+            val_select=score,
+            **{f"val.{k}": v for k, v in scores.items() if k.startswith("segment.")},
+        )
+        log.info(
+            "epoch %d %s val %s=%.2f",
+            epoch,
+            " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
+            select.metric,
+            score,
+        )
         if best is None or score > best[0]:
             best = (score, epoch, copy.deepcopy(trainer.deploy_state()), scores)
     if best is None:
@@ -144,7 +173,13 @@ def fit(trainer: Trainer, splits: dict[str, AVVPSplit], select: Selection, devic
     return FitResult(best[1], best[0], history, best[3], time.perf_counter() - t0)
 
 
-def collect_predictions(trainer: Trainer, splits: dict[str, AVVPSplit], names: tuple[str, ...], batch_size: int, device: torch.device) -> dict[str, Any]:
+def collect_predictions(
+    trainer: Trainer,
+    splits: dict[str, AVVPSplit],
+    names: tuple[str, ...],
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, Any]:
     """One predictions.npz payload over the splits ``names`` (``split`` array says which)."""
     per = [predict_split(trainer, splits[n], batch_size, device) for n in names]
     T = max(p["seg_prob_audio"].shape[1] for p in per)
@@ -156,4 +191,3 @@ def collect_predictions(trainer: Trainer, splits: dict[str, AVVPSplit], names: t
         out[k] = np.concatenate(arrs)
     out["split"] = np.concatenate([np.full(len(splits[n]), n) for n in names])
     return out
-

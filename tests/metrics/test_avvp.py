@@ -7,7 +7,14 @@ import pytest
 
 from avpipe.datasets.manifest import Event, Manifest, Sample
 from avpipe.metrics import avvp
-from avpipe.metrics.avvp import dataset_scores, event_counts, runs, segment_counts, video_f, video_scores
+from avpipe.metrics.avvp import (
+    dataset_scores,
+    event_counts,
+    runs,
+    segment_counts,
+    video_f,
+    video_scores,
+)
 
 
 def m(*rows: str) -> np.ndarray:
@@ -102,7 +109,10 @@ def test_dataset_type_metrics_and_variable_length() -> None:
 
 def _toy_manifest() -> Manifest:
     classes = ["dog", "car"]
-    samples = [Sample(f"s{i}", f"s{i}", split, "", 4.0, 4) for i, split in enumerate(["val", "val", "test"])]
+    samples = [
+        Sample(f"s{i}", f"s{i}", split, "", 4.0, 4)
+        for i, split in enumerate(["val", "val", "test"])
+    ]
     events = [
         Event("s0", "dog", "unspecified"),
         Event("s0", "dog", "visual", 0.0, 4.0),
@@ -148,3 +158,30 @@ def test_evaluate_settings_and_selected_thresholds() -> None:
     th = dict((row[0], row[1]) for row in res.tables["thresholds"][1])
     assert th == {"dog": 0.25, "car": 0.52}
     assert ("selected", "segment") in {(r[0], r[1]) for r in res.tables["scores"][1]}
+
+
+def test_unav100_weak_protocol_variable_length() -> None:
+    # UnAV-100 (spec §5.4): audio-visual events count for both modalities; videos of 3 and 6
+    # segments; an event over [0.4, 2.6) s covers >= 0.5 s of segments 0, 1 and 2
+    samples = [Sample("u0", "u0", "test", "", 2.6, 3), Sample("u1", "u1", "test", "", 5.8, 6)]
+    samples += [Sample("u2", "u2", "val", "", 3.0, 3)]
+    events = [Event("u0", "dog", "audio-visual", 0.4, 2.6), Event("u1", "car", "audio-visual", 3.0, 6.0)]
+    man = Manifest("unav", "unav100", ["dog", "car"], samples, events)
+    seg = np.zeros((3, 6, 2))
+    seg[0, :3, 0] = 0.9  # u0: dog on its 3 segments (the padding 3..5 is ignored)
+    seg[0, 3:, 0] = 0.9
+    seg[1, 3:, 1] = 0.9  # u1: car on 3..5
+    vid = np.array([[0.9, 0.1], [0.1, 0.9], [0.1, 0.1]])
+    pred = {
+        "sample_id": np.array(["u0", "u1", "u2"]),
+        "n_segments": np.array([3, 6, 3]),
+        "seg_prob_audio": seg,
+        "seg_prob_visual": seg,
+        "video_prob_audio": vid,
+        "video_prob_visual": vid,
+    }
+    res = avvp.evaluate(man, pred, {"settings": {"fixed": {}}})
+    assert res.metrics["fixed.segment.AV"] == pytest.approx(100.0)
+    assert res.metrics["fixed.event.AV"] == pytest.approx(100.0)
+    assert res.metrics["fixed.segment.Ao"] == pytest.approx(100.0)  # nothing audible-only anywhere
+    assert "UnAV-100" in res.info["protocol"]

@@ -35,9 +35,34 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         t0 = time.perf_counter()
         run_dir = root / method
         cfg = {"data": {"device": "cpu", "num_threads": 1}, method: small_config(method, epochs=30)}
-        rc = main(["avvp", "--method", method, *_store_args(paths), "--seed", "0", "--config-json", json.dumps(cfg), "--out-dir", str(run_dir)])
+        rc = main(
+            [
+                "avvp",
+                "--method",
+                method,
+                *_store_args(paths),
+                "--seed",
+                "0",
+                "--config-json",
+                json.dumps(cfg),
+                "--out-dir",
+                str(run_dir),
+            ]
+        )
         assert rc == 0
-        rc = main(["evaluate", "--task", "avvp", "--manifest", str(paths["manifest"]), "--predictions", str(run_dir / "predictions.npz"), "--out-dir", str(run_dir / "eval")])
+        rc = main(
+            [
+                "evaluate",
+                "--task",
+                "avvp",
+                "--manifest",
+                str(paths["manifest"]),
+                "--predictions",
+                str(run_dir / "predictions.npz"),
+                "--out-dir",
+                str(run_dir / "eval"),
+            ]
+        )
         assert rc == 0
         out[method] = json.loads((run_dir / "eval" / "metrics.json").read_text())["metrics"]
         out["times"][method] = time.perf_counter() - t0
@@ -46,8 +71,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _trivial(paths: dict[str, Path], preds: Path, value: float) -> dict[str, float]:
     with np.load(preds) as z:
-        p = {k: (np.full(z[k].shape, value) if k.startswith(("seg_prob", "video_prob")) else z[k]) for k in z.files}
-    return avvp.evaluate(Manifest.read(paths["manifest"]), p, {"selected": {"enabled": False}}).metrics
+        p = {
+            k: (np.full(z[k].shape, value) if k.startswith(("seg_prob", "video_prob")) else z[k])
+            for k in z.files
+        }
+    return avvp.evaluate(
+        Manifest.read(paths["manifest"]), p, {"selected": {"enabled": False}}
+    ).metrics
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -55,7 +85,9 @@ def test_clearly_above_trivial_predictors(runs: dict, method: str) -> None:
     preds = runs["root"] / method / "predictions.npz"
     nothing, everything = _trivial(runs["paths"], preds, 0.0), _trivial(runs["paths"], preds, 1.0)
     got = runs[method]
-    print(method, f"{runs['times'][method]:.1f}s", {k: round(got[f"fixed.{k}"], 1) for k in CHECKED})
+    print(
+        method, f"{runs['times'][method]:.1f}s", {k: round(got[f"fixed.{k}"], 1) for k in CHECKED}
+    )
     for k in CHECKED:
         floor = max(nothing[f"fixed.{k}"], everything[f"fixed.{k}"])
         assert got[f"fixed.{k}"] > floor + 15.0, (k, got[f"fixed.{k}"], floor)
@@ -75,7 +107,9 @@ def test_outputs(runs: dict, method: str) -> None:
     header = (d / "history.tsv").read_text().splitlines()[0].split("\t")
     assert {"epoch", "loss", "val_select", "val.segment.Type@AV"} <= set(header)
     if method == "coleaf":
-        assert {"ref_audio", "ref_visual", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(header)
+        assert {"ref_audio", "ref_visual", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(
+            header
+        )
     scores = (d / "eval" / "scores.tsv").read_text().splitlines()
     assert scores[0].split("\t")[:4] == ["setting", "level", "A", "Ao"] and len(scores) == 1 + 3 * 2
     assert (d / "eval" / "thresholds.tsv").exists()
@@ -84,5 +118,16 @@ def test_outputs(runs: dict, method: str) -> None:
 
 def test_unknown_config_key_is_an_error(runs: dict, tmp_path: Path) -> None:
     cfg = {"han": {"train": {"epochz": 1}}}
-    rc = main(["avvp", "--method", "han", *_store_args(runs["paths"]), "--config-json", json.dumps(cfg), "--out-dir", str(tmp_path)])
+    rc = main(
+        [
+            "avvp",
+            "--method",
+            "han",
+            *_store_args(runs["paths"]),
+            "--config-json",
+            json.dumps(cfg),
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     assert rc == 2 and not (tmp_path / "model.pt").exists()

@@ -24,10 +24,18 @@ from typing import Literal
 
 import torch
 
+from avpipe.methods.han.losses import bce
+
 EPS_ASL = 1e-8
 
 
-def asl(p: torch.Tensor, y: torch.Tensor, gamma_pos: float = 1.0, gamma_neg: float = 1.0, clip: float = 0.05) -> torch.Tensor:
+def asl(
+    p: torch.Tensor,
+    y: torch.Tensor,
+    gamma_pos: float = 1.0,
+    gamma_neg: float = 1.0,
+    clip: float = 0.05,
+) -> torch.Tensor:
     """Summed asymmetric loss of probabilities ``p`` against (soft) targets ``y``, same shape."""
     p_neg = (1.0 - p + clip).clamp(max=1.0) if clip > 0 else 1.0 - p
     loss = y * torch.log(p.clamp(min=EPS_ASL)) + (1.0 - y) * torch.log(p_neg.clamp(min=EPS_ASL))
@@ -94,18 +102,31 @@ def event_aware_weights(
 
 
 def smkd_targets(
-    p_audio: torch.Tensor, p_visual: torch.Tensor, t_audio: torch.Tensor, t_visual: torch.Tensor, thresholds: tuple[float, float] = (0.5, 0.6), mask_with_labels: bool = True
+    p_audio: torch.Tensor,
+    p_visual: torch.Tensor,
+    t_audio: torch.Tensor,
+    t_visual: torch.Tensor,
+    thresholds: tuple[float, float] = (0.5, 0.6),
+    mask_with_labels: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 12 targets ``ỹ^a = 1[p^a >= θ_a] ⊙ P_a``, ``ỹ^v = 1[p^v >= θ_v] ⊙ P_v`` (B,C)
     from the Anchor's modality probabilities and the video targets ``P_a``, ``P_v``."""
-    ya, yv = (p_audio >= thresholds[0]).to(p_audio.dtype), (p_visual >= thresholds[1]).to(p_visual.dtype)
+    ya, yv = (
+        (p_audio >= thresholds[0]).to(p_audio.dtype),
+        (p_visual >= thresholds[1]).to(p_visual.dtype),
+    )
     if mask_with_labels:
         ya, yv = ya * t_audio, yv * t_visual
     return ya, yv
 
 
 def cc_teacher(
-    p_ref: torch.Tensor, p_anchor: torch.Tensor, targets: torch.Tensor, high: float, low: float, gated: bool = True
+    p_ref: torch.Tensor,
+    p_anchor: torch.Tensor,
+    targets: torch.Tensor,
+    high: float,
+    low: float,
+    gated: bool = True,
 ) -> torch.Tensor:
     """Teacher video probabilities (B,C): ``G ⊙ p^R + (1 - G) ⊙ sg(p^A)`` with the gate
     ``G = 1[(p^R >= high) ∨ (p^R <= low)] ⊙ targets`` (code), or ``p^R`` (paper)."""
@@ -116,7 +137,9 @@ def cc_teacher(
     return gate * p_ref + (1.0 - gate) * p_anchor.detach()
 
 
-def class_correlation_loss(p: torch.Tensor, teacher: torch.Tensor, reduction: Literal["code", "mean", "mse"] = "code") -> torch.Tensor:
+def class_correlation_loss(
+    p: torch.Tensor, teacher: torch.Tensor, reduction: Literal["code", "mean", "mse"] = "code"
+) -> torch.Tensor:
     """Distance of the class-correlation matrices ``M(x) = x xᵀ`` (B,C,C) of the student
     ``p`` and the (detached) ``teacher``, both (B,C)."""
     B, C = p.shape
@@ -128,3 +151,37 @@ def class_correlation_loss(p: torch.Tensor, teacher: torch.Tensor, reduction: Li
     if reduction == "mean":
         return total / (C * B)
     return total / (B * C * C)
+
+
+def jomold_denoise(
+    p_audio: torch.Tensor,
+    p_visual: torch.Tensor,
+    t_audio: torch.Tensor,
+    t_visual: torch.Tensor,
+    ratio_audio: torch.Tensor,
+    ratio_visual: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """JoMoLD-style modality label denoising of the released CoLeaF/CMPAE loops (spec §4.7).
+
+    ``p_*`` (B,C): Anchor modality probabilities (no cross-attention, no grad); ``t_*``
+    (B,C): modality targets; ``ratio_*`` (C,): per-class noise ratios.  For class c with
+    n = floor(r_c * #positives): a visual label is dropped when the sample is among the n
+    positives with the smallest audio loss and among the n with the largest visual loss;
+    an audio label symmetrically.  Returns new targets."""
+    loss_a = bce(p_audio, t_audio, reduction="none")
+    loss_v = bce(p_visual, t_visual, reduction="none")
+    out_a, out_v = t_audio.clone(), t_visual.clone()
+    for c in range(t_audio.shape[1]):
+        for target, out, ratio, keep_small, drop_large in (
+            (t_visual, out_v, ratio_visual, loss_a, loss_v),
+            (t_audio, out_a, ratio_audio, loss_v, loss_a),
+        ):
+            pos = torch.nonzero(target[:, c] > 0.5).flatten()
+            n = int(float(ratio[c]) * len(pos))
+            if n == 0:
+                continue
+            confident_other = set(pos[torch.argsort(keep_small[pos, c])[:n]].tolist())
+            unsure_own = set(pos[torch.argsort(drop_large[pos, c], descending=True)[:n]].tolist())
+            for b in confident_other & unsure_own:
+                out[b, c] = 0.0
+    return out_a, out_v

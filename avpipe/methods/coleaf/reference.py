@@ -44,14 +44,20 @@ class ReferenceNet(nn.Module):
         self.drop = nn.Dropout(head_dropout)
         self.fc_prob = nn.Linear(d, n_classes)
         self.fc_time = nn.Linear(d, n_classes)
-        self.drop_before_attention = modality == "visual" if drop_before_attention is None else drop_before_attention
+        self.drop_before_attention = (
+            modality == "visual" if drop_before_attention is None else drop_before_attention
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``batch``: audio (B,T,Da) or frames (B,T,k,Df) + motion (B,T,Dm); mask (B,T).
 
         Returns ``seg_prob`` (B,T,C), ``video_prob`` (B,C), ``class_prob`` (B,C) (absent
         without class tokens) and ``embedding`` (B,T,d), L2-normalised r_t."""
-        x = self.embed.audio(batch["audio"]) if self.modality == "audio" else self.embed.visual(batch["frames"], batch["motion"])
+        x = (
+            self.embed.audio(batch["audio"])
+            if self.modality == "audio"
+            else self.embed.visual(batch["frames"], batch["motion"])
+        )
         mask = batch["mask"]
         B, T, _ = x.shape
         pad = ~mask
@@ -63,7 +69,9 @@ class ReferenceNet(nn.Module):
         r = h[:, -T:]
         dropped = self.drop(r)
         seg = torch.sigmoid(self.fc_prob(dropped))
-        w = masked_softmax(self.fc_time(dropped if self.drop_before_attention else r), mask[:, :, None], dim=1)
+        w = masked_softmax(
+            self.fc_time(dropped if self.drop_before_attention else r), mask[:, :, None], dim=1
+        )
         out = {"seg_prob": seg, "video_prob": (w * seg).sum(1), "embedding": F.normalize(r, dim=-1)}
         if self.tokens is not None:
             out["class_prob"] = torch.sigmoid(h[:, : self.tokens.shape[0]].mean(-1))

@@ -18,7 +18,9 @@ StepLR(6, 0.25).  Paper alternatives are config switches: ``reference.loss: bce`
 ``contrastive.weighting: single``, ``correlation.teacher: reference``,
 ``correlation.reduction: mse``, ``train.epochs: 15``.
 Departures: the CMPAE-only parts of the released Anchor loop (evidential heads,
-mutual learning, JoMoLD label denoising) do not apply to the HAN Anchor; the
+mutual learning) do not apply to the HAN Anchor; JoMoLD label denoising (§4.7, run
+with the Anchor's no-cross-attention forward) is ``denoise.enabled``, off by default
+because its noise ratios are LLP-specific; the
 Anchor's own audio-visual NCE (a CMPAE term) is ``anchor_nce_weight`` (0 for HAN).
 No-grad forwards (steps 1 and 3) run in eval mode so that the pseudo-labels and
 teachers are not dropout samples.
@@ -32,12 +34,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from avpipe.config import ConfigError
 from avpipe.datasets.avvp import AVVPSplit, Dims
 from avpipe.methods.coleaf.losses import (
     asl,
     cc_teacher,
     class_correlation_loss,
     event_aware_weights,
+    jomold_denoise,
     smkd_targets,
     smoothed_nce,
 )
@@ -90,6 +94,16 @@ class CorrelationConfig:
 
 
 @dataclass(frozen=True)
+class DenoiseConfig:
+    """JoMoLD label denoising (§4.7), per-class ratios in class order (LLP: noise_ratios.npz)."""
+
+    enabled: bool = False
+    ratios_audio: list[float] = field(default_factory=list)
+    ratios_visual: list[float] = field(default_factory=list)
+    first_epoch_off: bool = True  # the released warm-up leaves epoch 1 undenoised
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
@@ -107,8 +121,11 @@ class Config:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
+    denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    select: Selection = field(default_factory=lambda: Selection("new_mean", Setting(0.52, 0.25, "modality")))
+    select: Selection = field(
+        default_factory=lambda: Selection("new_mean", Setting(0.52, 0.25, "modality"))
+    )
 
 
 class Trainer:
@@ -118,15 +135,49 @@ class Trainer:
         self.anchor = build_han(cfg.anchor, dims).to(device)
         r = cfg.reference
         self.refs = {
-            m: ReferenceNet(m, dims.audio, dims.frames, dims.motion, dims.n_classes, r.d_model, r.heads, r.ffn, r.dropout, r.head_dropout, r.class_tokens).to(device)
+            m: ReferenceNet(
+                m,
+                dims.audio,
+                dims.frames,
+                dims.motion,
+                dims.n_classes,
+                r.d_model,
+                r.heads,
+                r.ffn,
+                r.dropout,
+                r.head_dropout,
+                r.class_tokens,
+            ).to(device)
             for m in ("audio", "visual")
         }
         t = cfg.train
-        self.opts = {k: torch.optim.Adam(net.parameters(), lr=t.lr) for k, net in [("anchor", self.anchor), *self.refs.items()]}
-        self.scheds = [torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()]
+        self.opts = {
+            k: torch.optim.Adam(net.parameters(), lr=t.lr)
+            for k, net in [("anchor", self.anchor), *self.refs.items()]
+        }
+        dn = cfg.denoise
+        if dn.enabled and not len(dn.ratios_audio) == len(dn.ratios_visual) == dims.n_classes:
+            raise ConfigError(
+                f"avvp.coleaf.denoise: ratios_audio/ratios_visual need {dims.n_classes} values "
+                f"(one per class), got {len(dn.ratios_audio)} and {len(dn.ratios_visual)}"
+            )
+        self.ratios = (
+            torch.tensor(dn.ratios_audio, device=device),
+            torch.tensor(dn.ratios_visual, device=device),
+        )
+        self.scheds = [
+            torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()
+        ]
 
     # -- Reference ------------------------------------------------------------------
-    def reference_loss(self, out: dict[str, torch.Tensor], target: torch.Tensor, pseudo: torch.Tensor, modality: str, epoch: int) -> torch.Tensor:
+    def reference_loss(
+        self,
+        out: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        pseudo: torch.Tensor,
+        modality: str,
+        epoch: int,
+    ) -> torch.Tensor:
         r = self.cfg.reference
         late = int(epoch > r.warmup_epochs)
         crit = asl if r.loss == "asl" else bce
@@ -138,10 +189,12 @@ class Trainer:
             loss = loss + r.smkd_weight * crit(out["video_prob"], pseudo)
         return loss
 
-    def _no_grad_forward(self, net: torch.nn.Module, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _no_grad_forward(
+        self, net: torch.nn.Module, *args: torch.Tensor, **kw: bool
+    ) -> dict[str, torch.Tensor]:
         net.eval()
         with torch.no_grad():
-            out = net(*args)
+            out = net(*args, **kw)
         net.train()
         return out
 
@@ -164,48 +217,84 @@ class Trainer:
         return {**{k: v / max(n, 1) for k, v in sums.items()}, "lr": lr}
 
     def step(self, b: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
-        c = self.cfg
-        y = b["labels"]
-        targets = {"audio": y, "visual": smooth(y, c.train.visual_smoothing)}
+        """One iteration (module docstring, steps 1-4); returns the losses for the log."""
         args = (b["audio"], b["frames"], b["motion"], b["mask"])
+        targets = self.targets(b["labels"], args, epoch)
         a0 = self._no_grad_forward(self.anchor, *args)
-        pseudo = dict(zip(("audio", "visual"), smkd_targets(a0["audio_prob"], a0["visual_prob"], targets["audio"], targets["visual"], c.reference.smkd_thresholds, c.reference.smkd_mask_with_labels), strict=True))
+        r = self.cfg.reference
+        pseudo = smkd_targets(
+            a0["audio_prob"], a0["visual_prob"], targets["audio"], targets["visual"],
+            r.smkd_thresholds, r.smkd_mask_with_labels,
+        )  # fmt: skip
         logs: dict[str, float] = {}
-        for m, net in self.refs.items():
-            loss = self.reference_loss(net(b), targets[m], pseudo[m], m, epoch)
+        for (m, net), pseudo_m in zip(self.refs.items(), pseudo, strict=True):
+            loss = self.reference_loss(net(b), targets[m], pseudo_m, m, epoch)
             self.opts[m].zero_grad(set_to_none=True)
             loss.backward()
             self.opts[m].step()
             logs[f"ref_{m}"] = loss.item()
         ref = {m: self._no_grad_forward(net, b) for m, net in self.refs.items()}
-        out = self.anchor(*args)
-        loss = han_loss(out, y, c.train.visual_smoothing)
-        logs["anchor_mil"] = loss.item()
-        mask = b["mask"]
-        keys = {m: F.normalize(out[f"x_{m}"], dim=-1) for m in ("audio", "visual")}
-        if c.train.anchor_nce_weight:
-            nce = smoothed_nce(keys["audio"], keys["visual"], mask, c.contrastive.temperature, c.contrastive.smoothing)
-            loss = loss + c.train.anchor_nce_weight * nce
-        if epoch >= c.contrastive.start_epoch:
-            k = c.contrastive
-            w = dict(zip(("audio", "visual"), event_aware_weights(ref["audio"]["video_prob"], ref["visual"]["video_prob"], k.pseudo_threshold, k.weighting, y if k.pseudo_mask_with_labels else None), strict=True))
-            for m, lam in (("audio", k.weight_audio), ("visual", k.weight_visual)):
-                ea = smoothed_nce(ref[m]["embedding"], keys[m], mask, k.temperature, k.smoothing, w[m])
-                loss = loss + lam * ea
-                logs[f"ea_{m}"] = ea.item()
-        if epoch >= c.correlation.start_epoch:
-            k2 = c.correlation
-            for m, gate in (("audio", k2.gate_audio), ("visual", k2.gate_visual)):
-                p_a = out[f"{m}_prob"]
-                teacher = cc_teacher(ref[m]["video_prob"], p_a, targets[m], gate[0], gate[1], k2.teacher == "gated")
-                cc = class_correlation_loss(p_a, teacher, k2.reduction)
-                loss = loss + k2.weight * cc
-                logs[f"cc_{m}"] = cc.item()
+        loss = self.anchor_loss(b, args, targets, ref, epoch, logs)
         self.opts["anchor"].zero_grad(set_to_none=True)
         loss.backward()
         self.opts["anchor"].step()
         logs["loss"] = loss.item()
         return logs
+
+    def targets(
+        self, y: torch.Tensor, args: tuple[torch.Tensor, ...], epoch: int
+    ) -> dict[str, torch.Tensor]:
+        """Modality targets P_a = y, P_v = smoothed y, optionally JoMoLD-denoised (§4.7)."""
+        targets = {"audio": y, "visual": smooth(y, self.cfg.train.visual_smoothing)}
+        dn = self.cfg.denoise
+        if dn.enabled and not (dn.first_epoch_off and epoch == 1):
+            a_nc = self._no_grad_forward(self.anchor, *args, cross=False)
+            p = (a_nc["audio_prob"], a_nc["visual_prob"])
+            t_a, t_v = jomold_denoise(*p, targets["audio"], targets["visual"], *self.ratios)
+            targets = {"audio": t_a, "visual": t_v}
+        return targets
+
+    def anchor_loss(
+        self,
+        b: dict[str, torch.Tensor],
+        args: tuple[torch.Tensor, ...],
+        targets: dict[str, torch.Tensor],
+        ref: dict[str, dict[str, torch.Tensor]],
+        epoch: int,
+        logs: dict[str, float],
+    ) -> torch.Tensor:
+        """HAN loss + event-aware NCE + class-correlation KD of the Anchor (step 4)."""
+        c, y, mask = self.cfg, b["labels"], b["mask"]
+        out = self.anchor(*args)
+        loss = han_loss(
+            out, y, c.train.visual_smoothing, targets=(targets["audio"], targets["visual"])
+        )
+        logs["anchor_mil"] = loss.item()
+        keys = {m: F.normalize(out[f"x_{m}"], dim=-1) for m in ("audio", "visual")}
+        k = c.contrastive
+        if c.train.anchor_nce_weight:
+            nce = smoothed_nce(keys["audio"], keys["visual"], mask, k.temperature, k.smoothing)
+            loss = loss + c.train.anchor_nce_weight * nce
+        if epoch >= k.start_epoch:
+            p_ref = (ref["audio"]["video_prob"], ref["visual"]["video_prob"])
+            labels = y if k.pseudo_mask_with_labels else None
+            weights = event_aware_weights(*p_ref, k.pseudo_threshold, k.weighting, labels)
+            for m, lam, w in zip(
+                ("audio", "visual"), (k.weight_audio, k.weight_visual), weights, strict=True
+            ):
+                ea = smoothed_nce(ref[m]["embedding"], keys[m], mask, k.temperature, k.smoothing, w)
+                loss = loss + lam * ea
+                logs[f"ea_{m}"] = ea.item()
+        cc_cfg = c.correlation
+        if epoch >= cc_cfg.start_epoch:
+            for m, gate in (("audio", cc_cfg.gate_audio), ("visual", cc_cfg.gate_visual)):
+                p_anchor = out[f"{m}_prob"]
+                gated = cc_cfg.teacher == "gated"
+                teacher = cc_teacher(ref[m]["video_prob"], p_anchor, targets[m], *gate, gated)
+                cc = class_correlation_loss(p_anchor, teacher, cc_cfg.reduction)
+                loss = loss + cc_cfg.weight * cc
+                logs[f"cc_{m}"] = cc.item()
+        return loss
 
     # -- inference --------------------------------------------------------------------
     @torch.no_grad()

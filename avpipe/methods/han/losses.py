@@ -20,15 +20,22 @@ def bce(p: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tens
 
 
 def smooth(y: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Label smoothing towards 0.5: ``(1 - ε) y + ε / 2`` (HAN's visual target, ε = 0.1 -> 0.9y + 0.05)."""
+    """Label smoothing towards 0.5: ``(1 - ε) y + ε / 2`` (ε = 0.1: 0.9y + 0.05)."""
     return (1.0 - epsilon) * y + epsilon / 2.0
 
 
 def han_loss(
-    out: dict[str, torch.Tensor], y: torch.Tensor, visual_smoothing: float = 0.1, guided: bool = True
+    out: dict[str, torch.Tensor],
+    y: torch.Tensor,
+    visual_smoothing: float = 0.1,
+    guided: bool = True,
+    targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``out``: HAN outputs (``video_prob``, ``audio_prob``, ``visual_prob`` (B,C)); ``y`` (B,C)."""
+    """``out``: HAN outputs (``video_prob``, ``audio_prob``, ``visual_prob`` (B,C)); ``y`` (B,C).
+
+    ``targets`` replaces the modality targets ``(y, smooth(y))``, e.g. by denoised ones."""
     loss = bce(out["video_prob"], y)
     if guided:
-        loss = loss + bce(out["audio_prob"], y) + bce(out["visual_prob"], smooth(y, visual_smoothing))
+        t_audio, t_visual = targets if targets is not None else (y, smooth(y, visual_smoothing))
+        loss = loss + bce(out["audio_prob"], t_audio) + bce(out["visual_prob"], t_visual)
     return loss

@@ -26,16 +26,23 @@ from torch import nn
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """Softmax over ``dim`` where ``mask`` (broadcastable bool, True = real) is False -> weight 0."""
+    """Softmax over ``dim``; where ``mask`` (broadcastable, True = real) is False: weight 0."""
     if mask is None:
         return torch.softmax(logits, dim=dim)
     return torch.softmax(logits.masked_fill(~mask, torch.finfo(logits.dtype).min), dim=dim) * mask
 
 
 class Embed(nn.Module):
-    """LLP-recipe input tokens: audio (B,T,Da) -> (B,T,d); frames (B,T,k,Df) + motion (B,T,Dm) -> (B,T,d)."""
+    """LLP-recipe input tokens (B,T,d) from audio (B,T,Da), frames (B,T,k,Df) + motion (B,T,Dm)."""
 
-    def __init__(self, dims_audio: int, dims_frames: int, dims_motion: int, d: int, activation: Literal["none", "elu"] = "none"):
+    def __init__(
+        self,
+        dims_audio: int,
+        dims_frames: int,
+        dims_motion: int,
+        d: int,
+        activation: Literal["none", "elu"] = "none",
+    ):
         super().__init__()
         self.fc_a = nn.Linear(dims_audio, d)
         self.fc_s = nn.Linear(dims_frames, d)
@@ -59,16 +66,26 @@ class HybridAttention(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(d, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.ffn = nn.Sequential(
+            nn.Linear(d, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d)
+        )
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+        self.drop1, self.drop2, self.drop3 = (
+            nn.Dropout(dropout),
+            nn.Dropout(dropout),
+            nn.Dropout(dropout),
+        )
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None, pad: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, other: torch.Tensor | None = None, pad: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``x`` (B,L,d) attends to itself and, if given, to ``other`` (B,L',d).
         ``pad`` (B,L) True = padding key (applies to both, so L' == L when given)."""
         h = x + self.drop1(self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0])
         if other is not None:
-            h = h + self.drop2(self.cross_attn(x, other, other, key_padding_mask=pad, need_weights=False)[0])
+            h = h + self.drop2(
+                self.cross_attn(x, other, other, key_padding_mask=pad, need_weights=False)[0]
+            )
         h = self.norm1(h)
         return self.norm2(h + self.drop3(self.ffn(h)))
 
@@ -93,7 +110,12 @@ class MMILPool(nn.Module):
         w_m = torch.softmax(self.fc_mod(x), dim=2)
         video = (w_t * w_m * P).sum(dim=(1, 2))
         per_mod = (w_t * P).sum(dim=1)
-        return {"seg_prob": P, "video_prob": video, "audio_prob": per_mod[:, 0], "visual_prob": per_mod[:, 1]}
+        return {
+            "seg_prob": P,
+            "video_prob": video,
+            "audio_prob": per_mod[:, 0],
+            "visual_prob": per_mod[:, 1],
+        }
 
 
 class HAN(nn.Module):
@@ -115,11 +137,18 @@ class HAN(nn.Module):
     ):
         super().__init__()
         self.embed = Embed(dims_audio, dims_frames, dims_motion, d, activation)
-        self.layers = nn.ModuleList([HybridAttention(d, heads, ffn, dropout) for _ in range(layers)])
+        self.layers = nn.ModuleList(
+            [HybridAttention(d, heads, ffn, dropout) for _ in range(layers)]
+        )
         self.pool = MMILPool(d, n_classes)
 
     def forward(
-        self, audio: torch.Tensor, frames: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor | None = None, cross: bool = True
+        self,
+        audio: torch.Tensor,
+        frames: torch.Tensor,
+        motion: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cross: bool = True,
     ) -> dict[str, torch.Tensor]:
         a, v = self.embed.audio(audio), self.embed.visual(frames, motion)
         pad = None if mask is None else ~mask

@@ -12,9 +12,9 @@ from typing import Literal
 import torch
 
 from avpipe.datasets.avvp import AVVPSplit, Dims
-from avpipe.metrics.avvp import Setting
 from avpipe.methods.han.losses import han_loss
 from avpipe.methods.han.model import HAN
+from avpipe.metrics.avvp import Setting
 from avpipe.training.avvp import Selection
 from avpipe.training.epochs import shuffled_batches
 
@@ -46,11 +46,24 @@ class TrainConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    select: Selection = field(default_factory=lambda: Selection("segment.Type@AV", Setting(0.5, 0.5, "global")))
+    select: Selection = field(
+        default_factory=lambda: Selection("segment.Type@AV", Setting(0.5, 0.5, "global"))
+    )
 
 
 def build_han(m: ModelConfig, dims: Dims) -> HAN:
-    return HAN(dims.audio, dims.frames, dims.motion, dims.n_classes, m.d_model, m.heads, m.ffn, m.dropout, m.layers, m.activation)
+    return HAN(
+        dims.audio,
+        dims.frames,
+        dims.motion,
+        dims.n_classes,
+        m.d_model,
+        m.heads,
+        m.ffn,
+        m.dropout,
+        m.layers,
+        m.activation,
+    )
 
 
 def outputs_to_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -70,7 +83,9 @@ class Trainer:
         self.epochs = cfg.train.epochs
         self.model = build_han(cfg.model, dims).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
-        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.train.lr_step, cfg.train.lr_gamma)
+        self.sched = torch.optim.lr_scheduler.StepLR(
+            self.opt, cfg.train.lr_step, cfg.train.lr_gamma
+        )
 
     def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
         t = self.cfg.train
@@ -91,7 +106,9 @@ class Trainer:
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.model.eval()
-        return outputs_to_predictions(self.model(batch["audio"], batch["frames"], batch["motion"], batch["mask"]))
+        return outputs_to_predictions(
+            self.model(batch["audio"], batch["frames"], batch["motion"], batch["mask"])
+        )
 
     def deploy_state(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
