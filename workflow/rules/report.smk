@@ -27,8 +27,8 @@ def report_metrics():
 REPORT_METRICS = report_metrics()
 REPORT_DATASETS = sorted({t.split("/")[3] for t in REPORT_METRICS})
 # Training curves of the stages before the evaluated one (paper 000: pretrain and
-# selflabel per dataset and seed); the evaluated stages' own history.tsv lie next to
-# their predictions and are found through metrics.json.
+# selflabel per dataset and seed, drawn with the "unsupervised" runs); the evaluated
+# stages' own history.tsv lie next to their predictions, found through metrics.json.
 REPORT_HISTORIES = sorted(
     {
         f"results/{stage}/{t.split('/')[2]}/{t.split('/')[3]}/history.tsv"
@@ -98,7 +98,7 @@ rule report:
         cfg=as_json(config["report"]),
         code=code("report", "stages/report"),
         metrics=lambda wildcards, input: " ".join(f"'{p}'" for p in input.metrics),
-        histories=lambda wildcards, input: " ".join(f"'{p}'" for p in input.histories),
+        histories=lambda wildcards, input: " ".join(f"'unsupervised={p}'" for p in input.histories),
     shell:
         "avpipe report --metrics {params.metrics} --history {params.histories} "
         "--manifest-root results/manifest --config-json {params.cfg:q} "
