@@ -29,16 +29,28 @@ def _history(path: Path, phases: tuple[str, ...], seed: int) -> None:
     for ph in phases:
         for e in range(5):
             loss = 2.0 / (e + 1) + 0.1 * seed
-            rows.append(("\t".join([ph, str(e), f"{loss:.4f}", "0.05"])) if ph else f"{e}\t{loss:.4f}\t0.05")
+            rows.append(
+                ("\t".join([ph, str(e), f"{loss:.4f}", "0.05"])) if ph else f"{e}\t{loss:.4f}\t0.05"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")
 
 
 def _evaluate(task: str, root: Path, pred: Path, out: Path) -> None:
     rc = avpipe_main(
-        ["evaluate", "--task", task, "--manifest", str(root / "results/manifest" / DS),
-         "--predictions", str(pred), "--config-json", '{"split": "test"}' if task == "unsupervised" else "{}",
-         "--out-dir", str(out)]
+        [
+            "evaluate",
+            "--task",
+            task,
+            "--manifest",
+            str(root / "results/manifest" / DS),
+            "--predictions",
+            str(pred),
+            "--config-json",
+            '{"split": "test"}' if task == "unsupervised" else "{}",
+            "--out-dir",
+            str(out),
+        ]
     )
     assert rc == 0
 
@@ -65,13 +77,24 @@ def _unsupervised(root: Path, m: Manifest, labels: np.ndarray, classes: np.ndarr
                 train_pseudo_label=pseudo[tr_idx],
             )
             emb = np.eye(C)[classes[tr_idx]] * 3 + rng.normal(size=(len(train), C))
-            np.savez(d / "embeddings.npz", sample_id=np.array([s.sample_id for s in train]),
-                     embedding=emb.astype(np.float32), pseudo_label=pseudo[tr_idx])
+            np.savez(
+                d / "embeddings.npz",
+                sample_id=np.array([s.sample_id for s in train]),
+                embedding=emb.astype(np.float32),
+                pseudo_label=pseudo[tr_idx],
+            )
             _history(d / "history.tsv", ("e_step", "m_step"), seed)
-            (d / "summary.json").write_text(json.dumps(
-                {"config": {"data": {"visual_recipe": "vgg19_pool5", "audio_recipe": "vggish"}}}))
-            _evaluate("unsupervised", root, d / "predictions.npz",
-                      root / f"results/evaluate/unsupervised/{DS}/clcl/seed{seed}/round{k}")
+            (d / "summary.json").write_text(
+                json.dumps(
+                    {"config": {"data": {"visual_recipe": "vgg19_pool5", "audio_recipe": "vggish"}}}
+                )
+            )
+            _evaluate(
+                "unsupervised",
+                root,
+                d / "predictions.npz",
+                root / f"results/evaluate/unsupervised/{DS}/clcl/seed{seed}/round{k}",
+            )
         for stage in ("pretrain", "selflabel"):
             _history(root / f"results/{stage}/{DS}/seed{seed}/history.tsv", ("",), seed)
 
@@ -85,10 +108,18 @@ def _ave(root: Path, m: Manifest, labels: np.ndarray) -> None:
         pred = labels[test].copy()
         noise = rng.random(pred.shape) < 0.2
         pred[noise] = len(m.classes)
-        np.savez(d / "predictions.npz", sample_id=np.array([m.samples[i].sample_id for i in test]),
-                 segment_pred=pred)
+        np.savez(
+            d / "predictions.npz",
+            sample_id=np.array([m.samples[i].sample_id for i in test]),
+            segment_pred=pred,
+        )
         _history(d / "history.tsv", ("",), seed)
-        _evaluate("ave", root, d / "predictions.npz", root / f"results/evaluate/cpsp/{DS}/psp_weak/seed{seed}")
+        _evaluate(
+            "ave",
+            root,
+            d / "predictions.npz",
+            root / f"results/evaluate/cpsp/{DS}/psp_weak/seed{seed}",
+        )
 
 
 AVVP_VALUES = {0: 40.0, 1: 44.0}  # every AVVP metric of seed s (mean 42, sample std 2.83)
@@ -101,18 +132,33 @@ def _avvp(root: Path, m: Manifest, labels: np.ndarray) -> None:
     for seed in SEEDS:
         d = root / f"results/avvp/{DS}/coleaf/seed{seed}"
         d.mkdir(parents=True)
-        np.savez(d / "predictions.npz", sample_id=np.array([m.samples[i].sample_id for i in test]),
-                 n_segments=np.full(len(test), 10), seg_prob_audio=onehot * 0.9,
-                 seg_prob_visual=onehot * 0.8, video_prob_audio=onehot.max(1),
-                 video_prob_visual=onehot.max(1))
+        np.savez(
+            d / "predictions.npz",
+            sample_id=np.array([m.samples[i].sample_id for i in test]),
+            n_segments=np.full(len(test), 10),
+            seg_prob_audio=onehot * 0.9,
+            seg_prob_visual=onehot * 0.8,
+            video_prob_audio=onehot.max(1),
+            video_prob_visual=onehot.max(1),
+        )
         _history(d / "history.tsv", ("",), seed)
         out = root / f"results/evaluate/avvp/{DS}/coleaf/seed{seed}"
         out.mkdir(parents=True)
         metrics = {f"standard.{c}": AVVP_VALUES[seed] for c in AVVP_COLUMNS}
         metrics["n_videos"] = len(test)
-        (out / "metrics.json").write_text(json.dumps(
-            {"task": "avvp", "dataset": DS, "metrics": metrics, "info": {},
-             "predictions": str(d / "predictions.npz"), "config_hash": "abc", "versions": {"avpipe": "0.1.0"}}))
+        (out / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "task": "avvp",
+                    "dataset": DS,
+                    "metrics": metrics,
+                    "info": {},
+                    "predictions": str(d / "predictions.npz"),
+                    "config_hash": "abc",
+                    "versions": {"avpipe": "0.1.0"},
+                }
+            )
+        )
 
 
 def build_tree(root: Path) -> Path:
@@ -122,7 +168,9 @@ def build_tree(root: Path) -> Path:
     m.write(root / "results/manifest" / DS)
     m = Manifest.read(root / "results/manifest" / DS)
     labels = segment_labels(m, m.samples, n_segments=10)
-    classes = np.array([int(np.bincount(r[r < len(m.classes)], minlength=len(m.classes)).argmax()) for r in labels])
+    classes = np.array(
+        [int(np.bincount(r[r < len(m.classes)], minlength=len(m.classes)).argmax()) for r in labels]
+    )
     _unsupervised(root, m, labels, classes)
     _ave(root, m, labels)
     _avvp(root, m, labels)

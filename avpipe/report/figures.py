@@ -393,16 +393,20 @@ def per_class(runs: list[Run], out: Path, dpi: int) -> Path | None:
 # -- all --------------------------------------------------------------------------------
 
 
-def history_files(runs: list[Run], extra: list[Path]) -> list[tuple[str, Path]]:
-    """(label, path) for the first seed: the ``--history`` files of that dataset and seed
-    (``results/<stage>/<dataset>/seed<s>/history.tsv``, labelled by stage), then the
-    ``history.tsv`` next to each round's predictions."""
+def history_files(runs: list[Run], extra: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """(label, path) for the first seed: the extra ``(stage, history.tsv)`` files given for
+    this evaluation stage, dataset and seed (``results/<training stage>/<dataset>/seed<s>/``,
+    labelled by training stage), then the ``history.tsv`` next to each round's predictions."""
     seed = min(r.seed for r in runs)
-    ds = runs[0].dataset
+    stage, ds = runs[0].stage, runs[0].dataset
     out = [
         (p.parts[-4], p)
-        for p in extra
-        if len(p.parts) >= 4 and p.parts[-2] == f"seed{seed}" and p.parts[-3] == ds and p.is_file()
+        for st, p in extra
+        if st == stage
+        and len(p.parts) >= 4
+        and p.parts[-2] == f"seed{seed}"
+        and p.parts[-3] == ds
+        and p.is_file()
     ]
     for r in sorted((r for r in runs if r.seed == seed), key=lambda r: r.round or 0):
         if r.train_dir is not None and (r.train_dir / "history.tsv").is_file():
@@ -415,7 +419,7 @@ def write_all(
     groups: list[Group],
     manifests: ManifestLoader,
     cfg: ReportConfig,
-    histories: list[Path],
+    histories: list[tuple[str, Path]],
     out_dir: Path,
 ) -> list[Path]:
     written: list[Path] = []

@@ -9,7 +9,8 @@ and writes into ``--out-dir`` (``results/report/``)::
     figures/<kind>/<stage>__<dataset>__<experiment>.png  (kinds: avpipe.report.figures)
 
 Ground truth for timelines and t-SNE comes from ``--manifest-root/<dataset>``; training
-curves from the ``history.tsv`` next to each run's predictions and from ``--history``.
+curves from the ``history.tsv`` next to each run's predictions and from ``--history``
+(``STAGE=PATH``: drawn with the runs of evaluation stage STAGE).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--history",
         nargs="*",
         default=[],
-        type=Path,
-        help="extra history.tsv files (results/<stage>/<dataset>/seed<s>/history.tsv)",
+        type=_history_arg,
+        metavar="STAGE=PATH",
+        help="training curves of earlier stages drawn with an evaluation stage's runs, e.g. "
+        "unsupervised=results/pretrain/<dataset>/seed<s>/history.tsv",
     )
     p.add_argument(
         "--manifest-root",
@@ -54,6 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--config-json", default="{}", help="the report: config section as JSON (or @file)"
     )
     p.add_argument("--out-dir", required=True, type=Path, help="results/report")
+
+
+def _history_arg(text: str) -> tuple[str, Path]:
+    stage, sep, path = text.partition("=")
+    if not sep or not stage or not path:
+        raise argparse.ArgumentTypeError(f"--history {text!r}: expected STAGE=PATH")
+    return stage, Path(path)
 
 
 @functools.cache

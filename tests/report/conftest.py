@@ -22,10 +22,19 @@ def report_dir(results_tree: Path) -> Path:
     cfg = {"tsne": {"max_points": 200}, "timelines": {"n_videos": 3}, "dpi": 60}
     histories = sorted(results_tree.glob("results/*/toy/seed*/history.tsv"))
     rc = avpipe_main(
-        ["report", "--metrics", *map(str, metrics_files(results_tree)),
-         "--history", *map(str, histories),
-         "--manifest-root", str(results_tree / "results/manifest"),
-         "--config-json", json.dumps(cfg), "--out-dir", str(out)]
+        [
+            "report",
+            "--metrics",
+            *map(str, metrics_files(results_tree)),
+            "--history",
+            *[f"unsupervised={h}" for h in histories],
+            "--manifest-root",
+            str(results_tree / "results/manifest"),
+            "--config-json",
+            json.dumps(cfg),
+            "--out-dir",
+            str(out),
+        ]
     )
     assert rc == 0
     return out

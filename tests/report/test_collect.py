@@ -13,7 +13,12 @@ from avpipe.report.collect import group_runs, load_runs, parse_path, stat
 
 def test_parse_path_with_and_without_round() -> None:
     assert parse_path("results/evaluate/unsupervised/synth_ave/clcl/seed3/round2/metrics.json") == {
-        "stage": "unsupervised", "dataset": "synth_ave", "experiment": "clcl", "seed": 3, "round": 2}
+        "stage": "unsupervised",
+        "dataset": "synth_ave",
+        "experiment": "clcl",
+        "seed": 3,
+        "round": 2,
+    }
     assert parse_path("/x/results/evaluate/avvp/llp/coleaf/seed0/metrics.json")["round"] is None
 
 

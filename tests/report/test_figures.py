@@ -28,4 +28,6 @@ def test_figures_per_experiment(report_dir: Path, name: str) -> None:
 
 def test_figure_list_matches_files(report_dir: Path) -> None:
     listed = (report_dir / "figures.txt").read_text().split()
-    assert sorted(listed) == sorted(str(p.relative_to(report_dir)) for p in report_dir.glob("figures/*/*.png"))
+    assert sorted(listed) == sorted(
+        str(p.relative_to(report_dir)) for p in report_dir.glob("figures/*/*.png")
+    )

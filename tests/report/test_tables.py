@@ -24,7 +24,11 @@ def test_experiment_table_mean_std_per_round(results_tree: Path, report_dir: Pat
     rows = _tsv(report_dir / "tables/unsupervised__toy__clcl.tsv")
     assert [r["round"] for r in rows] == ["1", "2"]
     for r in rows:
-        vals = _seed_values(results_tree, f"results/evaluate/unsupervised/toy/clcl/seed*/round{r['round']}/metrics.json", "accuracy")
+        vals = _seed_values(
+            results_tree,
+            f"results/evaluate/unsupervised/toy/clcl/seed*/round{r['round']}/metrics.json",
+            "accuracy",
+        )
         assert len(vals) == 2
         assert float(r["accuracy_mean"]) == pytest.approx(np.mean(vals), abs=1e-4)
         assert float(r["accuracy_std"]) == pytest.approx(np.std(vals, ddof=1), abs=1e-4)
@@ -39,7 +43,7 @@ def test_avvp_variants_become_rows(report_dir: Path) -> None:
     assert sorted(r["variant"] for r in rows) == ["", "standard.event", "standard.segment"]
     by = {r["variant"]: r for r in rows}
     assert float(by["standard.segment"]["AV_mean"]) == pytest.approx(42.0)
-    assert float(by["standard.event"]["Event@AVo_std"]) == pytest.approx(2 ** 1.5, abs=1e-4)
+    assert float(by["standard.event"]["Event@AVo_std"]) == pytest.approx(2**1.5, abs=1e-4)
     assert by[""]["AV_mean"] == "" and float(by[""]["n_videos_mean"]) == 12
 
 
@@ -50,13 +54,17 @@ def test_summary_layout_ours_and_published(results_tree: Path, report_dir: Path)
     # the AVE table holds the last EM round and the supervised run
     ave = {(r["method"], r["variant"]): r for r in ours if r["section"] == "ave_accuracy"}
     assert set(ave) == {("clcl (unsupervised)", "round 2"), ("psp_weak (cpsp)", "")}
-    vals = _seed_values(results_tree, "results/evaluate/cpsp/toy/psp_weak/seed*/metrics.json", "accuracy")
+    vals = _seed_values(
+        results_tree, "results/evaluate/cpsp/toy/psp_weak/seed*/metrics.json", "accuracy"
+    )
     assert float(ave[("psp_weak (cpsp)", "")]["mean"]) == pytest.approx(np.mean(vals), abs=1e-4)
     assert ave[("psp_weak (cpsp)", "")]["setting"] == "WS"
     em = [r for r in ours if r["section"] == "em_rounds"]
     assert len(em) == 4  # purity and accuracy x 2 rounds
     avvp = [r for r in ours if r["section"] == "avvp"]
-    assert len(avvp) == 18 and all(float(r["mean"]) == np.mean(list(AVVP_VALUES.values())) for r in avvp)
+    assert len(avvp) == 18 and all(
+        float(r["mean"]) == np.mean(list(AVVP_VALUES.values())) for r in avvp
+    )
     pub = [r for r in rows if r["source"] == "published"]
     assert all(r["reference"] for r in pub)
     coleaf_av = [r for r in pub if r["method"] == "CoLeaF" and r["metric"] == "segment.AV"]

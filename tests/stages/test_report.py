@@ -17,9 +17,19 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _report(root: Path, out: Path, metrics: list[Path], cfg: dict) -> int:
-    return avpipe_main(["report", "--metrics", *map(str, metrics), "--manifest-root",
-                        str(root / "results/manifest"), "--config-json", json.dumps(cfg),
-                        "--out-dir", str(out)])
+    return avpipe_main(
+        [
+            "report",
+            "--metrics",
+            *map(str, metrics),
+            "--manifest-root",
+            str(root / "results/manifest"),
+            "--config-json",
+            json.dumps(cfg),
+            "--out-dir",
+            str(out),
+        ]
+    )
 
 
 def test_no_metrics_writes_an_empty_summary(tree: Path, tmp_path: Path) -> None:
@@ -35,7 +45,9 @@ def test_seed_filter_and_single_stage(tree: Path, tmp_path: Path) -> None:
     (row,) = [r for r in (tmp_path / "r/summary.tsv").read_text().splitlines() if "\tours\t" in r]
     assert row.split("\t")[10] == "1"  # n_seeds
     assert sorted(p.name for p in (tmp_path / "r/tables").iterdir()) == [
-        "cpsp__toy__psp_weak.md", "cpsp__toy__psp_weak.tsv"]
+        "cpsp__toy__psp_weak.md",
+        "cpsp__toy__psp_weak.tsv",
+    ]
 
 
 def test_unknown_config_key_is_named(tree: Path, tmp_path: Path) -> None:

@@ -26,17 +26,26 @@ def report_metrics():
 
 REPORT_METRICS = report_metrics()
 REPORT_DATASETS = sorted({t.split("/")[3] for t in REPORT_METRICS})
-# Training curves of the stages before the evaluated one (paper 000: pretrain and
-# selflabel per dataset and seed); the evaluated stages' own history.tsv lie next to
-# their predictions and are found through metrics.json.
+# Training curves of the stages before the evaluated one, drawn with the "unsupervised"
+# runs: paper 000's pretrain and selflabel per dataset and seed. The input is a declared
+# output of that stage's job (selflabel does not declare its history.tsv), the argument
+# the history.tsv beside it. The evaluated stages' own history.tsv lie next to their
+# predictions and are found through metrics.json.
+REPORT_HISTORY_OF = {"pretrain": "history.tsv", "selflabel": "pseudo_labels.tsv"}
 REPORT_HISTORIES = sorted(
     {
-        f"results/{stage}/{t.split('/')[2]}/{t.split('/')[3]}/history.tsv"
+        f"results/{stage}/{t.split('/')[2]}/{t.split('/')[3]}/{declared}"
         for t in ALL_TARGETS
         if t.startswith("results/em/") and t.endswith("/timelines.tsv")
-        for stage in ("pretrain", "selflabel")
+        for stage, declared in REPORT_HISTORY_OF.items()
     }
 )
+
+
+def report_history_args(wildcards, input):
+    return " ".join(
+        f"'unsupervised={os.path.dirname(p)}/history.tsv'" for p in input.histories
+    )
 
 
 rule report:
@@ -98,7 +107,7 @@ rule report:
         cfg=as_json(config["report"]),
         code=code("report", "stages/report"),
         metrics=lambda wildcards, input: " ".join(f"'{p}'" for p in input.metrics),
-        histories=lambda wildcards, input: " ".join(f"'{p}'" for p in input.histories),
+        histories=report_history_args,
     shell:
         "avpipe report --metrics {params.metrics} --history {params.histories} "
         "--manifest-root results/manifest --config-json {params.cfg:q} "
