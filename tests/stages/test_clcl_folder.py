@@ -33,9 +33,13 @@ def test_folder_dataset_gets_pseudo_labels_and_timelines(tmp_path: Path) -> None
         return json.dumps({k: CFG[k] for k in ("data", *sections)})
 
     out = tmp_path / "out"
-    assert main(["pretrain", *base, "--config-json", cfg("pretrain"), "--out-dir", str(out / "pre")]) == 0
-    assert main(["selflabel", *base, "--config-json", cfg("selflabel"), "--pretrain", str(out / "pre"),
-                 "--out-dir", str(out / "sl")]) == 0  # fmt: skip
+    assert (
+        main(["pretrain", *base, "--config-json", cfg("pretrain"), "--out-dir", str(out / "pre")])
+        == 0
+    )
+    args = ["selflabel", *base, "--config-json", cfg("selflabel"),
+            "--pretrain", str(out / "pre"), "--out-dir", str(out / "sl")]  # fmt: skip
+    assert main(args) == 0
     for k in (1, 2):
         prev = ["--previous", str(out / f"round{k - 1}")] if k > 1 else []
         args = ["em", *base, "--config-json", cfg("selflabel", "em"), "--round", str(k),
