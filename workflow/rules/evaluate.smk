@@ -31,7 +31,13 @@ rule evaluate_unsupervised:
         runtime=20,
     params:
         cfg=as_json({"split": config["unsupervised"]["evaluate_split"]}),
-        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        code=code(
+            "metrics/__init__",
+            "metrics/unsupervised",
+            "metrics/ave",
+            "stages/evaluate",
+            "datasets/manifest",
+        ),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avpipe evaluate --task unsupervised --manifest results/manifest/{wildcards.dataset} "

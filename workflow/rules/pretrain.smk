@@ -44,13 +44,31 @@ def unsup_stores(wildcards):
 
 # Datasets of unsupervised.datasets that are defined under `datasets` (others are
 # skipped, so the DAG builds before any dataset is configured).
-UNSUP_DATASETS = [d for d in config["unsupervised"]["datasets"] if d in config["datasets"]]
-UNSUP_CODE = ("methods/clcl", "training/epochs", "training/checkpoint", "io/store", "datasets/manifest")
-UNSUP_ARGS = (
-    "--manifest results/manifest/{wildcards.dataset} --visual-store {input.visual:q} "
-    "--audio-store {input.audio:q} --seed {wildcards.seed} --config-json {params.cfg:q} "
-    "--threads {threads}"
+UNSUP_DATASETS = [
+    d for d in config["unsupervised"]["datasets"] if d in config["datasets"]
+]
+# Sources each stage runs (editing the annotator does not rerun pretraining).
+UNSUP_CODE = tuple(
+    f"methods/clcl/{m}"
+    for m in (
+        "__init__",
+        "cli",
+        "config",
+        "data",
+        "losses",
+        "memory",
+        "model",
+        "pretrain",
+        "pipeline",
+    )
+) + (
+    "training/epochs",
+    "training/checkpoint",
+    "io/store",
+    "datasets/manifest",
+    "utils/provenance",
 )
+UNSUP_CODE_SELFLABEL = ("methods/clcl/annotator", "methods/clcl/localizer")
 
 
 rule pretrain:
@@ -72,4 +90,7 @@ rule pretrain:
         code=code(*UNSUP_CODE, "stages/pretrain"),
         out=lambda wildcards, output: os.path.dirname(output.encoder),
     shell:
-        "avpipe pretrain " + UNSUP_ARGS + " --out-dir {params.out} > {log} 2>&1"
+        "avpipe pretrain "
+        "--manifest results/manifest/{wildcards.dataset} --visual-store {input.visual:q} "
+        "--audio-store {input.audio:q} --seed {wildcards.seed} --threads {threads} "
+        "--config-json {params.cfg:q} --out-dir {params.out} > {log} 2>&1"

@@ -149,7 +149,8 @@ def train_annotator(
     if hist.rows:
         last = hist.rows[-1]
         log.info(
-            "selflabel: %d epochs in %.1f s, loss %.4f, %d non-empty pseudo-classes, %.1f%% repulsion terms clipped",
+            "selflabel: %d epochs in %.1f s, loss %.4f, %d non-empty pseudo-classes, "
+            "%.1f%% repulsion KLs above the ceiling",
             epochs,
             hist.seconds,
             last["loss"],

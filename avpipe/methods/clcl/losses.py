@@ -77,11 +77,10 @@ def label_contrast(
     if ceiling is not None:
         clipped = (repel >= ceiling).float().mean()
         repel = bound_repulsion(repel, ceiling, bound)
-    if reduction == "mean":
-        loss = attract.mean(1) - repel.mean(1)
-    else:
-        loss = attract.sum(1) - repel.sum(1)
-    return loss.mean(), clipped
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"neighbour_reduction must be 'sum' or 'mean', got {reduction!r}")
+    reduce = torch.mean if reduction == "mean" else torch.sum
+    return (reduce(attract, 1) - reduce(repel, 1)).mean(), clipped
 
 
 def marginal_entropy(p: torch.Tensor, sign: str = "maximize") -> torch.Tensor:
