@@ -126,3 +126,45 @@ def test_weak_setting_rejects_segment_level_losses(runs: dict[str, dict]) -> Non
         runs["cpsp_full"]["root"], "bad_weak", "weak", {**W0, "avpsp": 100}, epochs=1
     )
     assert rc == 2 and not (out / "model.pt").exists()
+
+
+def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> None:
+    """Every default experiment (+ an experiment-level feature set) parses into CpspStage,
+    with cpsp.train <- experiment.train <- overrides.<dataset>.train."""
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from avpipe.config import from_dict
+    from avpipe.methods.cpsp.config import CpspStage
+
+    cfg_path = workflow_copy / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["cpsp"]["experiments"]["cpsp_full_resnet"] = {
+        "setting": "full",
+        "data": {"visual_recipe": "resnet152_maps"},
+    }
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    targets = [f"results/cpsp/synth_ave/{e}/seed0/model.pt" for e in cfg["cpsp"]["experiments"]]
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", *targets],
+        cwd=workflow_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    jobs = re.findall(r"avpipe cpsp .*?--config-json '(\{.*?\})'", r.stdout)
+    parsed = {c.experiment: c for c in (from_dict(CpspStage, json.loads(j)) for j in jobs)}
+    assert set(parsed) == set(cfg["cpsp"]["experiments"])
+    weak = parsed["cpsp_weak"]
+    assert weak.run.setting == "weak" and weak.run.weights.avpsp == 0
+    over = cfg["cpsp"]["overrides"]["synth_ave"]["train"]
+    assert weak.run.train.epochs == over["epochs"] and weak.run.train.milestones == tuple(
+        over["milestones"]
+    )
+    assert parsed["cpsp_full"].run.weights.spsa == 0.01 and parsed["cpsp_full"].data.standardize
+    assert parsed["cpsp_full_resnet"].data.visual_recipe == "resnet152_maps"
+    assert "resnet152_maps.zarr" in r.stdout

@@ -1,7 +1,8 @@
 # Stage "cpsp" (paper 001): PSP / CPSP / SSPSP, fully and weakly supervised, one job
-# per (dataset, experiment, seed). Each job receives its experiment resolved for the
-# dataset: cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train (same for
-# data and model, which experiments do not change).
+# per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
+# set). Each job receives its experiment resolved for the dataset:
+# cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train, the same for data;
+# model: cpsp.model <- overrides.<dataset>.model.
 
 
 def cpsp_config(dataset, experiment):
@@ -15,7 +16,12 @@ def cpsp_config(dataset, experiment):
     over = cp.get("overrides", {}).get(dataset, {})
     exp = dict(cp["experiments"][experiment])
     train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
-    data = {**cp["data"], **over.get("data", {}), "device": config["run"]["device"]}
+    data = {
+        **cp["data"],
+        **exp.pop("data", {}),
+        **over.get("data", {}),
+        "device": config["run"]["device"],
+    }
     model = {**cp["model"], **over.get("model", {})}
     return {
         "experiment": experiment,
