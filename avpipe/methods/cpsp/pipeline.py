@@ -3,10 +3,15 @@
 :func:`objective` sums the configured losses (spec §3.3):
 full ``L_cls + w_avpsp L_avpsp + w_spsa L_spsa + w_vpsa L_vpsa + w_ss L_ss``,
 weak ``L_cls + w_vpsa L_vpsa + w_ss L_ss`` (segment labels are never read in the weak
-setting).  :func:`run_experiment` trains on train, selects the epoch on val segment
-accuracy (never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz``
-(``sample_id``, ``segment_pred`` (N, T), background = C; see
-:mod:`avpipe.metrics.ave`), ``history.tsv`` and ``summary.json``.
+setting).  As in CPSP, the weak setting has neither a background column nor
+background-only videos (spec §6 item 8): nothing in ``L_cls`` pushes the event gate
+down on background segments, so weak models tend to mark whole videos as events (on
+AVE, 2/3 of the videos are events from 0 to 10 s).
+
+:func:`run_experiment` trains on train, selects the epoch on val segment accuracy
+(never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz`` (``sample_id``,
+``segment_pred`` (N, T), background = C; see :mod:`avpipe.metrics.ave`),
+``history.tsv`` and ``summary.json``.
 """
 
 from __future__ import annotations
