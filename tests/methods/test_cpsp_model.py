@@ -160,3 +160,27 @@ def test_streamed_maps_equal_in_memory_maps(tmp_path) -> None:
     assert set(b1.labels[0].tolist()) == {4 % 3, 3} and b1.video_class.tolist() == [1, 1]
     n1, n2 = mem.fit_normalizer(), streamed.fit_normalizer()
     assert np.allclose(n1.v_mean, n2.v_mean) and np.allclose(n1.a_std, n2.a_std)
+
+
+def test_fit_restores_the_best_validation_epoch() -> None:
+    from avpipe.training.loop import TrainConfig, fit
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1)
+    x, y = torch.randn(8, 2), torch.randn(8, 1)
+    scores = iter([1.0, 3.0, 2.0, 3.0])  # epoch 1 is best; the tie at epoch 3 keeps epoch 1
+    snapshots = []
+
+    def batch_loss(idx):
+        return ((net(x[idx]) - y[idx]) ** 2).mean(), {}
+
+    def validate():
+        snapshots.append(net.weight.detach().clone())
+        return {"score": next(scores)}
+
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.1, milestones=(2,), grad_clip=None)
+    res = fit(net, 8, batch_loss, validate, cfg, seed=0)
+    assert res.best_epoch == 1 and res.best_score == 3.0
+    assert torch.equal(net.weight, snapshots[1]) and not torch.equal(snapshots[1], snapshots[3])
+    assert [r["lr"] for r in res.history.rows] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    assert len(res.epoch_seconds) == 4
