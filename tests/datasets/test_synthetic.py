@@ -306,7 +306,8 @@ def test_more_videos_extend_the_dataset_without_changing_it() -> None:
 def test_classes_are_learnable_and_hard_is_harder(tmp_path: Path) -> None:
     """Logistic regression on colour histograms + band energies of decoded 1-s segments.
 
-    Short 4-s clips keep this fast; the full default preset scores alike (0.96 vs 0.51).
+    Short 4-s clips keep this fast; the full-size presets score alike
+    (default 0.96, hard 0.69, chance 0.17).
     """
     sizes = {"duration_s": 4, "ave": {"train": 18, "val": 6, "test": 6}}
     scores = {}
@@ -317,5 +318,5 @@ def test_classes_are_learnable_and_hard_is_harder(tmp_path: Path) -> None:
     (easy, chance, n), (hard, _, _) = scores["default"], scores["hard"]
     assert n >= 30 and chance == pytest.approx(1 / 6)
     assert easy >= 0.85
-    assert chance + 0.2 <= hard <= 0.8
-    assert easy - hard >= 0.2
+    assert chance + 0.3 <= hard <= 0.85
+    assert easy - hard >= 0.15

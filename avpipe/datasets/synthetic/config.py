@@ -206,12 +206,12 @@ _PRESET_CHANGES: dict[str, dict[str, Any]] = {
     },
     "hard": {
         "difficulty": {
-            "visual_noise": 40.0,
+            "visual_noise": 25.0,
             "audio_snr_db": -8.0,
             "distractors": 8,
             "distractor_sounds": 12,
-            "similarity": 0.85,
-            "object_scale": 0.11,
+            "similarity": 0.6,
+            "object_scale": 0.13,
         },
         "ave": {"single_modality_background": 0.5},
     },
