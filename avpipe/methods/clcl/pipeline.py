@@ -245,7 +245,7 @@ def run_em_round(
     hist = train_localizer(loc, feats, z, cfg.em, seed + 1000 * round_k, device)
     flipped = False
     if cfg.em.gamma_orientation == "separability":
-        flipped = orient_gamma(loc, encoder, feats, z.argmax(1), 256, device)
+        flipped = orient_gamma(loc.to(device), feats, z.argmax(1), 256, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out / "localizer.pt",
