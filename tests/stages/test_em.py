@@ -51,6 +51,20 @@ def test_round_outputs(chain: dict) -> None:
     assert "e_step" in hist and "m_step" in hist  # round 2 re-estimated its labels
 
 
+def test_gamma_selects_the_event_segments(chain: dict) -> None:
+    """After orientation, gamma weighs the true event segments above the background."""
+    from avpipe.metrics.ave import segment_labels
+
+    manifest = chain["manifest"]
+    by_id = {s.sample_id: s for s in manifest.samples}
+    for k in range(1, ROUNDS + 1):
+        with np.load(chain["root"] / f"round{k}" / "predictions.npz") as z:
+            samples = [by_id[str(i)] for i in z["sample_id"]]
+            gamma = z["gamma"]
+        event = segment_labels(manifest, samples, n_segments=10) < len(manifest.classes)
+        assert gamma[event].mean() > 1.2 * gamma[~event].mean(), k
+
+
 def test_pseudo_class_ids_stay_aligned_across_rounds(chain: dict) -> None:
     labels = []
     for k in range(1, ROUNDS + 1):

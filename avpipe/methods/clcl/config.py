@@ -114,7 +114,7 @@ class EMConfig:
     # permute round k's pseudo-classes to best match round k-1's (Hungarian on the
     # contingency table) so pseudo-class ids stay stable across rounds
     align_labels: bool = True
-    # after the M-step, reverse gamma when its reverse pools the stage-A features into
+    # after the M-step, reverse gamma when its reverse pools the input features into
     # more separable pseudo-classes ("separability"), or keep it as trained ("none")
     gamma_orientation: Literal["separability", "none"] = "separability"
     # segment t is foreground iff gamma_t >= 1/T (uniform) or gamma_t / max gamma >= threshold

@@ -10,6 +10,13 @@ folder (every file atomically):
 * :func:`run_em_round` -> the above for round k plus ``localizer.pt``,
   ``predictions.npz`` (see :mod:`avpipe.metrics.unsupervised`), ``embeddings.npz``
   (sample_id, embedding, pseudo_label of the training samples), ``timelines.tsv``
+
+Every network is initialised from the run seed (and the round), never from whatever
+ran before in the process.  EM round k >= 2 (defaults): the E-step pools the stage-A
+encoder's features with round k-1's gamma (the space stage B trained in), trains a
+fresh seeded annotator and permutes its pseudo-classes to match round k-1's (Hungarian);
+the M-step trains a localizer from the stage-A encoder with fresh heads, then orients
+gamma (:func:`~avpipe.methods.clcl.localizer.orient_gamma`).
 """
 
 from __future__ import annotations
@@ -238,7 +245,7 @@ def run_em_round(
     hist = train_localizer(loc, feats, z, cfg.em, seed + 1000 * round_k, device)
     flipped = False
     if cfg.em.gamma_orientation == "separability":
-        flipped = orient_gamma(loc, encoder, feats, z.argmax(1), 256, device)
+        flipped = orient_gamma(loc.to(device), feats, z.argmax(1), 256, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out / "localizer.pt",
