@@ -126,8 +126,11 @@ def _thread(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseExcepti
     return t, errors
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
+def _put(
+    q: queue.Queue, item: Any, stop: threading.Event, consumer_errors: list | None = None
+) -> bool:
+    """Put unless ``stop`` is set or the consumer failed (then it will never take it)."""
+    while not stop.is_set() and not consumer_errors:
         try:
             q.put(item, timeout=0.1)
             return True
@@ -181,10 +184,16 @@ def extract_shard(
         def write() -> None:
             next_row = 0
             while True:
-                item = results.get()
+                try:
+                    item = results.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():  # the main thread gave up
+                        return
+                    continue
                 if item is _DONE:
                     break
-                outputs, spans = item
+                outputs = _to_host(spec, item[0], arrays)  # device sync here, off the model thread
+                spans = item[1]
                 offset = 0
                 for row, _start, count in spans:
                     piece = parts.setdefault(row, {k: [] for k in arrays})
@@ -227,12 +236,9 @@ def extract_shard(
                     break
                 tm = time.perf_counter()
                 out_t = extractor(b.data)
-                outputs = {
-                    k: out_t[k].float().cpu().numpy()
-                    if out_t[k].dtype == torch.bfloat16
-                    else out_t[k].cpu().numpy()
-                    for k in arrays
-                }
+                missing = sorted(set(arrays) - set(out_t))
+                if missing:
+                    raise ValueError(f"{spec.name}: the extractor returned no {missing}")
                 stats.model_s += time.perf_counter() - tm
                 stats.segments += len(b.data)
                 stats.items += len(b.data) * (
@@ -240,10 +246,9 @@ def extract_shard(
                     if spec.modality == "visual" and spec.details.get("aggregation") != "clip"
                     else 1
                 )
-                _check_outputs(spec, outputs, len(b.data), arrays)
-                if writer_errors or not _put(results, (outputs, b.spans), stop):
+                if not _put(results, ({k: out_t[k] for k in arrays}, b.spans), stop, writer_errors):
                     break
-            _put(results, _DONE, stop)
+            _put(results, _DONE, stop, writer_errors)
             writer_thread.join()
             if writer_errors:
                 raise writer_errors[0]
@@ -292,6 +297,16 @@ def _write_row(
     else:
         data = None  # the modality is missing: rows stay at the fill value 0
     writer.add(shard.video_ids[row], n, data, {flag: computed})
+
+
+def _to_host(
+    spec: ExtractorSpec, outputs: dict[str, torch.Tensor], arrays: dict[str, ArraySpec]
+) -> dict[str, np.ndarray]:
+    host = {
+        k: (v.float() if v.dtype == torch.bfloat16 else v).cpu().numpy() for k, v in outputs.items()
+    }
+    _check_outputs(spec, host, len(next(iter(host.values()))), arrays)
+    return host
 
 
 def _check_outputs(

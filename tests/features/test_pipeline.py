@@ -108,3 +108,20 @@ def test_recipe_wanting_more_frames_than_decoded_is_an_error(
     with pytest.raises(ValueError, match="frames_per_segment"):
         extract_shard(shard, FakeVisual(8), tmp_path / "v.zarr")
     assert not (tmp_path / "v.zarr").exists()
+
+
+class _NaNAudio(FakeAudio):
+    def __call__(self, batch):
+        out = super().__call__(batch)
+        out["features"][0, 0] = float("nan")
+        return out
+
+
+def test_nan_or_misshaped_outputs_stop_the_shard(shard: DecodedShard, tmp_path: Path) -> None:
+    with pytest.raises(FloatingPointError, match="NaN"):
+        extract_shard(shard, _NaNAudio(), tmp_path / "a.zarr", batch_size=2)
+    bad = FakeVisual(2)
+    bad.spec = type(bad.spec)(**{**bad.spec.__dict__, "output_shape": (3, 3, 3)})
+    with pytest.raises(ValueError, match="the spec says"):
+        extract_shard(shard, bad, tmp_path / "v.zarr", batch_size=2)
+    assert list(tmp_path.iterdir()) == []
