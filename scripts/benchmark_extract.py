@@ -50,15 +50,21 @@ def make_clip(path: Path, seconds: int, size: tuple[int, int], fps: int, seed: i
         for k in range(seconds * fps):
             dx, dy = (2 * k) % 64, k % 64
             img = base[dy : dy + h, dx : dx + w]
-            for pkt in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            for pkt in v.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            ):
                 out.mux(pkt)
         for pkt in v.encode():
             out.mux(pkt)
         n = seconds * 44100
-        sig = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100) + 0.05 * rng.normal(size=n)).astype(np.float32)
+        sig = (
+            0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100) + 0.05 * rng.normal(size=n)
+        ).astype(np.float32)
         for start in range(0, n, 1024):
             chunk = np.repeat(sig[None, start : start + 1024], 2, axis=0)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts, frame.time_base = 44100, start, Fraction(1, 44100)
             for pkt in a.encode(frame):
                 out.mux(pkt)
@@ -88,8 +94,12 @@ def bare_throughput(extractor: Any, batch: torch.Tensor, seconds: float) -> floa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=registry.list_recipes())
-    p.add_argument("--options", default='{"weights": "random"}', help="JSON options for every recipe")
-    p.add_argument("--recipe-options", default="{}", help='JSON {recipe: {options}} on top of --options')
+    p.add_argument(
+        "--options", default='{"weights": "random"}', help="JSON options for every recipe"
+    )
+    p.add_argument(
+        "--recipe-options", default="{}", help="JSON {recipe: {options}} on top of --options"
+    )
     p.add_argument("--videos", type=Path, help="folder of videos (default: make synthetic clips)")
     p.add_argument("--videos-n", type=int, default=8, help="synthetic clips to make")
     p.add_argument("--seconds", type=int, default=10)
@@ -99,7 +109,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads and decode workers")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bare-seconds", type=float, default=10.0)
-    p.add_argument("--repeats", type=int, default=3, help="paired bare/pipeline runs per recipe (medians reported)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="paired bare/pipeline runs per recipe (medians reported)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,10 +123,17 @@ def main() -> None:
     device = torch.device(args.device)
     work = Path(tempfile.mkdtemp(prefix="avpipe-bench-"))
     if args.videos:
-        paths = sorted(q for q in args.videos.iterdir() if q.suffix in (".mp4", ".mkv", ".webm", ".avi", ".mov"))
+        paths = sorted(
+            q
+            for q in args.videos.iterdir()
+            if q.suffix in (".mp4", ".mkv", ".webm", ".avi", ".mov")
+        )
     else:
         w, h = map(int, args.size.split("x"))
-        paths = [make_clip(work / f"clip{i:03d}.mp4", args.seconds, (w, h), 25, i) for i in range(args.videos_n)]
+        paths = [
+            make_clip(work / f"clip{i:03d}.mp4", args.seconds, (w, h), 25, i)
+            for i in range(args.videos_n)
+        ]
     specs = {r: registry.spec_for(r, {**base_opts, **per_recipe.get(r, {})}) for r in args.recipes}
     fps = max((s.frames_per_segment for s in specs.values()), default=1) or 1
     fh, fw = map(int, args.frame_size.split("x"))
@@ -122,13 +144,24 @@ def main() -> None:
     decode_s = time.perf_counter() - t0
     shard = DecodedShard(work / "shard0.zarr")
     results: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "device": str(device), "threads": args.threads},
-        "videos": len(shard), "segments": int(shard.n_segments.sum()), "decode_s": decode_s,
-        "decode_videos_per_s": len(shard) / decode_s, "decode_plan": {"frames_per_segment": fps, "frame_size": [fh, fw]},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "device": str(device),
+            "threads": args.threads,
+        },
+        "videos": len(shard),
+        "segments": int(shard.n_segments.sum()),
+        "decode_s": decode_s,
+        "decode_videos_per_s": len(shard) / decode_s,
+        "decode_plan": {"frames_per_segment": fps, "frame_size": [fh, fw]},
         "recipes": {},
     }
-    print(f"decode: {len(shard)} videos in {decode_s:.2f} s ({len(shard) / decode_s:.2f} videos/s, {args.threads} workers)")
+    print(
+        f"decode: {len(shard)} videos in {decode_s:.2f} s "
+        f"({len(shard) / decode_s:.2f} videos/s, {args.threads} workers)"
+    )
     for recipe in args.recipes:
         options = {**base_opts, **per_recipe.get(recipe, {})}
         ex = registry.build(recipe, options).to(device)
@@ -138,22 +171,41 @@ def main() -> None:
         bares, pipes = [], []
         for rep in range(args.repeats):  # paired, alternating: drift on a shared box hits both
             bares.append(bare_throughput(ex, batch, args.bare_seconds))
-            stats = extract_shard(shard, ex, work / f"{recipe}{rep}.zarr", batch_size=args.batch_size)
+            stats = extract_shard(
+                shard, ex, work / f"{recipe}{rep}.zarr", batch_size=args.batch_size
+            )
             pipes.append(stats.segments * items_per_segment(spec) / stats.wall_s)
         ratios = [q / b for q, b in zip(pipes, bares, strict=True)]
         bare, best = float(np.median(bares)), float(np.median(pipes))
         row = {
-            "options": options, "precision": getattr(ex, "precision", ""),
+            "options": options,
+            "precision": getattr(ex, "precision", ""),
             "items": "frames" if items_per_segment(spec) > 1 else "segments",
-            "bare_items_per_s": bare, "pipeline_items_per_s": best, "ratio": float(np.median(ratios)),
-            "ratios": ratios, "bare_runs": bares, "pipeline_runs": pipes,
-            "pipeline_videos_per_s": best / (items_per_segment(spec) * results["segments"] / len(shard)),
+            "bare_items_per_s": bare,
+            "pipeline_items_per_s": best,
+            "ratio": float(np.median(ratios)),
+            "ratios": ratios,
+            "bare_runs": bares,
+            "pipeline_runs": pipes,
+            "pipeline_videos_per_s": best
+            / (items_per_segment(spec) * results["segments"] / len(shard)),
         }
         results["recipes"][recipe] = row
-        print(f"{recipe}: bare {bare:.1f}/s, pipeline {best:.1f}/s, ratio {row['ratio']:.2f} {[round(r, 2) for r in ratios]} ({row['precision']})", flush=True)
-    print("\n| recipe | precision | bare items/s | pipeline items/s | ratio | videos/s |\n|---|---|---|---|---|---|")
+        print(
+            f"{recipe}: bare {bare:.1f}/s, pipeline {best:.1f}/s, ratio {row['ratio']:.2f} "
+            f"{[round(r, 2) for r in ratios]} ({row['precision']})",
+            flush=True,
+        )
+    print(
+        "\n| recipe | precision | bare items/s | pipeline items/s | ratio | videos/s |"
+        "\n|---|---|---|---|---|---|"
+    )
     for recipe, r in results["recipes"].items():
-        print(f"| {recipe} | {r['precision']} | {r['bare_items_per_s']:.1f} | {r['pipeline_items_per_s']:.1f} | {r['ratio']:.2f} | {r['pipeline_videos_per_s']:.2f} |")
+        print(
+            f"| {recipe} | {r['precision']} | {r['bare_items_per_s']:.1f} "
+            f"| {r['pipeline_items_per_s']:.1f} | {r['ratio']:.2f} "
+            f"| {r['pipeline_videos_per_s']:.2f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

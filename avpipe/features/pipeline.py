@@ -42,7 +42,9 @@ _DONE = object()
 @dataclass
 class _Batch:
     data: torch.Tensor  # (S, F, H, W, 3) uint8 or (S, n) float32
-    spans: list[tuple[int, int, int]]  # (row, first segment, count) of each video piece in the batch
+    spans: list[
+        tuple[int, int, int]
+    ]  # (row, first segment, count) of each video piece in the batch
 
 
 @dataclass
@@ -66,7 +68,10 @@ def _segments(shard: DecodedShard, spec: ExtractorSpec, row: int) -> np.ndarray:
         frames = shard.frames(row)  # (n, R, H, W, 3)
         return frames[:, pick_frames(shard.plan.frames_per_segment, spec.frames_per_segment)]
     if spec.sample_rate != shard.plan.sample_rate:
-        raise ValueError(f"{spec.name} needs {spec.sample_rate} Hz audio, the shard holds {shard.plan.sample_rate} Hz")
+        raise ValueError(
+            f"{spec.name} needs {spec.sample_rate} Hz audio, "
+            f"the shard holds {shard.plan.sample_rate} Hz"
+        )
     audio = shard.audio(row)
     win = round(spec.window_s * spec.sample_rate)
     starts = np.round(np.arange(n) * spec.hop_s * spec.sample_rate).astype(np.int64)
@@ -80,7 +85,9 @@ def _has_modality(shard: DecodedShard, spec: ExtractorSpec, row: int) -> bool:
     return bool(shard.has_video[row] if spec.modality == "visual" else shard.has_audio[row])
 
 
-def _batches(shard: DecodedShard, spec: ExtractorSpec, rows: list[int], batch_size: int) -> Iterator[_Batch]:
+def _batches(
+    shard: DecodedShard, spec: ExtractorSpec, rows: list[int], batch_size: int
+) -> Iterator[_Batch]:
     pending: list[tuple[int, int, np.ndarray]] = []
     size = 0
     for row in rows:
@@ -119,8 +126,11 @@ def _thread(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseExcepti
     return t, errors
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
+def _put(
+    q: queue.Queue, item: Any, stop: threading.Event, consumer_errors: list | None = None
+) -> bool:
+    """Put unless ``stop`` is set or the consumer failed (then it will never take it)."""
+    while not stop.is_set() and not consumer_errors:
         try:
             q.put(item, timeout=0.1)
             return True
@@ -174,10 +184,16 @@ def extract_shard(
         def write() -> None:
             next_row = 0
             while True:
-                item = results.get()
+                try:
+                    item = results.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():  # the main thread gave up
+                        return
+                    continue
                 if item is _DONE:
                     break
-                outputs, spans = item
+                outputs = _to_host(spec, item[0], arrays)  # device sync here, off the model thread
+                spans = item[1]
                 offset = 0
                 for row, _start, count in spans:
                     piece = parts.setdefault(row, {k: [] for k in arrays})
@@ -186,11 +202,27 @@ def extract_shard(
                     offset += count
                 # rows complete in order: write every finished row up to the first pending one
                 while next_row < len(shard) and _row_ready(shard, parts, computed, next_row):
-                    _write_row(writer, shard, parts.pop(next_row, None), arrays, next_row, flag, next_row in computed)
+                    _write_row(
+                        writer,
+                        shard,
+                        parts.pop(next_row, None),
+                        arrays,
+                        next_row,
+                        flag,
+                        next_row in computed,
+                    )
                     next_row += 1
                     progress.update(1)
             while next_row < len(shard):
-                _write_row(writer, shard, parts.pop(next_row, None), arrays, next_row, flag, next_row in computed)
+                _write_row(
+                    writer,
+                    shard,
+                    parts.pop(next_row, None),
+                    arrays,
+                    next_row,
+                    flag,
+                    next_row in computed,
+                )
                 next_row += 1
                 progress.update(1)
 
@@ -204,14 +236,19 @@ def extract_shard(
                     break
                 tm = time.perf_counter()
                 out_t = extractor(b.data)
-                outputs = {k: out_t[k].float().cpu().numpy() if out_t[k].dtype == torch.bfloat16 else out_t[k].cpu().numpy() for k in arrays}
+                missing = sorted(set(arrays) - set(out_t))
+                if missing:
+                    raise ValueError(f"{spec.name}: the extractor returned no {missing}")
                 stats.model_s += time.perf_counter() - tm
                 stats.segments += len(b.data)
-                stats.items += len(b.data) * (spec.frames_per_segment if spec.modality == "visual" and spec.details.get("aggregation") != "clip" else 1)
-                _check_outputs(spec, outputs, len(b.data), arrays)
-                if writer_errors or not _put(results, (outputs, b.spans), stop):
+                stats.items += len(b.data) * (
+                    spec.frames_per_segment
+                    if spec.modality == "visual" and spec.details.get("aggregation") != "clip"
+                    else 1
+                )
+                if not _put(results, ({k: out_t[k] for k in arrays}, b.spans), stop, writer_errors):
                     break
-            _put(results, _DONE, stop)
+            _put(results, _DONE, stop, writer_errors)
             writer_thread.join()
             if writer_errors:
                 raise writer_errors[0]
@@ -230,9 +267,9 @@ def _get(q: queue.Queue, producer: threading.Thread, errors: list[BaseException]
             return q.get(timeout=0.1)
         except queue.Empty:
             if errors:
-                raise errors[0]
+                raise errors[0] from None
             if not producer.is_alive() and q.empty():
-                raise RuntimeError("reader thread ended without finishing")
+                raise RuntimeError("reader thread ended without finishing") from None
 
 
 def _row_ready(shard: DecodedShard, parts: dict, computed: set[int], row: int) -> bool:
@@ -242,16 +279,39 @@ def _row_ready(shard: DecodedShard, parts: dict, computed: set[int], row: int) -
     return got is not None and sum(len(p) for p in got["features"]) == int(shard.n_segments[row])
 
 
-def _write_row(writer: StoreWriter, shard: DecodedShard, piece: dict | None, arrays: dict[str, ArraySpec], row: int, flag: str, computed: bool) -> None:
+def _write_row(
+    writer: StoreWriter,
+    shard: DecodedShard,
+    piece: dict | None,
+    arrays: dict[str, ArraySpec],
+    row: int,
+    flag: str,
+    computed: bool,
+) -> None:
     n = int(shard.n_segments[row])
     if computed and piece is not None:
-        data = {k: np.concatenate(piece[k]).reshape(n * arrays[k].steps, *arrays[k].shape) for k in arrays}
+        data = {
+            k: np.concatenate(piece[k]).reshape(n * arrays[k].steps, *arrays[k].shape)
+            for k in arrays
+        }
     else:
         data = None  # the modality is missing: rows stay at the fill value 0
     writer.add(shard.video_ids[row], n, data, {flag: computed})
 
 
-def _check_outputs(spec: ExtractorSpec, outputs: dict[str, np.ndarray], s: int, arrays: dict[str, ArraySpec]) -> None:
+def _to_host(
+    spec: ExtractorSpec, outputs: dict[str, torch.Tensor], arrays: dict[str, ArraySpec]
+) -> dict[str, np.ndarray]:
+    host = {
+        k: (v.float() if v.dtype == torch.bfloat16 else v).cpu().numpy() for k, v in outputs.items()
+    }
+    _check_outputs(spec, host, len(next(iter(host.values()))), arrays)
+    return host
+
+
+def _check_outputs(
+    spec: ExtractorSpec, outputs: dict[str, np.ndarray], s: int, arrays: dict[str, ArraySpec]
+) -> None:
     for k, a in arrays.items():
         want = (s, a.steps, *a.shape) if k != "features" else (s, *a.shape)
         got = outputs[k].shape

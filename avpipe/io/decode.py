@@ -11,10 +11,11 @@ extractor recipe of a dataset:
 * audio: float32 mono at ``sample_rate`` via PyAV's ``AudioResampler`` (libswresample;
   ~7x faster than resampy ``kaiser_best``, checked against librosa/soxr in the tests).
 
-Time zero is the first video frame (the first audio sample for audio-only
-files); audio that starts later is delayed by zeros, audio before it is dropped.  A video has ``n_segments = segment_count(duration)``
-segments; the content is padded to ``n_segments * hop``: frames by repeating the
-last decoded frame, audio with zeros (``PADDING`` is recorded in every store).
+Time zero is the first video frame (the first audio sample for audio-only files);
+audio that starts later is delayed by zeros, audio before it is dropped. A video has
+``n_segments = segment_count(duration)`` segments; the content is padded to
+``n_segments * hop``: frames by repeating the last decoded frame, audio with zeros
+(``PADDING`` is recorded in every store).
 
 Problems are ``DecodeError`` with a short reason (``cannot open``, ``no streams``,
 ``corrupt``, ``truncated``, ``zero-length``); a missing audio stream is not an
@@ -29,7 +30,6 @@ import logging
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +43,9 @@ from avpipe.utils.atomic import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
 
-PADDING = "frames: repeat last decoded frame; audio: zeros; beyond n_segments: fill 0 and mask False"
+PADDING = (
+    "frames: repeat last decoded frame; audio: zeros; beyond n_segments: fill 0 and mask False"
+)
 
 
 class DecodeError(RuntimeError):
@@ -151,16 +153,28 @@ class _FrameSampler:
     def finish(self, n_frames: int) -> np.ndarray:
         if self.prev is not None:
             self._emit_prev_until((n_frames + 1) / self.plan.fps)
-        return np.stack(self.picked[:n_frames]) if self.picked else np.zeros((0, *self.plan.frame_size, 3), np.uint8)
+        return (
+            np.stack(self.picked[:n_frames])
+            if self.picked
+            else np.zeros((0, *self.plan.frame_size, 3), np.uint8)
+        )
 
 
-def _describe(video: av.video.stream.VideoStream | None, audio: av.audio.stream.AudioStream | None) -> str:
+def _describe(
+    video: av.video.stream.VideoStream | None, audio: av.audio.stream.AudioStream | None
+) -> str:
     parts = []
     if video is not None:
         rate = float(video.average_rate) if video.average_rate else 0.0
-        parts.append(f"{video.codec_context.name} {video.codec_context.width}x{video.codec_context.height} {rate:.3g}fps")
+        parts.append(
+            f"{video.codec_context.name} {video.codec_context.width}x"
+            f"{video.codec_context.height} {rate:.3g}fps"
+        )
     if audio is not None:
-        parts.append(f"{audio.codec_context.name} {audio.codec_context.sample_rate}Hz {audio.codec_context.channels}ch")
+        parts.append(
+            f"{audio.codec_context.name} {audio.codec_context.sample_rate}Hz "
+            f"{audio.codec_context.channels}ch"
+        )
     return "; ".join(parts) or "no streams"
 
 
@@ -175,13 +189,19 @@ def decode_video(path: str | Path, plan: DecodePlan) -> DecodedVideo:
     except (av.FFmpegError, OSError, ValueError) as e:
         raise DecodeError("cannot open", f"{path}: {e}") from e
     with container:
-        vstream = container.streams.video[0] if container.streams.video and plan.frames_per_segment else None
+        vstream = (
+            container.streams.video[0]
+            if container.streams.video and plan.frames_per_segment
+            else None
+        )
         astream = container.streams.audio[0] if container.streams.audio else None
         if vstream is None and astream is None:
             raise DecodeError("no streams", f"{path}: neither a video nor an audio stream")
         source = _describe(vstream, astream)
         if vstream is not None:
-            vstream.thread_type = "SLICE"  # per-frame threads do not pay for small clips (spec §3.1)
+            vstream.thread_type = (
+                "SLICE"  # per-frame threads do not pay for small clips (spec §3.1)
+            )
         sampler = _FrameSampler(plan)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=plan.sample_rate)
         chunks: list[np.ndarray] = []
@@ -206,14 +226,22 @@ def decode_video(path: str | Path, plan: DecodePlan) -> DecodedVideo:
     if first["video"] is None and first["audio"] is None:
         raise DecodeError("zero-length", f"{path}: no video frame or audio sample decoded")
     t0 = first["video"] if first["video"] is not None else first["audio"]
-    audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    audio = (
+        np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    )
     if first["audio"] is not None:
         shift = round((first["audio"] - t0) * plan.sample_rate)
-        audio = np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
-    video_end = sampler.last_time + (sampler.step or 1 / plan.fps) if first["video"] is not None else 0.0
+        audio = (
+            np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
+        )
+    video_end = (
+        sampler.last_time + (sampler.step or 1 / plan.fps) if first["video"] is not None else 0.0
+    )
     duration = max(video_end, audio.size / plan.sample_rate)
     if declared is not None and declared - duration > plan.truncation_tolerance_s:
-        raise DecodeError("truncated", f"{path}: decoded {duration:.2f} s of {declared:.2f} s declared")
+        raise DecodeError(
+            "truncated", f"{path}: decoded {duration:.2f} s of {declared:.2f} s declared"
+        )
     n_seg = segment_count(duration, plan.hop_s)
     n_frames = n_seg * plan.frames_per_segment
     if first["video"] is not None:
@@ -223,7 +251,15 @@ def decode_video(path: str | Path, plan: DecodePlan) -> DecodedVideo:
     n_samples = n_seg * plan.samples_per_segment
     audio = np.pad(audio[:n_samples], (0, max(0, n_samples - audio.size)))
     has_video = first["video"] is not None
-    return DecodedVideo(n_seg, duration, frames, audio, astream is not None and first["audio"] is not None, has_video, source)
+    return DecodedVideo(
+        n_seg,
+        duration,
+        frames,
+        audio,
+        astream is not None and first["audio"] is not None,
+        has_video,
+        source,
+    )
 
 
 # --- decoded shards -----------------------------------------------------------------
@@ -260,22 +296,40 @@ class _ShardWriter:
     def __init__(self, root: zarr.Group, n: int, t_max: int, plan: DecodePlan):
         self.plan, self.n, self.rows = plan, n, 0
         r, (h, w), sps = plan.frames_per_segment, plan.frame_size, plan.samples_per_segment
-        self.frames = root.create_array("frames", shape=(n, t_max * r, h, w, 3), dtype="uint8", chunks=(1, max(r, 1), h, w, 3), fill_value=0)
-        self.audio = root.create_array("audio", shape=(n, t_max * sps), dtype="float32", chunks=(1, 10 * sps), fill_value=0)
+        self.frames = root.create_array(
+            "frames",
+            shape=(n, t_max * r, h, w, 3),
+            dtype="uint8",
+            chunks=(1, max(r, 1), h, w, 3),
+            fill_value=0,
+        )
+        self.audio = root.create_array(
+            "audio", shape=(n, t_max * sps), dtype="float32", chunks=(1, 10 * sps), fill_value=0
+        )
         self.t_max = t_max
-        self.index: dict[str, list] = {k: [] for k in ("video_id", "n_segments", "duration_s", "has_audio", "has_video")}
+        self.index: dict[str, list] = {
+            k: [] for k in ("video_id", "n_segments", "duration_s", "has_audio", "has_video")
+        }
         self.root = root
 
     def add(self, video_id: str, d: DecodedVideo) -> None:
         if d.n_segments > self.t_max:
             self.t_max = d.n_segments
-            self.frames.resize((self.n, self.t_max * self.plan.frames_per_segment, *self.frames.shape[2:]))
+            self.frames.resize(
+                (self.n, self.t_max * self.plan.frames_per_segment, *self.frames.shape[2:])
+            )
             self.audio.resize((self.n, self.t_max * self.plan.samples_per_segment))
         if d.has_video and d.frames.size:
             self.frames[self.rows, : d.frames.shape[0]] = d.frames
         if d.has_audio:
             self.audio[self.rows, : d.audio.size] = d.audio
-        for k, v in (("video_id", video_id), ("n_segments", d.n_segments), ("duration_s", d.duration_s), ("has_audio", d.has_audio), ("has_video", d.has_video)):
+        for k, v in (
+            ("video_id", video_id),
+            ("n_segments", d.n_segments),
+            ("duration_s", d.duration_s),
+            ("has_audio", d.has_audio),
+            ("has_video", d.has_video),
+        ):
             self.index[k].append(v)
         self.rows += 1
 
@@ -283,7 +337,13 @@ class _ShardWriter:
         self.frames.resize((self.rows, *self.frames.shape[1:]))
         self.audio.resize((self.rows, *self.audio.shape[1:]))
         width = max((len(v) for v in self.index["video_id"]), default=1)
-        dtypes = {"video_id": f"<U{width}", "n_segments": "int32", "duration_s": "float32", "has_audio": "bool", "has_video": "bool"}
+        dtypes = {
+            "video_id": f"<U{width}",
+            "n_segments": "int32",
+            "duration_s": "float32",
+            "has_audio": "bool",
+            "has_video": "bool",
+        }
         for k, dt in dtypes.items():
             a = np.asarray(self.index[k], dtype=dt)
             z = self.root.create_array(k, shape=a.shape, dtype=a.dtype, chunks=(max(1, a.size),))
@@ -317,7 +377,11 @@ def decode_shard(
         pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
         results = pool.map(_decode_job, jobs) if pool else map(_decode_job, jobs)
         try:
-            for (video_id, path, _), (_, res) in zip(jobs, tqdm(results, total=len(jobs), unit="video", desc="decode", mininterval=2.0), strict=True):
+            for (video_id, path, _), (_, res) in zip(
+                jobs,
+                tqdm(results, total=len(jobs), unit="video", desc="decode", mininterval=2.0),
+                strict=True,
+            ):
                 if isinstance(res, DecodeError):
                     if on_error == "raise":
                         raise res
@@ -325,7 +389,17 @@ def decode_shard(
                     rows.append([video_id, path, "failed", str(res), None, None, None])
                     continue
                 writer.add(video_id, res)
-                rows.append([video_id, path, _status(res), "" if res.has_audio and res.has_video else _missing(res), res.n_segments, res.duration_s, res.source])
+                rows.append(
+                    [
+                        video_id,
+                        path,
+                        _status(res),
+                        "" if res.has_audio and res.has_video else _missing(res),
+                        res.n_segments,
+                        res.duration_s,
+                        res.source,
+                    ]
+                )
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
@@ -344,7 +418,12 @@ class DecodedShard:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.group = zarr.open_group(str(self.path), mode="r")
-        self.plan = DecodePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.group.attrs["plan"].items()})
+        self.plan = DecodePlan(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in self.group.attrs["plan"].items()
+            }
+        )
         self.video_ids = [str(v) for v in self.group["video_id"][:]]
         self.n_segments = self.group["n_segments"][:].astype(np.int64)
         self.has_audio = self.group["has_audio"][:]

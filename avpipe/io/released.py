@@ -28,8 +28,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from avpipe.io.store import ArraySpec, StoreWriter
 from avpipe.datasets.common import sha256
+from avpipe.io.store import ArraySpec, StoreWriter
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ def _attrs(source: Path, recipe: str, extra: dict[str, Any]) -> dict[str, Any]:
         "source": str(source),
         "source_bytes": source.stat().st_size if source.is_file() else 0,
         # hashing the 7.7-GiB visual_feature.h5 would take minutes: only small files
-        "source_sha256": sha256(source) if source.is_file() and source.stat().st_size < 1 << 30 else "",
+        "source_sha256": sha256(source)
+        if source.is_file() and source.stat().st_size < 1 << 30
+        else "",
         "padding": "as released (no padding)",
         **provenance({"import": str(source), "recipe": recipe}),
         **extra,
@@ -68,19 +70,28 @@ def _row_ids(n_rows: int, manifest: Path | None) -> tuple[list[tuple[str, int]],
     by_row = {s.row: s.video_id for s in m.samples if s.row is not None}
     if len(by_row) != n_rows or set(by_row) != set(range(n_rows)):
         raise ValueError(
-            f"{manifest}: the manifest has {len(by_row)} annotation rows, the released file {n_rows}; "
+            f"{manifest}: the manifest has {len(by_row)} annotation rows, "
+            f"the released file {n_rows}; "
             "import without --manifest (ids row<i>) or use the matching dataset"
         )
     first: dict[str, int] = {}
     for i in range(n_rows):
         first.setdefault(by_row[i], i)
     keep = sorted(first.items())
-    return keep, {"row_mapping": "first annotation row of each video", "rows_dropped": n_rows - len(keep)}
+    return keep, {
+        "row_mapping": "first annotation row of each video",
+        "rows_dropped": n_rows - len(keep),
+    }
 
 
 def import_ave_h5(
-    source: str | Path, out: str | Path, recipe: str, *, manifest: str | Path | None = None,
-    key: str = "avadataset", dtype: str = "float32",
+    source: str | Path,
+    out: str | Path,
+    recipe: str,
+    *,
+    manifest: str | Path | None = None,
+    key: str = "avadataset",
+    dtype: str = "float32",
 ) -> Path:
     """AVE ``*_feature.h5`` -> feature store ``out`` (see the module doc)."""
     source = Path(source)
@@ -102,16 +113,24 @@ def import_ave_h5(
                     dropped_identical &= bool(np.array_equal(d[s.row], d[first[s.video_id]]))
             info["dropped_rows_identical"] = dropped_identical
         spec = {"features": ArraySpec(1, tuple(d.shape[2:]), dtype)}
-        attrs = _attrs(source, recipe, {"h5_key": key, "h5_shape": list(d.shape), "h5_dtype": str(d.dtype), **info})
+        attrs = _attrs(
+            source,
+            recipe,
+            {"h5_key": key, "h5_shape": list(d.shape), "h5_dtype": str(d.dtype), **info},
+        )
         flag = _flag(recipe)
         with StoreWriter(out, len(keep), t, spec, attrs, flags=(flag,)) as w:
             for video_id, r in keep:
                 w.add(video_id, t, {"features": d[r].astype(dtype)}, {flag: True})
-    log.info("imported %s -> %s: %d videos x %d segments %s", source, out, len(keep), t, d.shape[2:])
+    log.info(
+        "imported %s -> %s: %d videos x %d segments %s", source, out, len(keep), t, d.shape[2:]
+    )
     return Path(out)
 
 
-def import_npy_dir(source: str | Path, out: str | Path, recipe: str, *, dtype: str = "float32") -> Path:
+def import_npy_dir(
+    source: str | Path, out: str | Path, recipe: str, *, dtype: str = "float32"
+) -> Path:
     """LLP-style ``<video_id>.npy`` folder -> feature store ``out`` (see the module doc)."""
     source = Path(source)
     files = sorted(source.glob("*.npy"))
@@ -123,12 +142,18 @@ def import_npy_dir(source: str | Path, out: str | Path, recipe: str, *, dtype: s
     for p in files:
         a = np.load(p, mmap_mode="r")
         if a.shape[1:] != first.shape[1:] or a.shape[0] % k:
-            raise ValueError(f"{p}: shape {a.shape}, expected (T*{k}, {', '.join(map(str, first.shape[1:]))})")
+            raise ValueError(
+                f"{p}: shape {a.shape}, expected (T*{k}, {', '.join(map(str, first.shape[1:]))})"
+            )
         lengths.append(a.shape[0] // k)
     spec = {"features": ArraySpec(1, tuple(first.shape[1:]), dtype)}
     if k > 1:
         spec["frames"] = ArraySpec(k, tuple(first.shape[1:]), dtype)
-    attrs = _attrs(source, recipe, {"npy_shape": list(first.shape), "npy_dtype": str(first.dtype), "frames_per_segment": k})
+    attrs = _attrs(
+        source,
+        recipe,
+        {"npy_shape": list(first.shape), "npy_dtype": str(first.dtype), "frames_per_segment": k},
+    )
     flag = _flag(recipe)
     with StoreWriter(out, len(files), max(lengths), spec, attrs, flags=(flag,)) as w:
         for p, n in zip(files, lengths, strict=True):

@@ -76,7 +76,13 @@ def write_store(
         root.attrs.update(dict(attrs))
         for name, a in arrays.items():
             row_nbytes = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
-            z = root.create_array(name, shape=a.shape, dtype=a.dtype, chunks=_chunks(a.shape, _video_chunk_for(row_nbytes)), fill_value=0)
+            z = root.create_array(
+                name,
+                shape=a.shape,
+                dtype=a.dtype,
+                chunks=_chunks(a.shape, _video_chunk_for(row_nbytes)),
+                fill_value=0,
+            )
             if n:
                 z[...] = a
         width = max((len(v) for v in video_ids), default=1)
@@ -88,10 +94,18 @@ def write_store(
         if has_audio is not None:
             index["has_audio"] = np.asarray(has_audio, dtype=bool)
         for name, a in index.items():
-            z = root.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None)
+            z = root.create_array(
+                name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None
+            )
             if a.size:
                 z[...] = a
-    log.info("wrote %s: %d videos, features %s %s", path, n, arrays["features"].shape, arrays["features"].dtype)
+    log.info(
+        "wrote %s: %d videos, features %s %s",
+        path,
+        n,
+        arrays["features"].shape,
+        arrays["features"].dtype,
+    )
     return path
 
 
@@ -107,7 +121,9 @@ class FeatureStore:
         self._row = {v: i for i, v in enumerate(self.video_ids)}
         self.n_segments: np.ndarray = self.group["n_segments"][:]
         self.mask: np.ndarray = self.group["mask"][:]
-        self.has_audio: np.ndarray | None = self.group["has_audio"][:] if "has_audio" in self.group else None
+        self.has_audio: np.ndarray | None = (
+            self.group["has_audio"][:] if "has_audio" in self.group else None
+        )
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -119,7 +135,9 @@ class FeatureStore:
     def rows(self, video_ids: Sequence[str]) -> np.ndarray:
         missing = [v for v in video_ids if v not in self._row]
         if missing:
-            raise KeyError(f"{self.path}: {len(missing)} video(s) not in the store, e.g. {missing[:3]}")
+            raise KeyError(
+                f"{self.path}: {len(missing)} video(s) not in the store, e.g. {missing[:3]}"
+            )
         return np.asarray([self._row[v] for v in video_ids], dtype=np.int64)
 
     def __contains__(self, video_id: str) -> bool:
@@ -128,7 +146,12 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def load(self, video_ids: Sequence[str] | None = None, name: str = "features", dtype: Any = np.float32) -> np.ndarray:
+    def load(
+        self,
+        video_ids: Sequence[str] | None = None,
+        name: str = "features",
+        dtype: Any = np.float32,
+    ) -> np.ndarray:
         """Features of ``video_ids`` (all when None) as one in-memory array, in that order.
 
         Reads with basic indexing per video (fancy indexing on sharded arrays is
@@ -165,7 +188,8 @@ class StoreWriter:
         with StoreWriter(path, n, t_max, {"features": ArraySpec(1, (128,), "float32")},
                          attrs, flags=("has_audio",)) as w:
             for video in ...:
-                w.add(video_id, n_segments, {"features": (n_segments, 128) array}, {"has_audio": True})
+                w.add(video_id, n_segments, {"features": (n_segments, 128) array},
+                      {"has_audio": True})
 
     Rows are added in order; each chunk is written once, when it is full (chunks hold
     whole videos, so a store never sees two writers in one chunk: zarr-python #2729).
@@ -203,16 +227,26 @@ class StoreWriter:
             shape = (self.n, self.t_max * a.steps, *a.shape)
             row_nbytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize
             chunks = _chunks(shape, _video_chunk_for(row_nbytes))
-            self.z[name] = self.root.create_array(name, shape=shape, dtype=a.dtype, chunks=chunks, fill_value=0)
+            self.z[name] = self.root.create_array(
+                name, shape=shape, dtype=a.dtype, chunks=chunks, fill_value=0
+            )
             self.buf[name] = np.zeros((chunks[0], *shape[1:]), dtype=a.dtype)
         return self
 
-    def add(self, video_id: str, n_segments: int, arrays: Mapping[str, np.ndarray] | None, flags: Mapping[str, bool] | None = None) -> None:
+    def add(
+        self,
+        video_id: str,
+        n_segments: int,
+        arrays: Mapping[str, np.ndarray] | None,
+        flags: Mapping[str, bool] | None = None,
+    ) -> None:
         row = len(self.video_ids)
         if row >= self.n:
             raise ValueError(f"{self.path}: more than the {self.n} videos announced")
         if not 0 <= n_segments <= self.t_max:
-            raise ValueError(f"{video_id}: {n_segments} segments, the store holds at most {self.t_max}")
+            raise ValueError(
+                f"{video_id}: {n_segments} segments, the store holds at most {self.t_max}"
+            )
         for name, a in self.specs.items():
             buf = self.buf[name]
             i = row % buf.shape[0]
@@ -221,7 +255,9 @@ class StoreWriter:
                 x = np.asarray(arrays[name])
                 want = (n_segments * a.steps, *a.shape)
                 if x.shape != want:
-                    raise ValueError(f"{video_id}: array {name!r} has shape {x.shape}, expected {want}")
+                    raise ValueError(
+                        f"{video_id}: array {name!r} has shape {x.shape}, expected {want}"
+                    )
                 buf[i, : want[0]] = x
             if i == buf.shape[0] - 1 or row == self.n - 1:
                 start = row - i
@@ -243,7 +279,9 @@ class StoreWriter:
 
     def _finish(self) -> None:
         if len(self.video_ids) != self.n:
-            raise ValueError(f"{self.path}: {len(self.video_ids)} videos written, {self.n} announced")
+            raise ValueError(
+                f"{self.path}: {len(self.video_ids)} videos written, {self.n} announced"
+            )
         if len(set(self.video_ids)) != self.n:
             raise ValueError("video ids in a store must be unique")
         n_seg = np.asarray(self.n_segments, dtype=np.int32)
@@ -255,13 +293,17 @@ class StoreWriter:
             **{f: np.asarray(v, dtype=bool) for f, v in self.flags.items()},
         }
         for name, a in index.items():
-            z = self.root.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None)
+            z = self.root.create_array(
+                name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None
+            )
             if a.size:
                 z[...] = a
         log.info("wrote %s: %d videos, T_max %d", self.path, self.n, self.t_max)
 
 
-def gather_stores(shards: Sequence[str | Path], out: str | Path, attrs: Mapping[str, Any], cache_mb: int = 512) -> Path:
+def gather_stores(
+    shards: Sequence[str | Path], out: str | Path, attrs: Mapping[str, Any], cache_mb: int = 512
+) -> Path:
     """Concatenate shard stores (same recipe, disjoint videos) into one store, sorted by id.
 
     One writer, whole-chunk writes; the shards' attributes must agree on
@@ -273,7 +315,10 @@ def gather_stores(shards: Sequence[str | Path], out: str | Path, attrs: Mapping[
         raise ValueError("gather needs at least one shard store")
     hashes = {g.attrs.get("config_hash") for g in groups}
     if len(hashes) > 1:
-        raise ValueError(f"shards were extracted with different settings (config hashes {sorted(map(str, hashes))}): {list(map(str, shards))}")
+        raise ValueError(
+            "shards were extracted with different settings "
+            f"(config hashes {sorted(map(str, hashes))}): {list(map(str, shards))}"
+        )
     base = groups[0]
     flags = tuple(f for f in ("has_audio", "has_video") if f in base)
     names = [k for k in base.array_keys() if k not in (*INDEX_ARRAYS, "has_video")]

@@ -4,7 +4,8 @@ Reads the manifest (``results/manifest/<dataset>/samples.tsv``), takes the video
 whose stable shard (``crc32(video_id) % shards``) is ``--shard`` and writes
 
     results/decode/<dataset>/shard<k>.zarr   frames on the segment grid + 16 kHz mono audio
-    results/decode/<dataset>/shard<k>.tsv    per-video status: ok / no_audio / no_video / failed + reason
+    results/decode/<dataset>/shard<k>.tsv    per-video status (ok / no_audio / no_video /
+                                             failed) and reason
 
 (``avpipe/io/decode.py``).  ``on_error: raise`` stops at the first bad video;
 ``skip`` records it and goes on.  Both outputs are complete or absent.
@@ -40,7 +41,14 @@ class DecodeConfig:
     temp: bool = False
 
     def plan(self, hop_s: float) -> DecodePlan:
-        return DecodePlan(self.frames_per_segment, self.frame_size, self.resize, self.sample_rate, hop_s, self.truncation_tolerance_s)
+        return DecodePlan(
+            self.frames_per_segment,
+            self.frame_size,
+            self.resize,
+            self.sample_rate,
+            hop_s,
+            self.truncation_tolerance_s,
+        )
 
 
 def shard_videos(manifest: Manifest, shard: int, n_shards: int) -> list[tuple[str, str, int]]:
@@ -57,9 +65,13 @@ def shard_videos(manifest: Manifest, shard: int, n_shards: int) -> list[tuple[st
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
     p.add_argument("--shard", required=True, type=int, help="shard index k (0-based)")
-    p.add_argument("--config-json", required=True, help="the decode config slice as JSON (or @file.json)")
+    p.add_argument(
+        "--config-json", required=True, help="the decode config slice as JSON (or @file.json)"
+    )
     p.add_argument("--out", required=True, type=Path, help="results/decode/<dataset>/shard<k>.zarr")
-    p.add_argument("--status", required=True, type=Path, help="results/decode/<dataset>/shard<k>.tsv")
+    p.add_argument(
+        "--status", required=True, type=Path, help="results/decode/<dataset>/shard<k>.tsv"
+    )
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
 
 
@@ -69,15 +81,40 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest.read(args.manifest)
     hop = manifest.segment_hop
     videos = shard_videos(manifest, args.shard, cfg.shards)
-    log.info("%s shard %d/%d: %d videos, %d frames per segment at %s", manifest.dataset, args.shard, cfg.shards, len(videos), cfg.frames_per_segment, cfg.frame_size)
-    attrs = {"dataset": manifest.dataset, "shard": args.shard, "shards": cfg.shards, **provenance(to_dict(cfg))}
+    log.info(
+        "%s shard %d/%d: %d videos, %d frames per segment at %s",
+        manifest.dataset,
+        args.shard,
+        cfg.shards,
+        len(videos),
+        cfg.frames_per_segment,
+        cfg.frame_size,
+    )
+    attrs = {
+        "dataset": manifest.dataset,
+        "shard": args.shard,
+        "shards": cfg.shards,
+        **provenance(to_dict(cfg)),
+    }
     try:
-        rows = decode_shard(videos, args.out, args.status, cfg.plan(hop), workers=args.workers, on_error=cfg.on_error, attrs=attrs)
+        rows = decode_shard(
+            videos,
+            args.out,
+            args.status,
+            cfg.plan(hop),
+            workers=args.workers,
+            on_error=cfg.on_error,
+            attrs=attrs,
+        )
     except DecodeError as e:
         log.error("%s (decode.on_error is raise; set it to skip to record bad videos and go on)", e)
         return 1
     counts: dict[str, int] = {}
     for r in rows:
         counts[r[2]] = counts.get(r[2], 0) + 1
-    log.info("decoded %s: %s", args.out, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no videos")
+    log.info(
+        "decoded %s: %s",
+        args.out,
+        ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no videos",
+    )
     return 0

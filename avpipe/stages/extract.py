@@ -45,9 +45,13 @@ class ExtractConfig:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("shard", help="one recipe over one decoded shard")
-    s.add_argument("--decoded", required=True, type=Path, help="results/decode/<dataset>/shard<k>.zarr")
+    s.add_argument(
+        "--decoded", required=True, type=Path, help="results/decode/<dataset>/shard<k>.zarr"
+    )
     s.add_argument("--config-json", required=True, help="ExtractConfig as JSON (or @file.json)")
-    s.add_argument("--out", required=True, type=Path, help="results/extract/<dataset>/<recipe>/shard<k>.zarr")
+    s.add_argument(
+        "--out", required=True, type=Path, help="results/extract/<dataset>/<recipe>/shard<k>.zarr"
+    )
     g = sub.add_parser("gather", help="shard stores of one recipe -> one store")
     g.add_argument("shards", nargs="+", type=Path)
     g.add_argument("--out", required=True, type=Path)
@@ -55,17 +59,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("status", nargs="+", type=Path, help="results/decode/<dataset>/shard<k>.tsv")
     f.add_argument("--out", required=True, type=Path)
     i = sub.add_parser("import", help="released features -> a feature store")
-    i.add_argument("--format", required=True, choices=["ave_h5", "npy_dir"], help="ave_h5: AVE *_feature.h5; npy_dir: LLP <id>.npy folder")
+    i.add_argument(
+        "--format",
+        required=True,
+        choices=["ave_h5", "npy_dir"],
+        help="ave_h5: AVE *_feature.h5; npy_dir: LLP <id>.npy folder",
+    )
     i.add_argument("--source", required=True, type=Path, help="the .h5 file or the .npy folder")
-    i.add_argument("--recipe", required=True, help="recipe name the features correspond to (e.g. vggish)")
-    i.add_argument("--manifest", type=Path, help="results/manifest/<dataset>: maps AVE h5 rows to video ids")
+    i.add_argument(
+        "--recipe", required=True, help="recipe name the features correspond to (e.g. vggish)"
+    )
+    i.add_argument(
+        "--manifest", type=Path, help="results/manifest/<dataset>: maps AVE h5 rows to video ids"
+    )
     i.add_argument("--key", default="avadataset", help="HDF5 dataset name (AVE: avadataset)")
     i.add_argument("--dtype", default="float32", help="store dtype (released files are float64)")
     i.add_argument("--out", required=True, type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"shard": _run_shard, "gather": _run_gather, "failures": _run_failures, "import": _run_import}[args.command](args)
+    return {
+        "shard": _run_shard,
+        "gather": _run_gather,
+        "failures": _run_failures,
+        "import": _run_import,
+    }[args.command](args)
 
 
 def resolve_device(name: str) -> Any:
@@ -85,7 +103,9 @@ def build_extractor(recipe: str, options: dict[str, Any]) -> Any:
     return registry.build(recipe, options)
 
 
-def store_attrs(spec: Any, cfg: ExtractConfig, shard_attrs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def store_attrs(
+    spec: Any, cfg: ExtractConfig, shard_attrs: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
     """Provenance of a feature store: the extractor spec, decoding, versions, config hash."""
     from dataclasses import asdict
 
@@ -119,13 +139,32 @@ def _run_shard(args: argparse.Namespace) -> int:
     shard = DecodedShard(args.decoded)
     extractor = build_extractor(cfg.recipe, cfg.options).to(device)
     spec = extractor.spec
-    log.info("%s: %d videos of %s on %s, weights %s", cfg.recipe, len(shard), args.decoded, device, spec.weights)
-    attrs = store_attrs(spec, cfg, dict(shard.group.attrs), {"device": str(device), "precision": getattr(extractor, "precision", "")})
-    stats = extract_shard(shard, extractor, args.out, batch_size=cfg.batch_size, attrs=attrs, prefetch=cfg.prefetch)
+    log.info(
+        "%s: %d videos of %s on %s, weights %s",
+        cfg.recipe,
+        len(shard),
+        args.decoded,
+        device,
+        spec.weights,
+    )
+    attrs = store_attrs(
+        spec,
+        cfg,
+        dict(shard.group.attrs),
+        {"device": str(device), "precision": getattr(extractor, "precision", "")},
+    )
+    stats = extract_shard(
+        shard, extractor, args.out, batch_size=cfg.batch_size, attrs=attrs, prefetch=cfg.prefetch
+    )
     log.info(
         "%s: %d videos, %d segments in %.1f s (%.2f videos/s, %.1f items/s; model %.0f%% of wall)",
-        args.out, stats.videos, stats.segments, stats.wall_s, stats.videos / max(stats.wall_s, 1e-9),
-        stats.items_per_s, 100 * stats.model_s / max(stats.wall_s, 1e-9),
+        args.out,
+        stats.videos,
+        stats.segments,
+        stats.wall_s,
+        stats.videos / max(stats.wall_s, 1e-9),
+        stats.items_per_s,
+        100 * stats.model_s / max(stats.wall_s, 1e-9),
     )
     return 0
 
@@ -160,7 +199,14 @@ def _run_import(args: argparse.Namespace) -> int:
     from avpipe.io import released
 
     if args.format == "ave_h5":
-        released.import_ave_h5(args.source, args.out, args.recipe, manifest=args.manifest, key=args.key, dtype=args.dtype)
+        released.import_ave_h5(
+            args.source,
+            args.out,
+            args.recipe,
+            manifest=args.manifest,
+            key=args.key,
+            dtype=args.dtype,
+        )
     else:
         released.import_npy_dir(args.source, args.out, args.recipe, dtype=args.dtype)
     return 0

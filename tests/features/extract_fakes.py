@@ -13,8 +13,14 @@ class FakeVisual(Extractor):
 
     def __init__(self, frames_per_segment: int = 2, fail_after: int | None = None):
         self.spec = ExtractorSpec(
-            name="fake_visual", modality="visual", window_s=1.0, hop_s=1.0, output_shape=(2, 2, 3),
-            weights="none", frames_per_segment=frames_per_segment, store_dtype="float32",
+            name="fake_visual",
+            modality="visual",
+            window_s=1.0,
+            hop_s=1.0,
+            output_shape=(2, 2, 3),
+            weights="none",
+            frames_per_segment=frames_per_segment,
+            store_dtype="float32",
             extra_outputs={"frames": (frames_per_segment, 3)},
         )
         self.calls = 0
@@ -38,12 +44,20 @@ class FakeAudio(Extractor):
 
     def __init__(self, window_s: float = 0.96, hop_s: float = 1.0):
         self.spec = ExtractorSpec(
-            name="fake_audio", modality="audio", window_s=window_s, hop_s=hop_s, output_shape=(3,),
-            weights="none", sample_rate=16000, store_dtype="float32",
+            name="fake_audio",
+            modality="audio",
+            window_s=window_s,
+            hop_s=hop_s,
+            output_shape=(3,),
+            weights="none",
+            sample_rate=16000,
+            store_dtype="float32",
         )
 
     def to(self, device: torch.device) -> FakeAudio:
         return self
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"features": torch.stack([batch.pow(2).mean(1).sqrt(), batch.mean(1), batch[:, 0]], 1)}
+        return {
+            "features": torch.stack([batch.pow(2).mean(1).sqrt(), batch.mean(1), batch[:, 0]], 1)
+        }

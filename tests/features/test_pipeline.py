@@ -39,7 +39,9 @@ def expected_visual(shard: DecodedShard, row: int, f: int) -> np.ndarray:
 
 
 def test_visual_values_masks_and_flags(shard: DecodedShard, tmp_path: Path) -> None:
-    stats = extract_shard(shard, FakeVisual(2), tmp_path / "v.zarr", batch_size=3, attrs={"recipe": "fake"})
+    stats = extract_shard(
+        shard, FakeVisual(2), tmp_path / "v.zarr", batch_size=3, attrs={"recipe": "fake"}
+    )
     s = FeatureStore(tmp_path / "v.zarr")
     assert s.video_ids == ["audio_only", "long", "short", "silent"]
     assert s.n_segments.tolist() == [2, 3, 1, 2]
@@ -53,7 +55,9 @@ def test_visual_values_masks_and_flags(shard: DecodedShard, tmp_path: Path) -> N
         assert not feats[row, n:].any()
     frames = s.load(name="frames")
     assert frames.shape == (4, 6, 3)
-    np.testing.assert_allclose(frames[2, :2], shard.frames(2)[0, [0, 2]].astype(np.float32).mean((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(
+        frames[2, :2], shard.frames(2)[0, [0, 2]].astype(np.float32).mean((1, 2)), rtol=1e-5
+    )
     assert stats.segments == 6 and stats.items == 12 and s.attrs["recipe"] == "fake"
 
 
@@ -67,16 +71,22 @@ def test_audio_windows_hop_and_missing_audio(shard: DecodedShard, tmp_path: Path
     for t in range(3):
         start = round(t * 0.96 * 16000)
         win = np.pad(audio[start : start + 15360], (0, max(0, start + 15360 - audio.size)))
-        np.testing.assert_allclose(feats[1, t], [np.sqrt((win**2).mean()), win.mean(), win[0]], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            feats[1, t], [np.sqrt((win**2).mean()), win.mean(), win[0]], rtol=1e-4, atol=1e-6
+        )
 
 
 def test_batch_size_does_not_change_the_result(shard: DecodedShard, tmp_path: Path) -> None:
     extract_shard(shard, FakeVisual(4), tmp_path / "b1.zarr", batch_size=1)
     extract_shard(shard, FakeVisual(4), tmp_path / "b7.zarr", batch_size=7, prefetch=1)
-    np.testing.assert_array_equal(FeatureStore(tmp_path / "b1.zarr").load(), FeatureStore(tmp_path / "b7.zarr").load())
+    np.testing.assert_array_equal(
+        FeatureStore(tmp_path / "b1.zarr").load(), FeatureStore(tmp_path / "b7.zarr").load()
+    )
 
 
-def test_shard_killed_midway_leaves_nothing_and_rerun_is_identical(shard: DecodedShard, tmp_path: Path) -> None:
+def test_shard_killed_midway_leaves_nothing_and_rerun_is_identical(
+    shard: DecodedShard, tmp_path: Path
+) -> None:
     out = tmp_path / "v.zarr"
     with pytest.raises(RuntimeError, match="injected"):
         extract_shard(shard, FakeVisual(2, fail_after=2), out, batch_size=1)
@@ -92,7 +102,26 @@ def test_shard_killed_midway_leaves_nothing_and_rerun_is_identical(shard: Decode
     assert a.video_ids == b.video_ids
 
 
-def test_recipe_wanting_more_frames_than_decoded_is_an_error(shard: DecodedShard, tmp_path: Path) -> None:
+def test_recipe_wanting_more_frames_than_decoded_is_an_error(
+    shard: DecodedShard, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="frames_per_segment"):
         extract_shard(shard, FakeVisual(8), tmp_path / "v.zarr")
     assert not (tmp_path / "v.zarr").exists()
+
+
+class _NaNAudio(FakeAudio):
+    def __call__(self, batch):
+        out = super().__call__(batch)
+        out["features"][0, 0] = float("nan")
+        return out
+
+
+def test_nan_or_misshaped_outputs_stop_the_shard(shard: DecodedShard, tmp_path: Path) -> None:
+    with pytest.raises(FloatingPointError, match="NaN"):
+        extract_shard(shard, _NaNAudio(), tmp_path / "a.zarr", batch_size=2)
+    bad = FakeVisual(2)
+    bad.spec = type(bad.spec)(**{**bad.spec.__dict__, "output_shape": (3, 3, 3)})
+    with pytest.raises(ValueError, match="the spec says"):
+        extract_shard(shard, bad, tmp_path / "v.zarr", batch_size=2)
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,9 @@ import numpy as np
 
 def tone(n: int, rate: int, freq: float = 440.0) -> np.ndarray:
     t = np.arange(n) / rate
-    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 3 * freq * t)).astype(np.float32)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 3 * freq * t)).astype(
+        np.float32
+    )
 
 
 def brightness(k: int) -> int:
@@ -39,7 +41,11 @@ def make_media(
             v = out.add_stream("libx264", rate=fps)
             v.width, v.height = size
             v.pix_fmt = "yuv420p"
-        a = out.add_stream(audio, rate=audio_rate, layout="mono" if channels == 1 else "stereo") if audio else None
+        a = (
+            out.add_stream(audio, rate=audio_rate, layout="mono" if channels == 1 else "stereo")
+            if audio
+            else None
+        )
         if v is not None:
             for k in range(round(seconds * float(fps))):
                 img = np.full((size[1], size[0], 3), brightness(k), dtype=np.uint8)
@@ -55,9 +61,13 @@ def make_media(
             for start in range(0, n, step):
                 chunk = sig[:, start : start + step]
                 if fmt.endswith("p"):
-                    frame = av.AudioFrame.from_ndarray(_as(chunk, fmt), format=fmt, layout=a.layout.name)
+                    frame = av.AudioFrame.from_ndarray(
+                        _as(chunk, fmt), format=fmt, layout=a.layout.name
+                    )
                 else:
-                    frame = av.AudioFrame.from_ndarray(_as(chunk.T.reshape(1, -1), fmt), format=fmt, layout=a.layout.name)
+                    frame = av.AudioFrame.from_ndarray(
+                        _as(chunk.T.reshape(1, -1), fmt), format=fmt, layout=a.layout.name
+                    )
                 frame.sample_rate = audio_rate
                 frame.pts = start
                 frame.time_base = Fraction(1, audio_rate)

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from avmedia import brightness, tone
 
-from avpipe.io.decode import DecodedShard, DecodeError, DecodePlan, decode_shard, decode_video, pick_frames, shard_of
+from avpipe.io.decode import (
+    DecodedShard,
+    DecodeError,
+    DecodePlan,
+    decode_shard,
+    decode_video,
+    pick_frames,
+    shard_of,
+)
 
 PLAN = DecodePlan(frames_per_segment=2, frame_size=(16, 16))
 
@@ -64,7 +72,9 @@ def test_audio_matches_independent_resamplers(media) -> None:
 
 
 def test_short_clip_has_one_segment_padded_by_repeating(media) -> None:
-    d = decode_video(media("short.mp4", 0.25, fps=8), DecodePlan(frames_per_segment=4, frame_size=(16, 16)))
+    d = decode_video(
+        media("short.mp4", 0.25, fps=8), DecodePlan(frames_per_segment=4, frame_size=(16, 16))
+    )
     assert d.n_segments == 1 and d.frames.shape[0] == 4
     # 2 source frames at 0 and 0.125 s; grid 0, .25, .5, .75 -> frame 0, then frame 1 repeated
     np.testing.assert_allclose(grid_brightness(d.frames), [0, 20, 20, 20], atol=4)
@@ -133,19 +143,33 @@ def test_decode_shard_skips_and_records_bad_videos(media, tmp_path: Path) -> Non
     good = media("good.mp4", 2.0)
     silent = media("silent.mp4", 1.0, audio=None)
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    videos = [("a", str(good), 2), ("b", str(tmp_path / "bad.mp4"), 2), ("c", str(silent), 1), ("d", str(tmp_path / "nope.mp4"), 1)]
-    rows = decode_shard(videos, tmp_path / "s.zarr", tmp_path / "s.tsv", PLAN, workers=2, on_error="skip")
+    videos = [
+        ("a", str(good), 2),
+        ("b", str(tmp_path / "bad.mp4"), 2),
+        ("c", str(silent), 1),
+        ("d", str(tmp_path / "nope.mp4"), 1),
+    ]
+    rows = decode_shard(
+        videos, tmp_path / "s.zarr", tmp_path / "s.tsv", PLAN, workers=2, on_error="skip"
+    )
     status = {r[0]: (r[2], r[3]) for r in rows}
     assert status["a"] == ("ok", "") and status["c"] == ("no_audio", "no audio stream")
     assert status["b"][0] == "failed" and status["b"][1].startswith("cannot open")
     assert status["d"][0] == "failed" and status["d"][1].startswith("missing")
     with (tmp_path / "s.tsv").open() as fh:
-        assert [r["status"] for r in csv.DictReader(fh, delimiter="\t")] == ["ok", "failed", "no_audio", "failed"]
+        assert [r["status"] for r in csv.DictReader(fh, delimiter="\t")] == [
+            "ok",
+            "failed",
+            "no_audio",
+            "failed",
+        ]
     shard = DecodedShard(tmp_path / "s.zarr")
     assert shard.video_ids == ["a", "c"] and shard.n_segments.tolist() == [2, 1]
     assert shard.has_audio.tolist() == [True, False]
     assert shard.frames(1).shape == (1, 2, 16, 16, 3)
-    np.testing.assert_array_equal(shard.frames(0).reshape(4, 16, 16, 3), decode_video(good, PLAN).frames)
+    np.testing.assert_array_equal(
+        shard.frames(0).reshape(4, 16, 16, 3), decode_video(good, PLAN).frames
+    )
 
 
 def test_decode_shard_raises_and_leaves_nothing(media, tmp_path: Path) -> None:

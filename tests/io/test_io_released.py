@@ -45,14 +45,25 @@ def test_ave_layout_through_a_manifest_keeps_the_first_row(tmp_path: Path) -> No
     with h5py.File(tmp_path / "visual_feature.h5", "w") as f:
         f["avadataset"] = data
     man = _manifest(tmp_path / "manifest", ["c", "b", "a", "b"])
-    import_ave_h5(tmp_path / "visual_feature.h5", tmp_path / "v.zarr", "vgg19_pool5", manifest=man, dtype="float16")
+    import_ave_h5(
+        tmp_path / "visual_feature.h5",
+        tmp_path / "v.zarr",
+        "vgg19_pool5",
+        manifest=man,
+        dtype="float16",
+    )
     s = FeatureStore(tmp_path / "v.zarr")
     assert s.video_ids == ["a", "b", "c"] and s.array().dtype == np.float16
     np.testing.assert_allclose(s.load(["a", "b", "c"]), data[[2, 1, 0]], atol=1e-3)
     assert s.attrs["rows_dropped"] == 1 and s.attrs["dropped_rows_identical"] is True
     assert s.has_audio is None and s.group["has_video"][:].all()
     with pytest.raises(ValueError, match="annotation rows"):
-        import_ave_h5(tmp_path / "visual_feature.h5", tmp_path / "w.zarr", "vgg19_pool5", manifest=_manifest(tmp_path / "m3", ["a", "b", "c"]))
+        import_ave_h5(
+            tmp_path / "visual_feature.h5",
+            tmp_path / "w.zarr",
+            "vgg19_pool5",
+            manifest=_manifest(tmp_path / "m3", ["a", "b", "c"]),
+        )
 
 
 def test_llp_npy_folder_resnet_frames_are_averaged_per_segment(tmp_path: Path) -> None:
@@ -65,6 +76,8 @@ def test_llp_npy_folder_resnet_frames_are_averaged_per_segment(tmp_path: Path) -
     import_npy_dir(folder, tmp_path / "r.zarr", "resnet152_llp")
     s = FeatureStore(tmp_path / "r.zarr")
     assert s.video_ids == ["yt_a", "yt_b"] and s.n_segments.tolist() == [5, 10]
-    np.testing.assert_allclose(s.load(["yt_b"])[0], clips["yt_b"].reshape(10, 8, 16).mean(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        s.load(["yt_b"])[0], clips["yt_b"].reshape(10, 8, 16).mean(1), rtol=1e-6
+    )
     np.testing.assert_allclose(s.load(["yt_a"], "frames")[0, :40], clips["yt_a"], rtol=1e-6)
     assert not s.load(["yt_a"])[0, 5:].any() and s.mask[0].tolist() == [True] * 5 + [False] * 5

@@ -16,13 +16,24 @@ def _rows(n: int, t: int, seed: int) -> list[np.ndarray]:
     return [rng.normal(size=(int(rng.integers(1, t + 1)), 4)).astype(np.float32) for _ in range(n)]
 
 
-def _write(path: Path, ids: list[str], rows: list[np.ndarray], t_max: int, attrs: dict, fail_at: int | None = None) -> None:
+def _write(
+    path: Path,
+    ids: list[str],
+    rows: list[np.ndarray],
+    t_max: int,
+    attrs: dict,
+    fail_at: int | None = None,
+) -> None:
     spec = {"features": ArraySpec(1, (4,), "float32"), "frames": ArraySpec(2, (4,), "float16")}
     with StoreWriter(path, len(ids), t_max, spec, attrs, flags=("has_audio",)) as w:
         for i, (v, x) in enumerate(zip(ids, rows, strict=True)):
             if i == fail_at:
                 raise RuntimeError("injected")
-            arrays = None if i == 1 else {"features": x, "frames": np.repeat(x, 2, axis=0).astype(np.float16)}
+            arrays = (
+                None
+                if i == 1
+                else {"features": x, "frames": np.repeat(x, 2, axis=0).astype(np.float16)}
+            )
             w.add(v, len(x), arrays, {"has_audio": i != 1})
 
 
@@ -61,9 +72,15 @@ def test_writer_failure_leaves_nothing(tmp_path: Path) -> None:
 
 def test_writer_rejects_wrong_shapes_and_counts(tmp_path: Path) -> None:
     spec = {"features": ArraySpec(1, (4,), "float32")}
-    with pytest.raises(ValueError, match="expected"), StoreWriter(tmp_path / "a.zarr", 1, 3, spec, {}) as w:
+    with (
+        pytest.raises(ValueError, match="expected"),
+        StoreWriter(tmp_path / "a.zarr", 1, 3, spec, {}) as w,
+    ):
         w.add("a", 2, {"features": np.zeros((3, 4))})
-    with pytest.raises(ValueError, match="announced"), StoreWriter(tmp_path / "b.zarr", 2, 3, spec, {}) as w:
+    with (
+        pytest.raises(ValueError, match="announced"),
+        StoreWriter(tmp_path / "b.zarr", 2, 3, spec, {}) as w,
+    ):
         w.add("a", 1, {"features": np.zeros((1, 4))})
     assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "b.zarr").exists()
 
@@ -78,19 +95,27 @@ def test_gather_sorts_pads_and_keeps_flags(tmp_path: Path) -> None:
         sub = [x[:t] for x in rows[lo:hi]]
         order = np.argsort(sub_ids)
         path = tmp_path / f"shard{k}.zarr"
-        _write(path, [sub_ids[i] for i in order], [sub[i] for i in order], t, {"config_hash": "h", "recipe": "r"})
+        _write(
+            path,
+            [sub_ids[i] for i in order],
+            [sub[i] for i in order],
+            t,
+            {"config_hash": "h", "recipe": "r"},
+        )
         shards.append(path)
     gather_stores(shards, tmp_path / "all.zarr", {"gathered": True})
     g = FeatureStore(tmp_path / "all.zarr")
     assert g.video_ids == sorted(ids) and g.attrs["gathered"] and g.attrs["recipe"] == "r"
     assert g.array().shape == (7, 6, 4) and g.array("frames").shape == (7, 12, 4)
-    for k, (lo, hi, t) in enumerate(parts):
-        s = FeatureStore(shards[k])
+    for path in shards:
+        s = FeatureStore(path)
         for v in s.video_ids:
             n = int(s.n_segments[s.rows([v])[0]])
             assert int(g.n_segments[g.rows([v])[0]]) == n
             np.testing.assert_array_equal(g.load([v])[0, :n], s.load([v])[0, :n])
-            np.testing.assert_array_equal(g.load([v], "frames")[0, : 2 * n], s.load([v], "frames")[0, : 2 * n])
+            np.testing.assert_array_equal(
+                g.load([v], "frames")[0, : 2 * n], s.load([v], "frames")[0, : 2 * n]
+            )
             assert g.has_audio[g.rows([v])[0]] == s.has_audio[s.rows([v])[0]]
     # readable without avpipe
     z = zarr.open_group(str(tmp_path / "all.zarr"), mode="r")

@@ -28,17 +28,33 @@ def toy_manifest(tmp_path: Path) -> Path:
     make_media(v / "d.mp4", 3.0)
     (v / "e.mp4").write_bytes(b"broken")
     files = {"a": "a.mp4", "b": "b.mp4", "c": "c.m4a", "d": "d.mp4", "e": "e.mp4", "f": "f.mp4"}
-    samples = [Sample(k, k, "train", str(v / f), 2.0, 2, k != "f", i) for i, (k, f) in enumerate(files.items())]
+    samples = [
+        Sample(k, k, "train", str(v / f), 2.0, 2, k != "f", i)
+        for i, (k, f) in enumerate(files.items())
+    ]
     samples.append(Sample("a#2", "a", "test", str(v / "a.mp4"), 2.0, 2, True, 6))
     Manifest("toy", "folder", ["x"], samples, []).write(tmp_path / "manifest")
     return tmp_path / "manifest"
 
 
 def run_decode(manifest: Path, out: Path, shard: int, cfg: dict = CFG) -> int:
-    return main([
-        "decode", "--manifest", str(manifest), "--shard", str(shard), "--config-json", json.dumps(cfg),
-        "--out", str(out / f"shard{shard}.zarr"), "--status", str(out / f"shard{shard}.tsv"), "--workers", "1",
-    ])
+    return main(
+        [
+            "decode",
+            "--manifest",
+            str(manifest),
+            "--shard",
+            str(shard),
+            "--config-json",
+            json.dumps(cfg),
+            "--out",
+            str(out / f"shard{shard}.zarr"),
+            "--status",
+            str(out / f"shard{shard}.tsv"),
+            "--workers",
+            "1",
+        ]
+    )
 
 
 def test_decode_stage_splits_videos_by_stable_shard(tmp_path: Path) -> None:
@@ -55,15 +71,26 @@ def test_decode_stage_splits_videos_by_stable_shard(tmp_path: Path) -> None:
         assert shard.group.attrs["dataset"] == "toy" and shard.group.attrs["config_hash"]
     assert sorted(status) == list("abcdef")  # a video with two rows is decoded once
     assert {v: r["status"] for v, r in status.items()} == {
-        "a": "ok", "b": "no_audio", "c": "no_video", "d": "ok", "e": "failed", "f": "failed"
+        "a": "ok",
+        "b": "no_audio",
+        "c": "no_video",
+        "d": "ok",
+        "e": "failed",
+        "f": "failed",
     }
-    assert status["e"]["reason"].startswith("cannot open") and status["f"]["reason"].startswith("missing")
+    assert status["e"]["reason"].startswith("cannot open") and status["f"]["reason"].startswith(
+        "missing"
+    )
     assert status["d"]["n_segments"] == "3" and "h264" in status["d"]["source"]
 
 
-def test_decode_stage_on_error_raise_stops_without_outputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_decode_stage_on_error_raise_stops_without_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     manifest = toy_manifest(tmp_path)
-    assert run_decode(manifest, tmp_path / "out", shard_of("e", 2), {**CFG, "on_error": "raise"}) == 1
+    assert (
+        run_decode(manifest, tmp_path / "out", shard_of("e", 2), {**CFG, "on_error": "raise"}) == 1
+    )
     err = capsys.readouterr().err
     assert "cannot open" in err or "missing" in err
     assert not list((tmp_path / "out").glob("shard*"))

@@ -17,7 +17,7 @@ import yaml
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_decode import CFG, run_decode, toy_manifest  # noqa: E402
+from test_decode import run_decode, toy_manifest  # noqa: E402
 
 from avpipe.cli import main  # noqa: E402
 from avpipe.io.store import FeatureStore  # noqa: E402
@@ -38,7 +38,15 @@ def decoded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def extract_cfg(recipe: str) -> str:
-    return json.dumps({"recipe": recipe, "options": RECIPES[recipe], "batch_size": 4, "device": "cpu", "num_threads": 1})
+    return json.dumps(
+        {
+            "recipe": recipe,
+            "options": RECIPES[recipe],
+            "batch_size": 4,
+            "device": "cpu",
+            "num_threads": 1,
+        }
+    )
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -46,8 +54,21 @@ def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
     shards = []
     for k in range(2):
         out = decoded / "extract" / recipe / f"shard{k}.zarr"
-        assert main(["extract", "shard", "--decoded", str(decoded / "decode" / f"shard{k}.zarr"),
-                     "--config-json", extract_cfg(recipe), "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "extract",
+                    "shard",
+                    "--decoded",
+                    str(decoded / "decode" / f"shard{k}.zarr"),
+                    "--config-json",
+                    extract_cfg(recipe),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         shards.append(str(out))
     store = decoded / "extract" / f"{recipe}.zarr"
     assert main(["extract", "gather", *shards, "--out", str(store)]) == 0
@@ -75,31 +96,85 @@ def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
 
 def test_failures_table(decoded: Path) -> None:
     out = decoded / "failures.tsv"
-    assert main(["extract", "failures", *map(str, sorted((decoded / "decode").glob("*.tsv"))), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "failures",
+                *map(str, sorted((decoded / "decode").glob("*.tsv"))),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with out.open() as fh:
         rows = {r["video_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
-    assert {v: r["status"] for v, r in rows.items()} == {"b": "no_audio", "c": "no_video", "e": "failed", "f": "failed"}
+    assert {v: r["status"] for v, r in rows.items()} == {
+        "b": "no_audio",
+        "c": "no_video",
+        "e": "failed",
+        "f": "failed",
+    }
     assert rows["e"]["reason"].startswith("cannot open")
 
 
 def test_unknown_recipe_option_is_named(decoded: Path) -> None:
     cfg = json.dumps({"recipe": "vggish", "options": {"weigths": "random"}, "device": "cpu"})
     out = decoded / "bad.zarr"
-    assert main(["extract", "shard", "--decoded", str(decoded / "decode" / "shard0.zarr"), "--config-json", cfg, "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "shard",
+                "--decoded",
+                str(decoded / "decode" / "shard0.zarr"),
+                "--config-json",
+                cfg,
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert not out.exists()
 
 
 def test_import_cli_on_the_real_ave_file(shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "AVE" / "audio_feature_noisy.h5"
-    assert main(["extract", "import", "--format", "ave_h5", "--source", str(src), "--recipe", "vggish", "--out", str(tmp_path / "v.zarr")]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "import",
+                "--format",
+                "ave_h5",
+                "--source",
+                str(src),
+                "--recipe",
+                "vggish",
+                "--out",
+                str(tmp_path / "v.zarr"),
+            ]
+        )
+        == 0
+    )
     assert FeatureStore(tmp_path / "v.zarr").load().shape == (178, 10, 128)
 
 
 def _commands(wd: Path, *targets: str) -> dict[str, str]:
     r = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "-p", "--forceall", *targets],
-        cwd=wd, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])},
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+            ),
+        },
     )
     assert r.returncode == 0, r.stdout + r.stderr
     out = {}
@@ -119,6 +194,8 @@ def test_editing_one_recipe_changes_only_its_jobs(workflow_copy: Path) -> None:
     cfg["extract"]["overrides"]["synth_ave"]["vgg19_pool5"]["input_size"] = 96
     cfg_path.write_text(yaml.safe_dump(cfg))
     after = _commands(workflow_copy, *targets)
-    assert len(before) == 8 and before.keys() == after.keys()  # 2 decode, 2 x 2 shard jobs, 2 gathers
+    assert (
+        len(before) == 8 and before.keys() == after.keys()
+    )  # 2 decode, 2 x 2 shard jobs, 2 gathers
     changed = sorted(k for k in before if before[k] != after[k])
     assert changed == [f"results/extract/synth_ave/vgg19_pool5/shard{k}.zarr" for k in range(2)]

@@ -25,7 +25,11 @@ def decode_shards(dataset):
 
 
 def decode_output(path):
-    return temp(directory(path)) if config["decode"].get("temp", False) else directory(path)
+    return (
+        temp(directory(path))
+        if config["decode"].get("temp", False)
+        else directory(path)
+    )
 
 
 rule decode:

@@ -32,7 +32,9 @@ def extract_slice(dataset, recipe):
 
 # Datasets with stores that are defined under `datasets` (others are skipped, so the DAG
 # builds before a dataset is configured).
-EXTRACT_DATASETS = [d for d in config["extract"].get("stores", {}) if d in config["datasets"]]
+EXTRACT_DATASETS = [
+    d for d in config["extract"].get("stores", {}) if d in config["datasets"]
+]
 
 
 rule extract:
@@ -48,7 +50,9 @@ rule extract:
         runtime=600,
         gpu=1,
     params:
-        cfg=lambda wildcards: as_json(extract_slice(wildcards.dataset, wildcards.recipe)),
+        cfg=lambda wildcards: as_json(
+            extract_slice(wildcards.dataset, wildcards.recipe)
+        ),
         code=code("features", "io/decode", "io/store", "stages/extract"),
     shell:
         "avpipe extract shard --decoded {input.decoded:q} --config-json {params.cfg:q} "
