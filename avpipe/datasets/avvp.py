@@ -77,6 +77,8 @@ def _frames(store: FeatureStore, ids: list[str], use_frames: bool, T: int) -> np
     """(N, T, k, Df): per-frame 2-D features grouped by segment (k = 1 for per-segment)."""
     if use_frames and "frames" in store.group:
         raw = store.load(ids, name="frames", dtype=np.float16)
+        if raw.ndim == 4:  # already (N, T, k, Df)
+            return raw
         if raw.shape[1] % T:
             raise ValueError(
                 f"{store.path}: frames has {raw.shape[1]} rows per video, not a multiple of T = {T}"
