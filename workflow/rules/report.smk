@@ -1,1 +1,117 @@
-# Stage "report": rules are added by the issue that builds it.
+# Stage "report": paper-style tables and figures from every evaluation output.
+# Included last, so ALL_TARGETS already lists every metrics.json the workflow makes;
+# the report takes those under results/evaluate/ (for the seeds of report.seeds, or
+# all) and writes results/report/{summary.md,summary.tsv,tables/,figures/<kind>/}.
+# Figures and the summary go into `snakemake --report report.html` with the captions
+# in workflow/report/.
+
+
+def report_seeds():
+    seeds = config["report"].get("seeds")
+    return None if seeds is None else {int(s) for s in seeds}
+
+
+def report_metrics():
+    seeds = report_seeds()
+    out = []
+    for target in ALL_TARGETS:
+        if not (target.startswith("results/evaluate/") and target.endswith("/metrics.json")):
+            continue
+        seed_part = [p for p in target.split("/") if p.startswith("seed")]
+        if seeds is not None and seed_part and int(seed_part[0][4:]) not in seeds:
+            continue
+        out.append(target)
+    return sorted(set(out))
+
+
+REPORT_METRICS = report_metrics()
+REPORT_DATASETS = sorted({t.split("/")[3] for t in REPORT_METRICS})
+# Training curves of the stages before the evaluated one, drawn with the "unsupervised"
+# runs: paper 000's pretrain and selflabel per dataset and seed. The input is a declared
+# output of that stage's job (selflabel does not declare its history.tsv), the argument
+# the history.tsv beside it. The evaluated stages' own history.tsv lie next to their
+# predictions and are found through metrics.json.
+REPORT_HISTORY_OF = {"pretrain": "history.tsv", "selflabel": "pseudo_labels.tsv"}
+REPORT_HISTORIES = sorted(
+    {
+        f"results/{stage}/{t.split('/')[2]}/{t.split('/')[3]}/{declared}"
+        for t in ALL_TARGETS
+        if t.startswith("results/em/") and t.endswith("/timelines.tsv")
+        for stage, declared in REPORT_HISTORY_OF.items()
+    }
+)
+
+
+def report_history_args(wildcards, input):
+    return " ".join(
+        f"'unsupervised={os.path.dirname(p)}/history.tsv'" for p in input.histories
+    )
+
+
+rule report:
+    input:
+        metrics=REPORT_METRICS,
+        manifests=expand("results/manifest/{dataset}/samples.tsv", dataset=REPORT_DATASETS),
+        histories=REPORT_HISTORIES,
+    output:
+        summary=report(
+            "results/report/summary.md",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        summary_tsv="results/report/summary.tsv",
+        tables=directory("results/report/tables"),
+        figure_list="results/report/figures.txt",
+        tsne=report(
+            directory("results/report/figures/tsne"),
+            patterns=["{name}.png"],
+            caption="../report/tsne.rst",
+            category="Figures",
+            subcategory="t-SNE per EM round",
+        ),
+        em_rounds=report(
+            directory("results/report/figures/em_rounds"),
+            patterns=["{name}.png"],
+            caption="../report/em_rounds.rst",
+            category="Figures",
+            subcategory="Purity and accuracy per EM round",
+        ),
+        training=report(
+            directory("results/report/figures/training"),
+            patterns=["{name}.png"],
+            caption="../report/training.rst",
+            category="Figures",
+            subcategory="Training curves",
+        ),
+        timelines=report(
+            directory("results/report/figures/timelines"),
+            patterns=["{name}.png"],
+            caption="../report/timelines.rst",
+            category="Figures",
+            subcategory="Event timelines",
+        ),
+        per_class=report(
+            directory("results/report/figures/per_class"),
+            patterns=["{name}.png"],
+            caption="../report/per_class.rst",
+            category="Figures",
+            subcategory="Per-class scores",
+        ),
+    log:
+        "logs/report/report.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=as_json(config["report"]),
+        code=code("report", "stages/report"),
+        metrics=lambda wildcards, input: " ".join(f"'{p}'" for p in input.metrics),
+        histories=report_history_args,
+    shell:
+        "avpipe report --metrics {params.metrics} --history {params.histories} "
+        "--manifest-root results/manifest --config-json {params.cfg:q} "
+        "--out-dir results/report > {log} 2>&1"
+
+
+ALL_TARGETS.append("results/report/summary.md")

@@ -1,0 +1,75 @@
+"""Per-experiment tables and the paper-layout summary hold the right numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import AVVP_VALUES
+
+
+def _tsv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _seed_values(root: Path, rel: str, key: str) -> list[float]:
+    return [json.loads(p.read_text())["metrics"][key] for p in sorted(root.glob(rel))]
+
+
+def test_experiment_table_mean_std_per_round(results_tree: Path, report_dir: Path) -> None:
+    rows = _tsv(report_dir / "tables/unsupervised__toy__clcl.tsv")
+    assert [r["round"] for r in rows] == ["1", "2"]
+    for r in rows:
+        vals = _seed_values(
+            results_tree,
+            f"results/evaluate/unsupervised/toy/clcl/seed*/round{r['round']}/metrics.json",
+            "accuracy",
+        )
+        assert len(vals) == 2
+        assert float(r["accuracy_mean"]) == pytest.approx(np.mean(vals), abs=1e-4)
+        assert float(r["accuracy_std"]) == pytest.approx(np.std(vals, ddof=1), abs=1e-4)
+        assert r["n_seeds"] == "2" and r["seeds"] == "0,1"
+    md = (report_dir / "tables/unsupervised__toy__clcl.md").read_text()
+    assert "## Provenance" in md and "seed1/round2/metrics.json" in md
+
+
+def test_avvp_variants_become_rows(report_dir: Path) -> None:
+    rows = _tsv(report_dir / "tables/avvp__toy__coleaf.tsv")
+    # n_videos has no variant: a row of its own
+    assert sorted(r["variant"] for r in rows) == ["", "standard.event", "standard.segment"]
+    by = {r["variant"]: r for r in rows}
+    assert float(by["standard.segment"]["AV_mean"]) == pytest.approx(42.0)
+    assert float(by["standard.event"]["Event@AVo_std"]) == pytest.approx(2**1.5, abs=1e-4)
+    assert by[""]["AV_mean"] == "" and float(by[""]["n_videos_mean"]) == 12
+
+
+def test_summary_layout_ours_and_published(results_tree: Path, report_dir: Path) -> None:
+    rows = _tsv(report_dir / "summary.tsv")
+    assert {r["source"] for r in rows} == {"ours", "published"}
+    ours = [r for r in rows if r["source"] == "ours"]
+    # the AVE table holds the last EM round and the supervised run
+    ave = {(r["method"], r["variant"]): r for r in ours if r["section"] == "ave_accuracy"}
+    assert set(ave) == {("clcl (unsupervised)", "round 2"), ("psp_weak (cpsp)", "")}
+    vals = _seed_values(
+        results_tree, "results/evaluate/cpsp/toy/psp_weak/seed*/metrics.json", "accuracy"
+    )
+    assert float(ave[("psp_weak (cpsp)", "")]["mean"]) == pytest.approx(np.mean(vals), abs=1e-4)
+    assert ave[("psp_weak (cpsp)", "")]["setting"] == "WS"
+    em = [r for r in ours if r["section"] == "em_rounds"]
+    assert len(em) == 4  # purity and accuracy x 2 rounds
+    avvp = [r for r in ours if r["section"] == "avvp"]
+    assert len(avvp) == 18 and all(
+        float(r["mean"]) == np.mean(list(AVVP_VALUES.values())) for r in avvp
+    )
+    pub = [r for r in rows if r["source"] == "published"]
+    assert all(r["reference"] for r in pub)
+    coleaf_av = [r for r in pub if r["method"] == "CoLeaF" and r["metric"] == "segment.AV"]
+    assert [float(r["mean"]) for r in coleaf_av] == [58.6]
+    md = (report_dir / "summary.md").read_text()
+    md_rows = {(r["section"], r["setting"], r["method"], r["variant"], r["feature"]) for r in pub}
+    assert md.count("**published**") == len(md_rows) + 1  # + the note above the tables
+    assert "77.8" in md and "42.0 ± 2.8" in md
