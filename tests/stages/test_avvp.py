@@ -160,3 +160,17 @@ def test_data_targets_and_frames(runs: dict) -> None:
     feats = st.load(test.sample_ids[:3])
     assert np.allclose(test.frames[:3].astype(np.float32).mean(2), feats, atol=1e-2)
     assert len(splits["train"]) == 64 and not splits["train"].dense_audio.any()
+
+
+def test_standardize_uses_train_statistics(runs: dict) -> None:
+    from avpipe.datasets import avvp as data
+
+    p = runs["paths"]
+    _, splits, _ = data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
+    raw_test = splits["test"].audio.astype(np.float32).copy()
+    stats = data.standardize(splits)
+    a = splits["train"].audio.astype(np.float32).reshape(-1, 16)
+    assert np.allclose(a.mean(0), 0, atol=1e-2) and np.allclose(a.std(0), 1, atol=1e-2)
+    want = (raw_test - stats["audio_mean"]) / stats["audio_std"]
+    assert np.allclose(splits["test"].audio.astype(np.float32), want, atol=1e-2)
+    assert stats["frames_mean"].shape == (24,)
