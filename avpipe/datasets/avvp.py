@@ -77,6 +77,8 @@ def _frames(store: FeatureStore, ids: list[str], use_frames: bool, T: int) -> np
     """(N, T, k, Df): per-frame 2-D features grouped by segment (k = 1 for per-segment)."""
     if use_frames and "frames" in store.group:
         raw = store.load(ids, name="frames", dtype=np.float16)
+        if raw.ndim == 4:  # already (N, T, k, Df)
+            return raw
         if raw.shape[1] % T:
             raise ValueError(
                 f"{store.path}: frames has {raw.shape[1]} rows per video, not a multiple of T = {T}"
@@ -159,3 +161,26 @@ def load(
         n_classes=len(manifest.classes),
     )
     return manifest, out, dims
+
+
+def standardize(splits: dict[str, AVVPSplit], fit_on: str = "train") -> dict[str, np.ndarray]:
+    """Per-dimension z-scoring of audio, frames and motion with the mean and std of the
+    real segments of ``fit_on``, applied in place to every split.  Returns the statistics
+    (``<input>_mean``, ``<input>_std``) so that a checkpoint can carry them.
+
+    Not in the reference codes (pretrained LLP features have a usable scale); meant for
+    features whose scale is far from 1, e.g. the random-weight extractors of the
+    synthetic default."""
+    ref = splits[fit_on]
+    stats: dict[str, np.ndarray] = {}
+    for name in ("audio", "frames", "motion"):
+        x = getattr(ref, name)[ref.mask].astype(np.float32)  # (segments, [k,] D)
+        x = x.reshape(-1, x.shape[-1])
+        mean, std = x.mean(0), x.std(0)
+        std = np.where(std > 1e-8 * max(float(std.max()), 1e-30), std, 1.0).astype(np.float32)
+        stats[f"{name}_mean"], stats[f"{name}_std"] = mean, std
+        for split in splits.values():
+            z = (getattr(split, name).astype(np.float32) - mean) / std
+            z[~split.mask] = 0.0
+            setattr(split, name, z.astype(np.float16))
+    return stats

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         args.motion_store,
         use_frames=dcfg.use_frames,
     )
+    stats = data.standardize(splits) if dcfg.standardize else {}
     log.info(
         "%s on %s: %s, splits %s, device %s",
         args.method,
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         best_epoch=result.best_epoch,
         best_val_score=result.best_score,
         seed=args.seed,
+        input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
     )
     pred = loop.collect_predictions(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:

@@ -56,6 +56,7 @@ class DataConfig:
     frames_recipe: str = "resnet152_llp"
     motion_recipe: str = "r2plus1d18"
     use_frames: bool = True
+    standardize: bool = False  # z-score inputs with train statistics (not in the reference codes)
     num_threads: int = 1
     device: str = "auto"
     eval_batch_size: int = 64

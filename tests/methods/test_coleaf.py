@@ -187,3 +187,19 @@ def test_denoise_config_is_checked_and_runs() -> None:
     )
     logs = tr.step(_toy_batch(), epoch=2)
     assert all(math.isfinite(v) for v in logs.values())
+
+
+def test_cmpae_anchor_evidence_and_step() -> None:
+    from avpipe.methods.coleaf.cmpae import evidential_prob
+
+    # presence logit 0.8 ln 3, absence -inf-ish: e+ = 3, e- = exp(-12.5) ~ 0 -> α = (4, 1)
+    p, u = evidential_prob(torch.tensor([[0.8 * math.log(3.0), -20.0]]))
+    assert p.item() == pytest.approx(4 / (4 + 1 + math.exp(-12.5)), rel=1e-5)
+    assert u.item() == pytest.approx(2 / 5, rel=1e-4)
+    tr = _toy_trainer(anchor_backbone="cmpae", train={"fuse_no_cross": 0.3})
+    b = _toy_batch()
+    for _ in range(2):  # both directions of the mutual loss
+        logs = tr.step(b, epoch=2)
+    assert all(math.isfinite(v) for v in logs.values())
+    pred = tr.predict(b)
+    assert pred["seg_prob_audio"].shape == (4, 5, 3) and pred["video_prob"].shape == (4, 3)

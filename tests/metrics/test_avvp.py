@@ -165,7 +165,10 @@ def test_unav100_weak_protocol_variable_length() -> None:
     # segments; an event over [0.4, 2.6) s covers >= 0.5 s of segments 0, 1 and 2
     samples = [Sample("u0", "u0", "test", "", 2.6, 3), Sample("u1", "u1", "test", "", 5.8, 6)]
     samples += [Sample("u2", "u2", "val", "", 3.0, 3)]
-    events = [Event("u0", "dog", "audio-visual", 0.4, 2.6), Event("u1", "car", "audio-visual", 3.0, 6.0)]
+    events = [
+        Event("u0", "dog", "audio-visual", 0.4, 2.6),
+        Event("u1", "car", "audio-visual", 3.0, 6.0),
+    ]
     man = Manifest("unav", "unav100", ["dog", "car"], samples, events)
     seg = np.zeros((3, 6, 2))
     seg[0, :3, 0] = 0.9  # u0: dog on its 3 segments (the padding 3..5 is ignored)

@@ -131,3 +131,46 @@ def test_unknown_config_key_is_an_error(runs: dict, tmp_path: Path) -> None:
         ]
     )
     assert rc == 2 and not (tmp_path / "model.pt").exists()
+
+
+def test_data_targets_and_frames(runs: dict) -> None:
+    from avpipe.datasets import avvp as data
+    from avpipe.io.store import FeatureStore
+
+    p = runs["paths"]
+    man, splits, dims = data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
+    assert (dims.audio, dims.frames, dims.motion, dims.frames_per_segment, dims.n_classes) == (
+        16,
+        24,
+        12,
+        2,
+        6,
+    )
+    test = splits["test"]
+    by = man.events_by_sample()
+    for i, sid in enumerate(test.sample_ids[:5]):
+        weak = {e.label for e in by[sid] if e.is_weak}
+        assert {man.classes[c] for c in np.flatnonzero(test.labels[i])} == weak
+        for e in by[sid]:
+            if e.modality == "audio":
+                c = man.class_index[e.label]
+                assert test.dense_audio[i, int(e.onset) : int(e.offset), c].all()
+    # frames (N, T*k, Df) regrouped per segment; their mean is the per-segment feature
+    st = FeatureStore(p["frames"])
+    feats = st.load(test.sample_ids[:3])
+    assert np.allclose(test.frames[:3].astype(np.float32).mean(2), feats, atol=1e-2)
+    assert len(splits["train"]) == 64 and not splits["train"].dense_audio.any()
+
+
+def test_standardize_uses_train_statistics(runs: dict) -> None:
+    from avpipe.datasets import avvp as data
+
+    p = runs["paths"]
+    _, splits, _ = data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
+    raw_test = splits["test"].audio.astype(np.float32).copy()
+    stats = data.standardize(splits)
+    a = splits["train"].audio.astype(np.float32).reshape(-1, 16)
+    assert np.allclose(a.mean(0), 0, atol=1e-2) and np.allclose(a.std(0), 1, atol=1e-2)
+    want = (raw_test - stats["audio_mean"]) / stats["audio_std"]
+    assert np.allclose(splits["test"].audio.astype(np.float32), want, atol=1e-2)
+    assert stats["frames_mean"].shape == (24,)

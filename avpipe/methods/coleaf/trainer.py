@@ -1,4 +1,5 @@
-"""CoLeaF training on the HAN Anchor (Sardari et al., ECCV 2024; paper Table 4 right).
+"""CoLeaF training on the HAN Anchor (Sardari et al., ECCV 2024; paper Table 4 right)
+or, with ``anchor_backbone: cmpae``, on the released CMPAE Anchor (spec §4.2).
 
 Per iteration (methods spec §4.8, released ``main.py``, with HAN in place of CMPAE):
 1. Anchor forward (no grad) -> Eq. 12 pseudo-labels ỹ^a, ỹ^v (§4.5);
@@ -17,13 +18,13 @@ released ``sum / C * B`` reduction with weight 1e-4, 10 epochs, Adam 5e-4,
 StepLR(6, 0.25).  Paper alternatives are config switches: ``reference.loss: bce``,
 ``contrastive.weighting: single``, ``correlation.teacher: reference``,
 ``correlation.reduction: mse``, ``train.epochs: 15``.
-Departures: the CMPAE-only parts of the released Anchor loop (evidential heads,
-mutual learning) do not apply to the HAN Anchor; JoMoLD label denoising (§4.7, run
-with the Anchor's no-cross-attention forward) is ``denoise.enabled``, off by default
-because its noise ratios are LLP-specific; the
-Anchor's own audio-visual NCE (a CMPAE term) is ``anchor_nce_weight`` (0 for HAN).
-No-grad forwards (steps 1 and 3) run in eval mode so that the pseudo-labels and
-teachers are not dropout samples.
+The CMPAE-only parts of the released Anchor loop (evidential heads, global branch,
+mutual learning, the Anchor's own audio-visual NCE) come with ``anchor_backbone: cmpae``
+(the HAN Anchor can add that NCE with ``train.anchor_nce_weight``, 0 by default).
+JoMoLD label denoising (§4.7, with the Anchor's no-cross-attention forward) is
+``denoise.enabled``, off by default because its noise ratios are LLP-specific.
+Departure: the no-grad forwards (steps 1 and 3) run in eval mode so that the
+pseudo-labels and teachers are not dropout samples.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 
 from avpipe.config import ConfigError
 from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.methods.coleaf.cmpae import CMPAE, cmpae_loss
 from avpipe.methods.coleaf.losses import (
     asl,
     cc_teacher,
@@ -116,8 +118,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CMPAEConfig:
+    """The CMPAE Anchor (``anchor_backbone: cmpae``, spec §4.2); width etc. from ``anchor``."""
+
+    cross_mix: float = 0.8  # x = w x_ca + (1 - w) x_sa
+    # (w_a, w_v, w_g, w_nce, w_mut): CoLeaF's released values (CMPAE's own: 2, 0.6, 0.6, 1, 1)
+    loss_weights: tuple[float, float, float, float, float] = (2.0, 1.0, 2.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Config:
+    anchor_backbone: Literal["han", "cmpae"] = "han"
     anchor: ModelConfig = field(default_factory=ModelConfig)
+    cmpae: CMPAEConfig = field(default_factory=CMPAEConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
@@ -128,11 +141,22 @@ class Config:
     )
 
 
+def build_anchor(cfg: Config, dims: Dims) -> torch.nn.Module:
+    if cfg.anchor_backbone == "han":
+        return build_han(cfg.anchor, dims)
+    a = cfg.anchor
+    return CMPAE(
+        dims.audio, dims.frames, dims.motion, dims.n_classes,
+        a.d_model, a.heads, a.ffn, a.dropout, cfg.cmpae.cross_mix,
+    )  # fmt: skip
+
+
 class Trainer:
     def __init__(self, cfg: Config, dims: Dims, device: torch.device, generator: torch.Generator):
         self.cfg, self.device, self.generator = cfg, device, generator
         self.epochs = cfg.train.epochs
-        self.anchor = build_han(cfg.anchor, dims).to(device)
+        self.anchor = build_anchor(cfg, dims).to(device)
+        self.iteration = 0
         r = cfg.reference
         self.refs = {
             m: ReferenceNet(
@@ -266,9 +290,13 @@ class Trainer:
         """HAN loss + event-aware NCE + class-correlation KD of the Anchor (step 4)."""
         c, y, mask = self.cfg, b["labels"], b["mask"]
         out = self.anchor(*args)
-        loss = han_loss(
-            out, y, c.train.visual_smoothing, targets=(targets["audio"], targets["visual"])
-        )
+        t_mod = (targets["audio"], targets["visual"])
+        if c.anchor_backbone == "cmpae":
+            self.iteration += 1
+            odd = self.iteration % 2 == 1  # mutual learning alternates its direction
+            loss = cmpae_loss(out, y, t_mod, mask, c.cmpae.loss_weights, global_student=odd)
+        else:
+            loss = han_loss(out, y, c.train.visual_smoothing, targets=t_mod)
         logs["anchor_mil"] = loss.item()
         keys = {m: F.normalize(out[f"x_{m}"], dim=-1) for m in ("audio", "visual")}
         k = c.contrastive
