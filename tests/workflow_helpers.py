@@ -63,6 +63,7 @@ def job_counts(output: str) -> Counter[str]:
 class WorkflowCopy:
     def __init__(self, wd: Path):
         self.wd = wd
+        wd.mkdir(parents=True, exist_ok=True)
         for name in ("Snakefile", "workflow", "config", "profiles", "avpipe"):
             src, dst = REPO / name, wd / name
             if src.is_dir():
@@ -101,9 +102,22 @@ class WorkflowCopy:
         )
         if check and r.returncode != 0:
             raise AssertionError(
-                f"snakemake {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+                f"snakemake {' '.join(args)} failed ({r.returncode}):\n"
+                f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
             )
         return r
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """``snakemake ARGS`` in the background, output to .snakemake/background.log."""
+        (self.wd / ".snakemake").mkdir(exist_ok=True)
+        with (self.wd / ".snakemake/background.log").open("wb") as fh:
+            return subprocess.Popen(
+                [sys.executable, "-m", "snakemake", *args],
+                cwd=self.wd,
+                env=self.env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
 
     def run(
         self, *targets: str, cores: int = 2, extra: tuple[str, ...] = ()
