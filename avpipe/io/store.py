@@ -11,6 +11,7 @@ Layout (readable with plain ``zarr``, ``dask.array.from_zarr`` or xarray)::
       n_segments           (N,) int32: true number of segments of each video
       mask                 (N, T_max) bool: segment t of video i is real (t < n_segments[i])
       has_audio            (N,) bool, present in audio stores: False = no audio stream
+      has_video            (N,) bool, present in visual stores written by the pipeline
 
 Segments past a video's length hold ``fill_value`` (0) and are False in ``mask``:
 padding happens at batch time, never silently in the data.
@@ -18,8 +19,10 @@ padding happens at batch time, never silently in the data.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +142,169 @@ class FeatureStore:
         for i, r in enumerate(rows):
             out[i] = z[int(r)]
         return out
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """A per-video array of a store: ``steps`` rows per segment of ``shape`` each.
+
+    ``features`` has steps=1 (stored (N, T_max, *shape)); per-frame extras such as
+    ``frames`` of resnet152_llp have steps=8 (stored (N, T_max * 8, *shape)).
+    """
+
+    steps: int
+    shape: tuple[int, ...]
+    dtype: str
+
+
+class StoreWriter:
+    """Single sequential writer of a feature store, complete-or-absent.
+
+    ::
+
+        with StoreWriter(path, n, t_max, {"features": ArraySpec(1, (128,), "float32")},
+                         attrs, flags=("has_audio",)) as w:
+            for video in ...:
+                w.add(video_id, n_segments, {"features": (n_segments, 128) array}, {"has_audio": True})
+
+    Rows are added in order; each chunk is written once, when it is full (chunks hold
+    whole videos, so a store never sees two writers in one chunk: zarr-python #2729).
+    ``arrays=None`` in ``add`` leaves the row at the fill value 0 (a missing modality).
+    The index arrays (video_id, n_segments, mask, flags) are written on exit, then the
+    temporary directory is renamed to ``path``; an exception removes it instead.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        n_videos: int,
+        t_max: int,
+        arrays: Mapping[str, ArraySpec],
+        attrs: Mapping[str, Any],
+        flags: Sequence[str] = (),
+    ):
+        if "features" not in arrays:
+            raise ValueError("a feature store needs a 'features' array")
+        self.path, self.n, self.t_max = Path(path), n_videos, t_max
+        self.specs = dict(arrays)
+        self.flags = {f: [] for f in flags}
+        self.attrs = dict(attrs)
+        self.video_ids: list[str] = []
+        self.n_segments: list[int] = []
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> StoreWriter:
+        tmp = self._stack.enter_context(atomic_path(self.path, directory=True))
+        self.root = zarr.open_group(str(tmp), mode="w")
+        self.root.attrs.update(self.attrs)
+        self.z: dict[str, zarr.Array] = {}
+        self.buf: dict[str, np.ndarray] = {}
+        for name, a in self.specs.items():
+            shape = (self.n, self.t_max * a.steps, *a.shape)
+            row_nbytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize
+            chunks = _chunks(shape, _video_chunk_for(row_nbytes))
+            self.z[name] = self.root.create_array(name, shape=shape, dtype=a.dtype, chunks=chunks, fill_value=0)
+            self.buf[name] = np.zeros((chunks[0], *shape[1:]), dtype=a.dtype)
+        return self
+
+    def add(self, video_id: str, n_segments: int, arrays: Mapping[str, np.ndarray] | None, flags: Mapping[str, bool] | None = None) -> None:
+        row = len(self.video_ids)
+        if row >= self.n:
+            raise ValueError(f"{self.path}: more than the {self.n} videos announced")
+        if not 0 <= n_segments <= self.t_max:
+            raise ValueError(f"{video_id}: {n_segments} segments, the store holds at most {self.t_max}")
+        for name, a in self.specs.items():
+            buf = self.buf[name]
+            i = row % buf.shape[0]
+            buf[i] = 0
+            if arrays is not None:
+                x = np.asarray(arrays[name])
+                want = (n_segments * a.steps, *a.shape)
+                if x.shape != want:
+                    raise ValueError(f"{video_id}: array {name!r} has shape {x.shape}, expected {want}")
+                buf[i, : want[0]] = x
+            if i == buf.shape[0] - 1 or row == self.n - 1:
+                start = row - i
+                self.z[name][start : row + 1] = buf[: i + 1]
+        self.video_ids.append(video_id)
+        self.n_segments.append(n_segments)
+        for f in self.flags:
+            self.flags[f].append(bool((flags or {}).get(f, True)))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException as e:
+                self._stack.__exit__(type(e), e, e.__traceback__)  # deletes the temporary directory
+                raise
+        # on success this renames the temporary directory into place; on error it deletes it
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        if len(self.video_ids) != self.n:
+            raise ValueError(f"{self.path}: {len(self.video_ids)} videos written, {self.n} announced")
+        if len(set(self.video_ids)) != self.n:
+            raise ValueError("video ids in a store must be unique")
+        n_seg = np.asarray(self.n_segments, dtype=np.int32)
+        width = max((len(v) for v in self.video_ids), default=1)
+        index = {
+            "video_id": np.asarray(self.video_ids, dtype=f"<U{width}"),
+            "n_segments": n_seg,
+            "mask": np.arange(self.t_max)[None, :] < n_seg[:, None],
+            **{f: np.asarray(v, dtype=bool) for f, v in self.flags.items()},
+        }
+        for name, a in index.items():
+            z = self.root.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None)
+            if a.size:
+                z[...] = a
+        log.info("wrote %s: %d videos, T_max %d", self.path, self.n, self.t_max)
+
+
+def gather_stores(shards: Sequence[str | Path], out: str | Path, attrs: Mapping[str, Any], cache_mb: int = 512) -> Path:
+    """Concatenate shard stores (same recipe, disjoint videos) into one store, sorted by id.
+
+    One writer, whole-chunk writes; the shards' attributes must agree on
+    ``config_hash`` (the same extractor settings), the result gets ``attrs`` on top
+    of the first shard's attributes.  Time is padded to the largest ``T_max``.
+    """
+    groups = [zarr.open_group(str(p), mode="r") for p in shards]
+    if not groups:
+        raise ValueError("gather needs at least one shard store")
+    hashes = {g.attrs.get("config_hash") for g in groups}
+    if len(hashes) > 1:
+        raise ValueError(f"shards were extracted with different settings (config hashes {sorted(map(str, hashes))}): {list(map(str, shards))}")
+    base = groups[0]
+    flags = tuple(f for f in ("has_audio", "has_video") if f in base)
+    names = [k for k in base.array_keys() if k not in (*INDEX_ARRAYS, "has_video")]
+    entries: list[tuple[str, int, int]] = []  # (video_id, shard, row)
+    t_max = 1
+    for s, g in enumerate(groups):
+        ids = [str(v) for v in g["video_id"][:]]
+        entries += [(v, s, r) for r, v in enumerate(ids)]
+        t_max = max(t_max, int(g["mask"].shape[1]))
+    ids = [e[0] for e in entries]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a video appears in more than one shard")
+    entries.sort()
+    specs = {}
+    for name in names:
+        z = base[name]
+        steps = z.shape[1] // max(int(base["mask"].shape[1]), 1)
+        specs[name] = ArraySpec(steps, tuple(z.shape[2:]), str(z.dtype))
+    index = [{k: g[k][:] for k in ("n_segments", *flags)} for g in groups]
+    cache: dict[tuple[int, str], np.ndarray] = {}
+    for s, g in enumerate(groups):
+        for name in names:
+            if g[name].nbytes <= cache_mb << 20:
+                cache[(s, name)] = g[name][...]
+    merged = {**dict(base.attrs), **dict(attrs), "shards": len(groups)}
+    with StoreWriter(out, len(entries), t_max, specs, merged, flags=flags) as w:
+        for video_id, s, r in entries:
+            n = int(index[s]["n_segments"][r])
+            data = {}
+            for name, a in specs.items():
+                src = cache.get((s, name))
+                data[name] = (src[r] if src is not None else groups[s][name][r])[: n * a.steps]
+            w.add(video_id, n, data, {f: bool(index[s][f][r]) for f in flags})
+    return Path(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from avpipe.config import ConfigError, from_dict, load_json_arg
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.cli import add_data_arguments
+from avpipe.methods.clcl.cli import add_data_arguments, with_threads
 from avpipe.methods.clcl.config import EMStage
 from avpipe.methods.clcl.pipeline import run_em_round
 
@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(EMStage, load_json_arg(args.config_json), where="unsupervised")
+    cfg = with_threads(cfg, args.threads)
     if not 1 <= args.round <= cfg.em.rounds:
         raise ConfigError(
             f"--round {args.round} is outside 1..unsupervised.em.rounds = {cfg.em.rounds}"

@@ -7,7 +7,7 @@ import argparse
 
 from avpipe.config import from_dict, load_json_arg
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.cli import add_data_arguments
+from avpipe.methods.clcl.cli import add_data_arguments, with_threads
 from avpipe.methods.clcl.config import PretrainStage
 from avpipe.methods.clcl.pipeline import run_pretrain
 
@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(PretrainStage, load_json_arg(args.config_json), where="unsupervised")
+    cfg = with_threads(cfg, args.threads)
     manifest = Manifest.read(args.manifest)
     run_pretrain(manifest, args.visual_store, args.audio_store, cfg, args.seed, args.out_dir)
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from avpipe.config import from_dict, load_json_arg
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.cli import add_data_arguments
+from avpipe.methods.clcl.cli import add_data_arguments, with_threads
 from avpipe.methods.clcl.config import SelflabelStage
 from avpipe.methods.clcl.pipeline import run_selflabel
 
@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(SelflabelStage, load_json_arg(args.config_json), where="unsupervised")
+    cfg = with_threads(cfg, args.threads)
     manifest = Manifest.read(args.manifest)
     run_selflabel(
         manifest, args.visual_store, args.audio_store, args.pretrain, cfg, args.seed, args.out_dir

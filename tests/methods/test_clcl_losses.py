@@ -51,11 +51,22 @@ def test_label_contrast_with_bounded_repulsion() -> None:
     loss, clipped = label_contrast(p, aff, rep, None, "sum")
     assert loss.item() == pytest.approx(kl_aff - 2 * kl_rep, abs=1e-5)
     assert clipped.item() == 0.0
-    loss, clipped = label_contrast(p, aff, rep, 0.3, "sum")
+    loss, clipped = label_contrast(p, aff, rep, 0.3, "sum", "clip")
     assert loss.item() == pytest.approx(kl_aff - 2 * 0.3, abs=1e-5)
     assert clipped.item() == 1.0
-    loss, _ = label_contrast(p, aff, rep, 0.3, "mean")
+    loss, _ = label_contrast(p, aff, rep, 0.3, "mean", "clip")
     assert loss.item() == pytest.approx(kl_aff / 2 - 0.3, abs=1e-5)
+    # smooth bound c * tanh(KL / c): 0.3 * tanh(0.5108 / 0.3) = 0.2807
+    loss, clipped = label_contrast(p, aff, rep, 0.3, "mean", "tanh")
+    assert loss.item() == pytest.approx(kl_aff / 2 - 0.3 * math.tanh(kl_rep / 0.3), abs=1e-5)
+    assert clipped.item() == 1.0
+    # the tanh bound keeps a gradient above the ceiling, the clip does not
+    q = torch.tensor([[0.5, 0.5]], requires_grad=True)
+    label_contrast(q, aff, rep, 0.3, "mean", "tanh")[0].backward()
+    g_tanh = q.grad.clone()
+    q.grad = None
+    label_contrast(q, aff, rep, 0.3, "mean", "clip")[0].backward()
+    assert not torch.allclose(g_tanh, q.grad)
     assert repulsion_ceiling("log_c", 28) == pytest.approx(math.log(28))
 
 

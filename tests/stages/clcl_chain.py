@@ -16,8 +16,9 @@ from avpipe.methods.clcl import pipeline
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.metrics.unsupervised import evaluate
 
+ROUNDS = 3
 CFG = {
-    "data": {"num_threads": 2, "device": "cpu"},
+    "data": {"num_threads": 1, "device": "cpu"},
     "pretrain": {
         "epochs": 8,
         "batch_size": 16,
@@ -25,14 +26,22 @@ CFG = {
         "log_every": 1000,
     },
     "selflabel": {"hidden": 16, "top_k": 6, "epochs": 30, "batch_size": 16, "log_every": 1000},
-    "em": {"rounds": 2, "epochs": 8, "batch_size": 16, "annotator_epochs": 10, "log_every": 1000},
+    "em": {
+        "rounds": ROUNDS,
+        "epochs": 30,
+        "lr": 0.002,
+        "dropout": 0.0,
+        "batch_size": 16,
+        "annotator_epochs": 30,
+        "log_every": 1000,
+    },
 }
 
 
 @cache
 def run_chain() -> dict:
     """Runs once per test session (all three stage test files share it)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     r = Path(tempfile.mkdtemp(prefix="clcl-chain-"))
     manifest, v, a = make_dataset(r, n_train=40, n_test=16)
     times, metrics = {}, {}
@@ -52,7 +61,7 @@ def run_chain() -> dict:
     times["selflabel"] = time.perf_counter() - t
     em = from_dict(EMStage, {k: CFG[k] for k in ("data", "selflabel", "em")})
     prev = None
-    for k in (1, 2):
+    for k in range(1, ROUNDS + 1):
         t = time.perf_counter()
         pipeline.run_em_round(manifest, v, a, r / "pre", r / "sl", prev, k, em, 0, r / f"round{k}")
         times[f"em{k}"] = time.perf_counter() - t

@@ -1,1 +1,92 @@
-# Stage "avvp": rules are added by the issue that builds it.
+# Stage "avvp" (paper 002): HAN and CoLeaF, weakly supervised audio-visual video parsing.
+# One job per (dataset, method, seed): trains on weak labels, selects the epoch on val,
+# writes the deployed model, val+test predictions and the training history.
+# Metrics: rule evaluate_avvp in evaluate.smk.
+
+
+import os
+
+
+def avvp_merge(base, over):
+    """Deep merge of a per-dataset override into a config slice (new dicts)."""
+    out = json.loads(json.dumps(base))
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = avvp_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def avvp_slice(dataset, method):
+    """{"data": ..., <method>: ...} of config["avvp"] with the dataset's overrides."""
+    av = config["avvp"]
+    over = av.get("overrides", {}).get(dataset, {})
+    data = avvp_merge(av.get("data", {}), over.get("data", {}))
+    data["device"] = config["run"]["device"]
+    return {"data": data, method: avvp_merge(av.get(method, {}), over.get(method, {}))}
+
+
+def avvp_stores(wildcards):
+    data = avvp_slice(wildcards.dataset, wildcards.method)["data"]
+    base = f"results/extract/{wildcards.dataset}"
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "audio": f"{base}/{data.get('audio_recipe', 'vggish')}.zarr",
+        "frames": f"{base}/{data.get('frames_recipe', 'resnet152_llp')}.zarr",
+        "motion": f"{base}/{data.get('motion_recipe', 'r2plus1d18')}.zarr",
+    }
+
+
+# Datasets of avvp.datasets that are defined under `datasets` (others are skipped,
+# so the DAG builds before any dataset is configured).
+AVVP_DATASETS = [
+    d for d in config["avvp"].get("datasets", []) if d in config["datasets"]
+]
+AVVP_METHODS = list(config["avvp"].get("methods", []))
+AVVP_CODE = (
+    "methods/han",
+    "methods/coleaf",
+    "training/avvp",
+    "training/epochs",
+    "training/checkpoint",
+    "datasets/avvp",
+    "datasets/manifest",
+    "io/store",
+    "metrics/avvp",
+    "stages/avvp",
+)
+
+
+rule avvp:
+    input:
+        unpack(avvp_stores),
+    output:
+        model="results/avvp/{dataset}/{method}/seed{seed}/model.pt",
+        predictions="results/avvp/{dataset}/{method}/seed{seed}/predictions.npz",
+        history="results/avvp/{dataset}/{method}/seed{seed}/history.tsv",
+    log:
+        "logs/avvp/{dataset}/{method}/seed{seed}.log",
+    wildcard_constraints:
+        method="han|coleaf",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=600,
+        gpu=1,
+    params:
+        cfg=lambda wildcards: as_json(avvp_slice(wildcards.dataset, wildcards.method)),
+        code=code(*AVVP_CODE),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+    shell:
+        "avpipe avvp --method {wildcards.method} --manifest results/manifest/{wildcards.dataset} "
+        "--audio-store {input.audio:q} --frames-store {input.frames:q} --motion-store {input.motion:q} "
+        "--seed {wildcards.seed} --config-json {params.cfg:q} --out-dir {params.out} > {log} 2>&1"
+
+
+ALL_TARGETS.extend(
+    f"results/avvp/{ds}/{method}/seed{seed}/predictions.npz"
+    for ds in AVVP_DATASETS
+    for method in AVVP_METHODS
+    for seed in config["run"]["seeds"]
+)

@@ -1,1 +1,72 @@
-# Stage "cpsp": rules are added by the issue that builds it.
+# Stage "cpsp" (paper 001): PSP / CPSP / SSPSP, fully and weakly supervised, one job
+# per (dataset, experiment, seed). Each job receives its experiment resolved for the
+# dataset: cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train (same for
+# data and model, which experiments do not change).
+
+
+def cpsp_config(dataset, experiment):
+    """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
+    cp = config["cpsp"]
+    if experiment not in cp["experiments"]:
+        raise ValueError(
+            f"config: cpsp experiment {experiment!r} is not defined "
+            f"(defined: {', '.join(sorted(cp['experiments']))})"
+        )
+    over = cp.get("overrides", {}).get(dataset, {})
+    exp = dict(cp["experiments"][experiment])
+    train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
+    data = {**cp["data"], **over.get("data", {}), "device": config["run"]["device"]}
+    model = {**cp["model"], **over.get("model", {})}
+    return {
+        "experiment": experiment,
+        "data": data,
+        "model": model,
+        "run": {**exp, "train": train},
+    }
+
+
+def cpsp_inputs(wildcards):
+    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
+        "audio": f"results/extract/{wildcards.dataset}/{data['audio_recipe']}.zarr",
+    }
+
+
+# Datasets of cpsp.datasets that are defined under `datasets` (others are skipped, so
+# the DAG builds before a dataset is configured).
+CPSP_DATASETS = [d for d in config["cpsp"]["datasets"] if d in config["datasets"]]
+
+
+rule cpsp:
+    input:
+        unpack(cpsp_inputs),
+    output:
+        model="results/cpsp/{dataset}/{experiment}/seed{seed}/model.pt",
+        predictions="results/cpsp/{dataset}/{experiment}/seed{seed}/predictions.npz",
+        history="results/cpsp/{dataset}/{experiment}/seed{seed}/history.tsv",
+        summary="results/cpsp/{dataset}/{experiment}/seed{seed}/summary.json",
+    log:
+        "logs/cpsp/{dataset}/{experiment}/seed{seed}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    params:
+        cfg=lambda wildcards: as_json(cpsp_config(wildcards.dataset, wildcards.experiment)),
+        code=code(
+            "methods/cpsp",
+            "training",
+            "stages/cpsp",
+            "io/store",
+            "datasets/manifest",
+            "metrics/ave",
+        ),
+        manifest=lambda wildcards, input: os.path.dirname(input.manifest),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+    shell:
+        "avpipe cpsp --manifest {params.manifest} --visual-store {input.visual:q} "
+        "--audio-store {input.audio:q} --seed {wildcards.seed} --config-json {params.cfg:q} "
+        "--out-dir {params.out} > {log} 2>&1"

@@ -4,19 +4,30 @@
 
 
 def em_inputs(wildcards):
-    base = f"results/{{}}/{wildcards.dataset}/seed{wildcards.seed}"
+    ds, seed, k = wildcards.dataset, wildcards.seed, int(wildcards.round)
     out = {
-        "encoder": base.format("pretrain") + "/encoder.pt",
-        "labels": base.format("selflabel") + "/pseudo_labels.npz",
+        "encoder": f"results/pretrain/{ds}/seed{seed}/encoder.pt",
+        "labels": f"results/selflabel/{ds}/seed{seed}/pseudo_labels.npz",
+        "annotator": f"results/selflabel/{ds}/seed{seed}/annotator.pt",
     }
-    k = int(wildcards.round)
     if k > 1:
-        out["previous"] = base.format("em") + f"/round{k - 1}/localizer.pt"
+        out["previous"] = f"results/em/{ds}/seed{seed}/round{k - 1}/localizer.pt"
+        # read by em.align_labels and selflabel.init: previous
+        out["previous_labels"] = (
+            f"results/em/{ds}/seed{seed}/round{k - 1}/pseudo_labels.npz"
+        )
+        out["previous_annotator"] = (
+            f"results/em/{ds}/seed{seed}/round{k - 1}/annotator.pt"
+        )
     return out
 
 
 def em_previous_arg(wildcards, input):
-    return f"--previous {os.path.dirname(input.previous)}" if "previous" in input.keys() else ""
+    return (
+        f"--previous {os.path.dirname(input.previous)}"
+        if "previous" in input.keys()
+        else ""
+    )
 
 
 rule em:
@@ -28,23 +39,29 @@ rule em:
         predictions="results/em/{dataset}/seed{seed}/round{round}/predictions.npz",
         timelines="results/em/{dataset}/seed{seed}/round{round}/timelines.tsv",
         labels="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.tsv",
+        labels_npz="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.npz",
+        annotator="results/em/{dataset}/seed{seed}/round{round}/annotator.pt",
     log:
         "logs/em/{dataset}/seed{seed}/round{round}.log",
-    threads: 2
+    threads: unsup_threads
     resources:
         mem_mb=8000,
         runtime=300,
         gpu=1,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel", "em")),
-        code=code(*UNSUP_CODE, "stages/em"),
+        code=code(*UNSUP_CODE, "methods/clcl", "stages/em"),
         pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
         selflabel=lambda wildcards, input: os.path.dirname(input.labels),
         previous=em_previous_arg,
         out=lambda wildcards, output: os.path.dirname(output.localizer),
     shell:
-        "avpipe em " + UNSUP_ARGS + " --round {wildcards.round} --pretrain {params.pretrain} "
-        "--selflabel {params.selflabel} {params.previous} --out-dir {params.out} > {log} 2>&1"
+        "avpipe em "
+        "--manifest results/manifest/{wildcards.dataset} --visual-store {input.visual:q} "
+        "--audio-store {input.audio:q} --seed {wildcards.seed} --threads {threads} "
+        "--config-json {params.cfg:q} --round {wildcards.round} "
+        "--pretrain {params.pretrain} --selflabel {params.selflabel} {params.previous} "
+        "--out-dir {params.out} > {log} 2>&1"
 
 
 ALL_TARGETS.extend(

@@ -31,7 +31,13 @@ rule evaluate_unsupervised:
         runtime=20,
     params:
         cfg=as_json({"split": config["unsupervised"]["evaluate_split"]}),
-        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        code=code(
+            "metrics/__init__",
+            "metrics/unsupervised",
+            "metrics/ave",
+            "stages/evaluate",
+            "datasets/manifest",
+        ),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avpipe evaluate --task unsupervised --manifest results/manifest/{wildcards.dataset} "
@@ -52,12 +58,86 @@ if "EVAL_METRICS" in globals():
 
 
 # --- paper 001: PSP / CPSP (task "ave") ---------------------------------------------------
-#
-#
-#
+# One evaluation per (dataset, experiment, seed): AVE segment accuracy (spec §5.1),
+# overall and per class (background = the last row), on cpsp.data.evaluate_split.
+
+
+rule evaluate_cpsp:
+    input:
+        manifest="results/manifest/{dataset}/samples.tsv",
+        predictions="results/cpsp/{dataset}/{experiment}/seed{seed}/predictions.npz",
+    output:
+        metrics="results/evaluate/cpsp/{dataset}/{experiment}/seed{seed}/metrics.json",
+        per_class="results/evaluate/cpsp/{dataset}/{experiment}/seed{seed}/per_class.tsv",
+    log:
+        "logs/evaluate/cpsp/{dataset}/{experiment}/seed{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        cfg=lambda wildcards: as_json(
+            {"split": cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["evaluate_split"]}
+        ),
+        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        manifest=lambda wildcards, input: os.path.dirname(input.manifest),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    shell:
+        "avpipe evaluate --task ave --manifest {params.manifest} "
+        "--predictions {input.predictions:q} --config-json {params.cfg:q} "
+        "--out-dir {params.out} > {log} 2>&1"
+
+
+CPSP_METRICS = [
+    f"results/evaluate/cpsp/{ds}/{exp}/seed{seed}/metrics.json"
+    for ds in CPSP_DATASETS
+    for exp in config["cpsp"]["experiments"]
+    for seed in config["run"]["seeds"]
+]
+ALL_TARGETS.extend(CPSP_METRICS)
+if "EVAL_METRICS" in globals():
+    EVAL_METRICS.extend(CPSP_METRICS)
+
 
 
 # --- paper 002: HAN / CoLeaF (task "avvp") ------------------------------------------------
-#
-#
-#
+# Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o)) of the test
+# split under each fixed-threshold setting and the val-selected per-class thresholds:
+# metrics.json (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv.
+
+
+rule evaluate_avvp:
+    input:
+        manifest="results/manifest/{dataset}/samples.tsv",
+        predictions="results/avvp/{dataset}/{method}/seed{seed}/predictions.npz",
+    output:
+        metrics="results/evaluate/avvp/{dataset}/{method}/seed{seed}/metrics.json",
+        scores="results/evaluate/avvp/{dataset}/{method}/seed{seed}/scores.tsv",
+    log:
+        "logs/evaluate/avvp/{dataset}/{method}/seed{seed}.log",
+    wildcard_constraints:
+        method="han|coleaf",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        cfg=as_json(config["avvp"].get("evaluate", {})),
+        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    shell:
+        "avpipe evaluate --task avvp --manifest results/manifest/{wildcards.dataset} "
+        "--predictions {input.predictions:q} --config-json {params.cfg:q} "
+        "--out-dir {params.out} > {log} 2>&1"
+
+
+AVVP_METRICS = [
+    f"results/evaluate/avvp/{ds}/{method}/seed{seed}/{name}"
+    for ds in AVVP_DATASETS
+    for method in AVVP_METHODS
+    for seed in config["run"]["seeds"]
+    for name in ("metrics.json", "scores.tsv")
+]
+ALL_TARGETS.extend(AVVP_METRICS)
+if "EVAL_METRICS" in globals():
+    EVAL_METRICS.extend(m for m in AVVP_METRICS if m.endswith(".json"))

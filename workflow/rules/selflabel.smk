@@ -12,16 +12,19 @@ rule selflabel:
         tsv="results/selflabel/{dataset}/seed{seed}/pseudo_labels.tsv",
     log:
         "logs/selflabel/{dataset}/seed{seed}.log",
-    threads: 2
+    threads: unsup_threads
     resources:
         mem_mb=8000,
         runtime=300,
         gpu=1,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel")),
-        code=code(*UNSUP_CODE, "stages/selflabel"),
+        code=code(*UNSUP_CODE, *UNSUP_CODE_SELFLABEL, "stages/selflabel"),
         pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
         out=lambda wildcards, output: os.path.dirname(output.annotator),
     shell:
-        "avpipe selflabel " + UNSUP_ARGS + " --pretrain {params.pretrain} "
+        "avpipe selflabel "
+        "--manifest results/manifest/{wildcards.dataset} --visual-store {input.visual:q} "
+        "--audio-store {input.audio:q} --seed {wildcards.seed} --threads {threads} "
+        "--config-json {params.cfg:q} --pretrain {params.pretrain} "
         "--out-dir {params.out} > {log} 2>&1"

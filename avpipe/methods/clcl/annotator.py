@@ -4,6 +4,9 @@ The video representations ``f_i`` (N, 2d) are fixed during annotator training.
 Affinity set A_i = the K most cosine-similar other videos, repulsion set R_i = the K
 least similar; both recomputed at every E-step.  Phi is trained with SGD + cosine
 decay on ``L_c + w_e L_e``; pseudo-labels are ``Z_i = Phi(f_i)``.
+:func:`align_to` permutes the pseudo-classes of a new E-step to match the previous
+round's (Hungarian assignment on the contingency table), so that pseudo-class k means
+the same cluster in every round.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from avpipe.methods.clcl.config import SelflabelConfig
@@ -58,6 +62,26 @@ def effective_top_k(k: int, n: int) -> int:
     return k
 
 
+def new_annotator(in_dim: int, cfg: SelflabelConfig, n_classes: int, seed: int) -> Annotator:
+    """A freshly initialised annotator whose weights depend only on ``seed``."""
+    seed_everything(seed)
+    return Annotator(in_dim, cfg.hidden, n_classes)
+
+
+def align_to(z: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Columns of ``z`` (N, C) permuted so argmax labels agree most with ``reference`` (N,).
+
+    Maximises sum_k |{i : perm(argmax z_i) = k, reference_i = k}| (Hungarian).
+    """
+    C = z.shape[1]
+    table = np.zeros((C, C), dtype=np.int64)
+    np.add.at(table, (z.argmax(1), np.asarray(reference, dtype=np.int64)), 1)
+    rows, cols = linear_sum_assignment(-table)
+    perm = np.empty(C, dtype=np.int64)
+    perm[cols] = rows  # new column k takes old column rows[k'] with cols[k'] = k
+    return z[:, perm]
+
+
 def train_annotator(
     f: torch.Tensor,
     annotator: Annotator,
@@ -98,7 +122,9 @@ def train_annotator(
                 probs[b : b + b * k].view(b, k, -1),
                 probs[b + b * k :].view(b, k, -1),
             )
-            l_c, clipped = label_contrast(p, p_aff, p_rep, clip, cfg.neighbour_reduction)
+            l_c, clipped = label_contrast(
+                p, p_aff, p_rep, clip, cfg.neighbour_reduction, cfg.repulsion_bound
+            )
             l_e = marginal_entropy(p, cfg.entropy_sign)
             loss = l_c + cfg.entropy_weight * l_e
             opt.zero_grad(set_to_none=True)
@@ -123,7 +149,8 @@ def train_annotator(
     if hist.rows:
         last = hist.rows[-1]
         log.info(
-            "selflabel: %d epochs in %.1f s, loss %.4f, %d non-empty pseudo-classes, %.1f%% repulsion terms clipped",
+            "selflabel: %d epochs in %.1f s, loss %.4f, %d non-empty pseudo-classes, "
+            "%.1f%% repulsion KLs above the ceiling",
             epochs,
             hist.seconds,
             last["loss"],

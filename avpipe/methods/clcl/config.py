@@ -25,7 +25,9 @@ class DataConfig:
     # features are kept in memory (float16) when they fit this budget, else streamed
     memory_budget_mb: int = 4096
     device: str = "auto"
-    num_threads: int = 2
+    # torch CPU threads; the rules pass their `threads` (1 measured ~8x faster than 2
+    # on a shared 2-core box: these models are too small to gain from intra-op threads)
+    num_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,13 @@ class SelflabelConfig:
     # ceiling of each repulsion KL (spec §6 item 3): "log_c" = log C, a number, or
     # null = unbounded as printed in the paper
     repulsion_clip: float | Literal["log_c"] | None = "log_c"
-    neighbour_reduction: Literal["sum", "mean"] = "sum"
+    # how the ceiling bounds: hard clip (no gradient above) or c * tanh(KL / c)
+    repulsion_bound: Literal["clip", "tanh"] = "tanh"
+    # sum over the K neighbours as printed, or mean (keeps L_e from being diluted by 1/K)
+    neighbour_reduction: Literal["sum", "mean"] = "mean"
+    # annotator initialisation of every E-step: "seeded" = fresh from the run seed and
+    # round; "previous" = warm start from round k-1's annotator (stage B is always seeded)
+    init: Literal["seeded", "previous"] = "seeded"
     entropy_weight: float = 1.0
     # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)
     entropy_sign: Literal["maximize", "paper"] = "maximize"
@@ -94,12 +102,21 @@ class EMConfig:
     weight_decay: float = 5e-4
     dropout: float = 0.1
     targets: Literal["hard", "soft"] = "hard"
-    # the M-step backbone starts from stage A ("pretrain") or round k-1's localizer
+    # every round's localizer starts from stage A's encoder with fresh, seeded heads
+    # ("pretrain", spec [REC]) or warm-starts from round k-1's localizer ("previous")
     init: Literal["pretrain", "previous"] = "pretrain"
     finetune_encoder: bool = True
-    # E-step of round k >= 2: annotator epochs, warm-started from round k-1's annotator
+    # E-step of round k >= 2: annotator epochs
     annotator_epochs: int = 200
-    warm_start_annotator: bool = True
+    # features the E-step pools with round k-1's gamma: the stage-A encoder's ("pretrain",
+    # the space the annotator was trained in) or the fine-tuned localizer encoder's
+    estep_features: Literal["pretrain", "localizer"] = "pretrain"
+    # permute round k's pseudo-classes to best match round k-1's (Hungarian on the
+    # contingency table) so pseudo-class ids stay stable across rounds
+    align_labels: bool = True
+    # after the M-step, reverse gamma when its reverse pools the stage-A features into
+    # more separable pseudo-classes ("separability"), or keep it as trained ("none")
+    gamma_orientation: Literal["separability", "none"] = "separability"
     # segment t is foreground iff gamma_t >= 1/T (uniform) or gamma_t / max gamma >= threshold
     foreground_rule: Literal["uniform", "relative"] = "uniform"
     relative_threshold: float = 0.5

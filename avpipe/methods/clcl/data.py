@@ -125,7 +125,8 @@ def n_pseudo_classes(setting: int | str, manifest: Manifest) -> int:
     if setting == "auto":
         if not manifest.classes:
             raise ValueError(
-                f"dataset {manifest.dataset!r} has no classes: set unsupervised.data.n_pseudo_classes"
+                f"dataset {manifest.dataset!r} has no classes: "
+                "set unsupervised.data.n_pseudo_classes"
             )
         return len(manifest.classes)
     if not isinstance(setting, int) or setting < 2:

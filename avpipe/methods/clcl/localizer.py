@@ -1,7 +1,8 @@
 """Stage C of paper 000: the MIL localizer (M-step) and the E-step representation (spec §2.6, §2.8).
 
 * :func:`representations`: ``f_i = sum_t gamma_it [a_attn_t; v_attn_t]`` from an encoder
-  with uniform gamma (round 1) or from round k-1's localizer (its encoder and gamma).
+  with uniform gamma (round 1) or with round k-1's localizer's gamma; the pooled
+  features are the stage-A encoder's by default (``em.estep_features``).
 * :func:`train_localizer`: Adam (lr 5e-4, wd 5e-4), video-level BCE between the MIL
   pooled scores ``y = s^T gamma`` and the pseudo-labels (hard one-hot by default [REC]).
 * :func:`foreground`: gamma is a softmax over time, so a rule decides foreground
@@ -43,22 +44,25 @@ class Inference:
 
 @torch.no_grad()
 def representations(
-    model: CollaborativeEncoder | Localizer,
+    encoder: CollaborativeEncoder,
     features: VideoFeatures,
     batch_size: int,
     device: torch.device,
+    localizer: Localizer | None = None,
 ) -> torch.Tensor:
-    """f (N, 2d) on CPU: uniform gamma for an encoder, the localizer's gamma for a localizer."""
-    model.eval()
+    """f (N, 2d) on CPU: ``encoder``'s [a_attn; v_attn] pooled over time with the
+    localizer's gamma, or with uniform gamma when there is none (first E-step)."""
+    encoder.eval()
+    if localizer is not None:
+        localizer.eval()
     out = []
     for idx in ordered_batches(len(features), batch_size):
         b = features.batch(idx, device)
-        if isinstance(model, Localizer):
-            gamma = model(b.visual, b.audio, b.mask)[0]
-            v_attn, a_attn = model.encoder(b.visual, b.audio, b.mask)
-        else:
-            v_attn, a_attn = model(b.visual, b.audio, b.mask)
+        v_attn, a_attn = encoder(b.visual, b.audio, b.mask)
+        if localizer is None:
             gamma = uniform_gamma(b.mask)
+        else:
+            gamma = localizer(b.visual, b.audio, b.mask)[0]
         out.append(pooled_representation(v_attn, a_attn, gamma).cpu())
     return torch.cat(out)
 
@@ -172,3 +176,48 @@ def timelines(
                 [vid, k, round(start * hop, 3), round((t - 1) * hop + win, 3), round(score, 4)]
             )
     return rows
+
+
+def separability(f: torch.Tensor, labels: np.ndarray) -> float:
+    """Fisher ratio tr(S_between) / tr(S_within) of unit rows of ``f`` (N, D) under ``labels``."""
+    x = torch.nn.functional.normalize(f, dim=1)
+    lab = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    mu = x.mean(0)
+    between, within = 0.0, 0.0
+    for k in lab.unique():
+        xk = x[lab == k]
+        between += len(xk) * float(((xk.mean(0) - mu) ** 2).sum())
+        within += float(((xk - xk.mean(0)) ** 2).sum())
+    return between / max(within, 1e-12)
+
+
+@torch.no_grad()
+def orient_gamma(
+    model: Localizer,
+    encoder: CollaborativeEncoder,
+    features: VideoFeatures,
+    labels: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+) -> bool:
+    """Flip gamma (negate its logits) when the flipped gamma pools more separable features.
+
+    MIL pooling ``y = s^T gamma`` does not identify which segments gamma selects once the
+    cross-modal attention has spread the class evidence over every segment: gamma can
+    end up on the background.  The event segments are the ones whose pooled features
+    separate the pseudo-classes best, so gamma and its reverse ``softmax(-logits)`` are
+    compared by :func:`separability` of the pooled ``encoder`` features under ``labels``
+    (N,).  Returns True when the localizer's gamma head was negated.
+    """
+    f = representations(encoder, features, batch_size, device, localizer=model)
+    w = model.w_gamma
+    w.weight.neg_()
+    w.bias.neg_()
+    f_flip = representations(encoder, features, batch_size, device, localizer=model)
+    keep, flip = separability(f, labels), separability(f_flip, labels)
+    log.info("gamma orientation: separability %.4f as trained, %.4f reversed", keep, flip)
+    if flip > keep:
+        return True
+    w.weight.neg_()
+    w.bias.neg_()
+    return False

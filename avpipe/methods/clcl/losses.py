@@ -5,8 +5,12 @@
 * :func:`decorrelation` Eq. 7, the "soft" IDFD form: each feature dimension (columns
   normalised over the batch) must be most similar to itself.  The paper's hard form
   ``||X X^T - I||`` has the product order wrong (spec §2.4).
-* :func:`label_contrast` Eq. 9 with each repulsion KL clipped at a ceiling (spec §6
-  item 3: unbounded below otherwise).
+* :func:`label_contrast` Eq. 9 with each repulsion KL bounded by a ceiling (spec §6
+  item 3: unbounded below otherwise): hard ``clip`` (zero gradient above it) or the
+  smooth ``tanh`` surrogate ``c * tanh(KL / c)`` (gradient everywhere, value < c).
+  Each neighbour sum is divided by K by default (``reduction="mean"``): with the printed
+  sums the label-contrast term is K times larger than the marginal-entropy term, which
+  then no longer prevents collapse (found on the synthetic toy, K = 6..30).
 * :func:`marginal_entropy` Eq. 10 with the sign that prevents collapse: the minimised
   term is ``-H(mean p)`` (spec §6 item 2); ``sign="paper"`` gives the printed ``+H``.
 * :func:`mil_bce` Eq. 17.
@@ -42,29 +46,41 @@ def kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (p * (torch.log(p + EPS) - torch.log(q + EPS))).sum(-1)
 
 
+def bound_repulsion(kl: torch.Tensor, ceiling: float | None, bound: str) -> torch.Tensor:
+    """Bounded repulsion KL: ``min(kl, c)`` (clip) or ``c tanh(kl / c)`` (tanh); c None = kl."""
+    if ceiling is None:
+        return kl
+    if bound == "clip":
+        return kl.clamp(max=ceiling)
+    if bound == "tanh":
+        return ceiling * torch.tanh(kl / ceiling)
+    raise ValueError(f"repulsion_bound must be 'clip' or 'tanh', got {bound!r}")
+
+
 def label_contrast(
     p: torch.Tensor,
     p_aff: torch.Tensor,
     p_rep: torch.Tensor,
-    clip: float | None,
-    reduction: str = "sum",
+    ceiling: float | None,
+    reduction: str = "mean",
+    bound: str = "clip",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 9: sum_{A_i} KL(p_i||p_j) - sum_{R_i} min(KL(p_i||p_j), clip), mean over anchors.
+    """Eq. 9: sum_{A_i} KL(p_i||p_j) - sum_{R_i} bound(KL(p_i||p_j)), mean over anchors.
 
-    p (B, C); p_aff, p_rep (B, K, C).  ``reduction="mean"`` divides each sum by K.
-    Returns (loss, fraction of repulsion terms at the ceiling).
+    p (B, C); p_aff, p_rep (B, K, C).  ``reduction="mean"`` divides each sum by K;
+    ``bound`` (:func:`bound_repulsion`) applies when ``ceiling`` is not None.
+    Returns (loss, fraction of repulsion KLs at or above the ceiling).
     """
     attract = kl_rows(p.unsqueeze(1), p_aff)
     repel = kl_rows(p.unsqueeze(1), p_rep)
     clipped = torch.zeros((), device=p.device)
-    if clip is not None:
-        clipped = (repel >= clip).float().mean()
-        repel = repel.clamp(max=clip)
-    if reduction == "mean":
-        loss = attract.mean(1) - repel.mean(1)
-    else:
-        loss = attract.sum(1) - repel.sum(1)
-    return loss.mean(), clipped
+    if ceiling is not None:
+        clipped = (repel >= ceiling).float().mean()
+        repel = bound_repulsion(repel, ceiling, bound)
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"neighbour_reduction must be 'sum' or 'mean', got {reduction!r}")
+    reduce = torch.mean if reduction == "mean" else torch.sum
+    return (reduce(attract, 1) - reduce(repel, 1)).mean(), clipped
 
 
 def marginal_entropy(p: torch.Tensor, sign: str = "maximize") -> torch.Tensor:

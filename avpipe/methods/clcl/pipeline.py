@@ -23,7 +23,7 @@ import torch
 
 from avpipe.config import from_dict, to_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.annotator import predict, train_annotator
+from avpipe.methods.clcl.annotator import align_to, new_annotator, predict, train_annotator
 from avpipe.methods.clcl.config import EMStage, EncoderConfig, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import (
     VideoFeatures,
@@ -36,6 +36,7 @@ from avpipe.methods.clcl.data import (
 from avpipe.methods.clcl.localizer import (
     foreground,
     infer,
+    orient_gamma,
     representations,
     timelines,
     train_localizer,
@@ -43,6 +44,7 @@ from avpipe.methods.clcl.localizer import (
 from avpipe.methods.clcl.model import Annotator, CollaborativeEncoder, Localizer
 from avpipe.methods.clcl.pretrain import train_encoder
 from avpipe.training.checkpoint import load_checkpoint, save_checkpoint
+from avpipe.training.epochs import seed_everything
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
@@ -134,7 +136,7 @@ def run_selflabel(
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
     f = representations(encoder, feats, 256, device)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
-    ann = Annotator(f.shape[1], cfg.selflabel.hidden, C)
+    ann = new_annotator(f.shape[1], cfg.selflabel, C, seed)
     hist = train_annotator(f, ann, cfg.selflabel, cfg.selflabel.epochs, seed, device)
     z = predict(ann, f.to(device))
     out.mkdir(parents=True, exist_ok=True)
@@ -160,27 +162,38 @@ def run_selflabel(
     return summary
 
 
+def _load_localizer(path: Path, cfg: EMStage, C: int) -> Localizer:
+    ckpt = load_checkpoint(path)
+    loc = Localizer(_fresh_encoder(ckpt), C, ckpt["encoder"]["heads"], cfg.em.dropout)
+    loc.load_state_dict(ckpt["state_dict"])
+    return loc
+
+
 def _e_step(
     cfg: EMStage,
     feats: VideoFeatures,
+    encoder: CollaborativeEncoder,
     prev: Path,
     round_k: int,
     seed: int,
     device: torch.device,
     C: int,
 ) -> tuple[np.ndarray, Annotator, torch.Tensor, list]:
-    """Round k >= 2: f from round k-1's localizer (its gamma), retrain Phi, new Z."""
-    loc_ckpt = load_checkpoint(prev / "localizer.pt")
-    loc = Localizer(_fresh_encoder(loc_ckpt), C, loc_ckpt["encoder"]["heads"], cfg.em.dropout)
-    loc.load_state_dict(loc_ckpt["state_dict"])
-    f = representations(loc.to(device), feats, 256, device)
-    ann = Annotator(f.shape[1], cfg.selflabel.hidden, C)
-    if cfg.em.warm_start_annotator:
+    """Round k >= 2: f pooled with round k-1's gamma, retrain Phi, new Z (aligned to k-1's)."""
+    loc = _load_localizer(prev / "localizer.pt", cfg, C).to(device)
+    pooled = encoder if cfg.em.estep_features == "pretrain" else loc.encoder
+    f = representations(pooled, feats, 256, device, localizer=loc)
+    ann = new_annotator(f.shape[1], cfg.selflabel, C, seed + 1000 * round_k)
+    if cfg.selflabel.init == "previous":
         ann.load_state_dict(load_checkpoint(prev / "annotator.pt")["state_dict"])
     hist = train_annotator(
         f, ann, cfg.selflabel, cfg.em.annotator_epochs, seed + 1000 * round_k, device
     )
-    return predict(ann, f.to(device)), ann, f, hist.rows
+    z = predict(ann, f.to(device))
+    if cfg.em.align_labels:
+        with np.load(prev / "pseudo_labels.npz") as npz:
+            z = align_to(z, npz["pseudo_label"])
+    return z, ann, f, hist.rows
 
 
 def run_em_round(
@@ -200,6 +213,7 @@ def run_em_round(
     feats, device = _setup(cfg.data, manifest, visual, audio)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
     pre = load_checkpoint(pretrain_dir / "encoder.pt")
+    encoder = _encoder_from(pre).to(device)
     if round_k == 1:
         with np.load(selflabel_dir / "pseudo_labels.npz") as npz:
             z, vids = npz["z"], [str(v) for v in npz["video_id"]]
@@ -209,19 +223,22 @@ def run_em_round(
             )
         ann = Annotator(2 * pre["encoder"]["d_model"], cfg.selflabel.hidden, C)
         ann.load_state_dict(load_checkpoint(selflabel_dir / "annotator.pt")["state_dict"])
-        f = representations(_encoder_from(pre).to(device), feats, 256, device)
+        f = representations(encoder, feats, 256, device)
         e_rows: list = []
     else:
         if previous_dir is None:
             raise ValueError(f"EM round {round_k} needs round {round_k - 1}'s folder (--previous)")
-        z, ann, f, e_rows = _e_step(cfg, feats, previous_dir, round_k, seed, device, C)
-    init = pre
+        z, ann, f, e_rows = _e_step(cfg, feats, encoder, previous_dir, round_k, seed, device, C)
+    # heads initialised from the run seed and round, not from whatever ran before
+    seed_everything(seed + 1000 * round_k)
     if cfg.em.init == "previous" and previous_dir is not None:
-        init = load_checkpoint(previous_dir / "localizer.pt")
-    loc = Localizer(_encoder_from(pre), C, pre["encoder"]["heads"], cfg.em.dropout)
-    if init is not pre:
-        loc.load_state_dict(init["state_dict"])
+        loc = _load_localizer(previous_dir / "localizer.pt", cfg, C)
+    else:
+        loc = Localizer(_encoder_from(pre), C, pre["encoder"]["heads"], cfg.em.dropout)
     hist = train_localizer(loc, feats, z, cfg.em, seed + 1000 * round_k, device)
+    flipped = False
+    if cfg.em.gamma_orientation == "separability":
+        flipped = orient_gamma(loc, encoder, feats, z.argmax(1), 256, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out / "localizer.pt",
@@ -246,6 +263,7 @@ def run_em_round(
     summary = {
         "seconds": time.perf_counter() - t0,
         "round": round_k,
+        "gamma_flipped": flipped,
         "n_pseudo_classes": C,
         "nonempty_pseudo_classes": int(len(np.unique(z.argmax(1)))),
         "seed": seed,

@@ -1,0 +1,315 @@
+"""CoLeaF training on the HAN Anchor (Sardari et al., ECCV 2024; paper Table 4 right).
+
+Per iteration (methods spec §4.8, released ``main.py``, with HAN in place of CMPAE):
+1. Anchor forward (no grad) -> Eq. 12 pseudo-labels ỹ^a, ỹ^v (§4.5);
+2. update the audio, then the visual Reference (own Adam each): video-level and
+   class-token losses, plus L_smkd after ``reference.warmup_epochs`` (§4.3, §4.5);
+3. Reference forward (no grad) -> event-aware weights w^a, w^v (§4.4), segment
+   embeddings r̂^m and the class-correlation teachers (§4.6);
+4. Anchor update: HAN loss (§4.1) + from ``contrastive.start_epoch`` the event-aware
+   NCE ``λ_a L_EA^a + λ_v L_EA^v`` (query r̂^m, keys = Anchor segment embeddings) and
+   from ``correlation.start_epoch`` ``λ_cc (L_cc^a + L_cc^v)``.
+Inference: the Anchor alone (optionally fusing a no-cross-attention forward).
+
+Defaults follow the released code (spec §6 item 15): ASL for the Reference,
+per-modality event-aware weights 0.009 / 1, confidence-gated teacher and the
+released ``sum / C * B`` reduction with weight 1e-4, 10 epochs, Adam 5e-4,
+StepLR(6, 0.25).  Paper alternatives are config switches: ``reference.loss: bce``,
+``contrastive.weighting: single``, ``correlation.teacher: reference``,
+``correlation.reduction: mse``, ``train.epochs: 15``.
+Departures: the CMPAE-only parts of the released Anchor loop (evidential heads,
+mutual learning) do not apply to the HAN Anchor; JoMoLD label denoising (§4.7, run
+with the Anchor's no-cross-attention forward) is ``denoise.enabled``, off by default
+because its noise ratios are LLP-specific; the
+Anchor's own audio-visual NCE (a CMPAE term) is ``anchor_nce_weight`` (0 for HAN).
+No-grad forwards (steps 1 and 3) run in eval mode so that the pseudo-labels and
+teachers are not dropout samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from avpipe.config import ConfigError
+from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.methods.coleaf.losses import (
+    asl,
+    cc_teacher,
+    class_correlation_loss,
+    event_aware_weights,
+    jomold_denoise,
+    smkd_targets,
+    smoothed_nce,
+)
+from avpipe.methods.coleaf.reference import ReferenceNet
+from avpipe.methods.han.losses import bce, han_loss, smooth
+from avpipe.methods.han.trainer import ModelConfig, build_han, outputs_to_predictions
+from avpipe.metrics.avvp import Setting
+from avpipe.training.avvp import Selection
+from avpipe.training.epochs import shuffled_batches
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    d_model: int = 512
+    heads: int = 1
+    ffn: int = 512
+    dropout: float = 0.1
+    head_dropout: float = 0.5
+    class_tokens: bool = True
+    loss: Literal["asl", "bce"] = "asl"
+    warmup_epochs: int = 3  # epochs <= this: no L_smkd
+    video_weight: tuple[float, float] = (1.0, 0.5)  # (warm-up, after)
+    token_weight_audio: tuple[float, float] = (1.2, 0.001)
+    token_weight_visual: tuple[float, float] = (1.0, 0.0)
+    smkd_weight: float = 0.5
+    smkd_thresholds: tuple[float, float] = (0.5, 0.6)  # Anchor p^a, p^v thresholds of Eq. 12
+    smkd_mask_with_labels: bool = True
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    start_epoch: int = 2
+    weight_audio: float = 0.009
+    weight_visual: float = 1.0
+    weighting: Literal["per_modality", "single", "none"] = "per_modality"
+    pseudo_threshold: float = 0.5
+    pseudo_mask_with_labels: bool = False
+    temperature: float = 0.2
+    smoothing: float = 0.1
+
+
+@dataclass(frozen=True)
+class CorrelationConfig:
+    start_epoch: int = 2
+    weight: float = 1e-4
+    teacher: Literal["gated", "reference"] = "gated"
+    reduction: Literal["code", "mean", "mse"] = "code"
+    gate_audio: tuple[float, float] = (0.8, 0.1)  # (high, low) confidence of p^{R,a}
+    gate_visual: tuple[float, float] = (0.6, 0.4)
+
+
+@dataclass(frozen=True)
+class DenoiseConfig:
+    """JoMoLD label denoising (§4.7), per-class ratios in class order (LLP: noise_ratios.npz)."""
+
+    enabled: bool = False
+    ratios_audio: list[float] = field(default_factory=list)
+    ratios_visual: list[float] = field(default_factory=list)
+    first_epoch_off: bool = True  # the released warm-up leaves epoch 1 undenoised
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 5e-4
+    lr_step: int = 6
+    lr_gamma: float = 0.25
+    visual_smoothing: float = 0.1
+    anchor_nce_weight: float = 0.0
+    fuse_no_cross: float = 0.0  # inference p = (1-w) p_CA + w p_noCA (released CMPAE Anchor: 0.3)
+
+
+@dataclass(frozen=True)
+class Config:
+    anchor: ModelConfig = field(default_factory=ModelConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
+    denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    select: Selection = field(
+        default_factory=lambda: Selection("new_mean", Setting(0.52, 0.25, "modality"))
+    )
+
+
+class Trainer:
+    def __init__(self, cfg: Config, dims: Dims, device: torch.device, generator: torch.Generator):
+        self.cfg, self.device, self.generator = cfg, device, generator
+        self.epochs = cfg.train.epochs
+        self.anchor = build_han(cfg.anchor, dims).to(device)
+        r = cfg.reference
+        self.refs = {
+            m: ReferenceNet(
+                m,
+                dims.audio,
+                dims.frames,
+                dims.motion,
+                dims.n_classes,
+                r.d_model,
+                r.heads,
+                r.ffn,
+                r.dropout,
+                r.head_dropout,
+                r.class_tokens,
+            ).to(device)
+            for m in ("audio", "visual")
+        }
+        t = cfg.train
+        self.opts = {
+            k: torch.optim.Adam(net.parameters(), lr=t.lr)
+            for k, net in [("anchor", self.anchor), *self.refs.items()]
+        }
+        dn = cfg.denoise
+        if dn.enabled and not len(dn.ratios_audio) == len(dn.ratios_visual) == dims.n_classes:
+            raise ConfigError(
+                f"avvp.coleaf.denoise: ratios_audio/ratios_visual need {dims.n_classes} values "
+                f"(one per class), got {len(dn.ratios_audio)} and {len(dn.ratios_visual)}"
+            )
+        self.ratios = (
+            torch.tensor(dn.ratios_audio, device=device),
+            torch.tensor(dn.ratios_visual, device=device),
+        )
+        self.scheds = [
+            torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()
+        ]
+
+    # -- Reference ------------------------------------------------------------------
+    def reference_loss(
+        self,
+        out: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        pseudo: torch.Tensor,
+        modality: str,
+        epoch: int,
+    ) -> torch.Tensor:
+        r = self.cfg.reference
+        late = int(epoch > r.warmup_epochs)
+        crit = asl if r.loss == "asl" else bce
+        loss = r.video_weight[late] * crit(out["video_prob"], target)
+        token_w = (r.token_weight_audio if modality == "audio" else r.token_weight_visual)[late]
+        if "class_prob" in out and token_w:
+            loss = loss + token_w * crit(out["class_prob"], target)
+        if late:
+            loss = loss + r.smkd_weight * crit(out["video_prob"], pseudo)
+        return loss
+
+    def _no_grad_forward(
+        self, net: torch.nn.Module, *args: torch.Tensor, **kw: bool
+    ) -> dict[str, torch.Tensor]:
+        net.eval()
+        with torch.no_grad():
+            out = net(*args, **kw)
+        net.train()
+        return out
+
+    # -- one epoch ------------------------------------------------------------------
+    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
+        c = self.cfg
+        sums: dict[str, float] = {}
+        n = 0
+        for module in (self.anchor, *self.refs.values()):
+            module.train()
+        for idx in shuffled_batches(len(split), c.train.batch_size, self.generator):
+            b = split.batch(idx, self.device)
+            parts = self.step(b, epoch)
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            n += len(idx)
+        lr = self.opts["anchor"].param_groups[0]["lr"]
+        for s in self.scheds:
+            s.step()
+        return {**{k: v / max(n, 1) for k, v in sums.items()}, "lr": lr}
+
+    def step(self, b: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+        """One iteration (module docstring, steps 1-4); returns the losses for the log."""
+        args = (b["audio"], b["frames"], b["motion"], b["mask"])
+        targets = self.targets(b["labels"], args, epoch)
+        a0 = self._no_grad_forward(self.anchor, *args)
+        r = self.cfg.reference
+        pseudo = smkd_targets(
+            a0["audio_prob"], a0["visual_prob"], targets["audio"], targets["visual"],
+            r.smkd_thresholds, r.smkd_mask_with_labels,
+        )  # fmt: skip
+        logs: dict[str, float] = {}
+        for (m, net), pseudo_m in zip(self.refs.items(), pseudo, strict=True):
+            loss = self.reference_loss(net(b), targets[m], pseudo_m, m, epoch)
+            self.opts[m].zero_grad(set_to_none=True)
+            loss.backward()
+            self.opts[m].step()
+            logs[f"ref_{m}"] = loss.item()
+        ref = {m: self._no_grad_forward(net, b) for m, net in self.refs.items()}
+        loss = self.anchor_loss(b, args, targets, ref, epoch, logs)
+        self.opts["anchor"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts["anchor"].step()
+        logs["loss"] = loss.item()
+        return logs
+
+    def targets(
+        self, y: torch.Tensor, args: tuple[torch.Tensor, ...], epoch: int
+    ) -> dict[str, torch.Tensor]:
+        """Modality targets P_a = y, P_v = smoothed y, optionally JoMoLD-denoised (§4.7)."""
+        targets = {"audio": y, "visual": smooth(y, self.cfg.train.visual_smoothing)}
+        dn = self.cfg.denoise
+        if dn.enabled and not (dn.first_epoch_off and epoch == 1):
+            a_nc = self._no_grad_forward(self.anchor, *args, cross=False)
+            p = (a_nc["audio_prob"], a_nc["visual_prob"])
+            t_a, t_v = jomold_denoise(*p, targets["audio"], targets["visual"], *self.ratios)
+            targets = {"audio": t_a, "visual": t_v}
+        return targets
+
+    def anchor_loss(
+        self,
+        b: dict[str, torch.Tensor],
+        args: tuple[torch.Tensor, ...],
+        targets: dict[str, torch.Tensor],
+        ref: dict[str, dict[str, torch.Tensor]],
+        epoch: int,
+        logs: dict[str, float],
+    ) -> torch.Tensor:
+        """HAN loss + event-aware NCE + class-correlation KD of the Anchor (step 4)."""
+        c, y, mask = self.cfg, b["labels"], b["mask"]
+        out = self.anchor(*args)
+        loss = han_loss(
+            out, y, c.train.visual_smoothing, targets=(targets["audio"], targets["visual"])
+        )
+        logs["anchor_mil"] = loss.item()
+        keys = {m: F.normalize(out[f"x_{m}"], dim=-1) for m in ("audio", "visual")}
+        k = c.contrastive
+        if c.train.anchor_nce_weight:
+            nce = smoothed_nce(keys["audio"], keys["visual"], mask, k.temperature, k.smoothing)
+            loss = loss + c.train.anchor_nce_weight * nce
+        if epoch >= k.start_epoch:
+            p_ref = (ref["audio"]["video_prob"], ref["visual"]["video_prob"])
+            labels = y if k.pseudo_mask_with_labels else None
+            weights = event_aware_weights(*p_ref, k.pseudo_threshold, k.weighting, labels)
+            for m, lam, w in zip(
+                ("audio", "visual"), (k.weight_audio, k.weight_visual), weights, strict=True
+            ):
+                ea = smoothed_nce(ref[m]["embedding"], keys[m], mask, k.temperature, k.smoothing, w)
+                loss = loss + lam * ea
+                logs[f"ea_{m}"] = ea.item()
+        cc_cfg = c.correlation
+        if epoch >= cc_cfg.start_epoch:
+            for m, gate in (("audio", cc_cfg.gate_audio), ("visual", cc_cfg.gate_visual)):
+                p_anchor = out[f"{m}_prob"]
+                gated = cc_cfg.teacher == "gated"
+                teacher = cc_teacher(ref[m]["video_prob"], p_anchor, targets[m], *gate, gated)
+                cc = class_correlation_loss(p_anchor, teacher, cc_cfg.reduction)
+                loss = loss + cc_cfg.weight * cc
+                logs[f"cc_{m}"] = cc.item()
+        return loss
+
+    # -- inference --------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.anchor.eval()
+        args = (batch["audio"], batch["frames"], batch["motion"], batch["mask"])
+        pred = outputs_to_predictions(self.anchor(*args))
+        w = self.cfg.train.fuse_no_cross
+        if w:
+            alt = outputs_to_predictions(self.anchor(*args, cross=False))
+            pred = {k: (1 - w) * v + w * alt[k] for k, v in pred.items()}
+        return pred
+
+    def deploy_state(self) -> dict[str, torch.Tensor]:
+        return self.anchor.state_dict()
+
+    def load_deploy_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.anchor.load_state_dict(state)

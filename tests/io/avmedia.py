@@ -1,0 +1,76 @@
+"""Media made on the fly with PyAV: clips whose frame k has brightness ``(20 * k) % 240``
+and whose audio is a known tone, in several containers and codecs, plus broken files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def tone(n: int, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(n) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 3 * freq * t)).astype(np.float32)
+
+
+def brightness(k: int) -> int:
+    return (20 * k) % 240
+
+
+def make_media(
+    path: Path,
+    seconds: float,
+    *,
+    fps: Fraction | int = 4,
+    size: tuple[int, int] = (32, 32),  # (W, H)
+    video: bool = True,
+    audio: str | None = "aac",
+    audio_rate: int = 16000,
+    channels: int = 1,
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A ``seconds``-long clip; ``audio`` is an encoder name (aac, mp2, pcm_s16le, ...) or None."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options=options or {}) as out:
+        v = None
+        if video:
+            v = out.add_stream("libx264", rate=fps)
+            v.width, v.height = size
+            v.pix_fmt = "yuv420p"
+        a = out.add_stream(audio, rate=audio_rate, layout="mono" if channels == 1 else "stereo") if audio else None
+        if v is not None:
+            for k in range(round(seconds * float(fps))):
+                img = np.full((size[1], size[0], 3), brightness(k), dtype=np.uint8)
+                for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in v.encode():
+                out.mux(pkt)
+        if a is not None:
+            n = round(seconds * audio_rate)
+            sig = np.repeat(tone(n, audio_rate)[None, :], channels, axis=0)
+            step = a.codec_context.frame_size or 1024
+            fmt = a.codec_context.format.name
+            for start in range(0, n, step):
+                chunk = sig[:, start : start + step]
+                if fmt.endswith("p"):
+                    frame = av.AudioFrame.from_ndarray(_as(chunk, fmt), format=fmt, layout=a.layout.name)
+                else:
+                    frame = av.AudioFrame.from_ndarray(_as(chunk.T.reshape(1, -1), fmt), format=fmt, layout=a.layout.name)
+                frame.sample_rate = audio_rate
+                frame.pts = start
+                frame.time_base = Fraction(1, audio_rate)
+                for pkt in a.encode(frame):
+                    out.mux(pkt)
+            for pkt in a.encode():
+                out.mux(pkt)
+    return path
+
+
+def _as(x: np.ndarray, fmt: str) -> np.ndarray:
+    if fmt.startswith("s16"):
+        return np.ascontiguousarray((x * 32767).astype(np.int16))
+    if fmt.startswith("s32"):
+        return np.ascontiguousarray((x * 2**31 - 1).astype(np.int32))
+    return np.ascontiguousarray(x.astype(np.float32))
