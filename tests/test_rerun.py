@@ -22,8 +22,6 @@ SEEDS = (0,)
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowCopy]:
     """The small study run to completion once; each test restores the copy it changes."""
-    if "extract" in RULES:
-        pytest.skip("extract rule present: the lead switches these tests to the synthetic dataset")
     wf = WorkflowCopy(tmp_path_factory.mktemp("rerun"))
     seed_upstream(wf, SEEDS)
     wf.run("all")
