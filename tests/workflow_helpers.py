@@ -12,11 +12,13 @@ would put them, so that the unsupervised chain, evaluation and report run for re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,19 @@ TOY_UNSUPERVISED = {
     },
     "selflabel": {"hidden": 16, "top_k": 6, "epochs": 4, "batch_size": 16, "log_every": 1000},
     "em": {"rounds": 2, "epochs": 3, "batch_size": 16, "annotator_epochs": 3, "log_every": 1000},
+}
+
+TOY_CPSP_EXPERIMENT = "psp_weak"
+TOY_CPSP = {
+    "data": {"standardize": True, "num_threads": 1},
+    "model": {
+        "audio_hidden": 16,
+        "embed": 16,
+        "attention_hidden": 16,
+        "visual_hidden": 16,
+        "lstm_hidden": 8,
+    },
+    "train": {"epochs": 2, "batch_size": 8, "milestones": [10]},
 }
 
 
@@ -147,9 +162,14 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
 
     src = wf.wd / "seed"
     manifest, v, a = make_dataset(src, n_train=24, n_test=8)
+    # every 4th training video becomes validation (PSP/CPSP select their epoch on val)
+    samples = [
+        dataclasses.replace(x, split="val") if x.split == "train" and i % 4 == 3 else x
+        for i, x in enumerate(manifest.samples)
+    ]
     man = wf.wd / f"results/manifest/{TOY}"
     man.parent.mkdir(parents=True)
-    shutil.move(src / "manifest", man)
+    manifest.replace(samples=samples).write(man)
     for name in ("coverage.tsv", "problems.tsv"):  # the rest of the manifest rule's outputs
         (man / name).write_text("split\n")
     ext = wf.wd / f"results/extract/{TOY}"
@@ -157,6 +177,10 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     shutil.move(v, ext / "vgg19_pool5.zarr")
     shutil.move(a, ext / "vggish.zarr")
     shutil.rmtree(src)
+    # the stores must be newer than the manifest, or the extract rules would remake them
+    later = time.time() + 1
+    for path in [ext, *ext.rglob("*")]:
+        os.utime(path, (later, later))
     cfg = wf.config()
     cfg["run"] = {**cfg["run"], "seeds": list(seeds), "device": "cpu"}
     cfg["datasets"] = {TOY: {"format": "ave", "root": "data/toy"}}
@@ -164,9 +188,13 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     un["datasets"] = [TOY]
     un["data"] = {**un["data"], "num_threads": 1}
     un["overrides"] = {TOY: TOY_UNSUPERVISED}
-    for section in ("cpsp", "avvp"):  # their datasets do not exist here
-        if isinstance(cfg.get(section), dict) and "datasets" in cfg[section]:
-            cfg[section]["datasets"] = []
+    if "datasets" in cfg.get("cpsp", {}):  # one small PSP run on the toy AVE-format data
+        cp = cfg["cpsp"]
+        cp["datasets"] = [TOY]
+        cp["experiments"] = {k: v for k, v in cp["experiments"].items() if k == TOY_CPSP_EXPERIMENT}
+        cp["overrides"] = {TOY: TOY_CPSP}
+    if "datasets" in cfg.get("avvp", {}):  # needs LLP-format stores, which the toy has not
+        cfg["avvp"]["datasets"] = []
     cfg["report"] = {**cfg.get("report", {}), "dpi": 50, "tsne": {"max_points": 200}}
     wf.write_config(cfg)
     return cfg
