@@ -33,11 +33,12 @@ STAGES: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avpipe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="avpipe", description="avpipe: one sub-command per workflow stage (see README.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # add_help=False: `avpipe STAGE -h` reaches the stage's own parser (second pass).
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=False)
         p.set_defaults(_stage=name)
     return parser
 

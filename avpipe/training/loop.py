@@ -101,10 +101,20 @@ def fit(
         if val["score"] > best[0]:
             best = (val["score"], epoch, copy.deepcopy(model.state_dict()))
         train_means = {k: v / max(n, 1) for k, v in sums.items()}
-        hist.epoch(epoch, lr=lr, seconds=seconds[-1], **train_means, **{f"val_{k}": v for k, v in val.items()})
+        hist.epoch(
+            epoch,
+            lr=lr,
+            seconds=seconds[-1],
+            **train_means,
+            **{f"val_{k}": v for k, v in val.items()},
+        )
         log.info(
             "%s epoch %d: loss %.4f, val score %.3f (%.2f s)",
-            name, epoch, train_means.get("loss", float("nan")), val["score"], seconds[-1],
+            name,
+            epoch,
+            train_means.get("loss", float("nan")),
+            val["score"],
+            seconds[-1],
         )
     model.load_state_dict(best[2])
     log.info("%s: best val score %.3f at epoch %d of %d", name, best[0], best[1], cfg.epochs)

@@ -39,7 +39,9 @@ def segment_features(path: Path, fps: int, seconds: int) -> np.ndarray:
         hist = np.bincount(codes, minlength=64) / codes.size
         spec = np.abs(np.fft.rfft(mono[s * sr : (s + 1) * sr])) ** 2
         f = np.fft.rfftfreq(sr, 1.0 / sr)
-        bands = [spec[(f >= lo) & (f < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        bands = [
+            spec[(f >= lo) & (f < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
         out.append(np.concatenate([np.sqrt(hist), np.log(np.asarray(bands) + 1e-6)]))
     return np.stack(out)
 

@@ -20,7 +20,12 @@ from avpipe.datasets.synthetic.plan import Track, VideoPlan
 from avpipe.datasets.synthetic.render import render_audio, render_frames
 
 SMOKE = {"preset": "smoke"}
-TINY = {"preset": "smoke", "duration_s": 4, "ave": {"train": 3, "val": 1, "test": 1}, "llp": {"train": 3, "val": 1, "test": 1}}
+TINY = {
+    "preset": "smoke",
+    "duration_s": 4,
+    "ave": {"train": 3, "val": 1, "test": 1},
+    "llp": {"train": 3, "val": 1, "test": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +88,22 @@ def test_class_bank_signatures_are_distinct() -> None:
         for b in CLASS_BANK:
             if a is b:
                 continue
-            vis = sum(x != y for x, y in zip((a.shape, a.colour, a.texture, a.motion), (b.shape, b.colour, b.texture, b.motion), strict=True))
-            aud = sum(x != y for x, y in zip((a.pitch_hz, a.timbre, a.pulse_hz, a.pitch_mod), (b.pitch_hz, b.timbre, b.pulse_hz, b.pitch_mod), strict=True))
+            vis = sum(
+                x != y
+                for x, y in zip(
+                    (a.shape, a.colour, a.texture, a.motion),
+                    (b.shape, b.colour, b.texture, b.motion),
+                    strict=True,
+                )
+            )
+            aud = sum(
+                x != y
+                for x, y in zip(
+                    (a.pitch_hz, a.timbre, a.pulse_hz, a.pitch_mod),
+                    (b.pitch_hz, b.timbre, b.pulse_hz, b.pitch_mod),
+                    strict=True,
+                )
+            )
             assert vis >= 2 and aud >= 2, (a.name, b.name)
     same = make_classes(6, similarity=1.0)
     assert {c.colour for c in same} == {(128.0, 128.0, 128.0)}
@@ -93,10 +112,19 @@ def test_class_bank_signatures_are_distinct() -> None:
 
 # -- rendering ----------------------------------------------------------------------
 def test_render_shows_and_plays_the_class_only_in_its_seconds() -> None:
-    """Clean render: the object's colour appears, and its pitch sounds, only inside [onset, offset)."""
+    """Clean render: the object's colour shows, and its pitch sounds, only in [onset, offset)."""
     cfg = resolve(
-        {"n_classes": 2, "duration_s": 4, "difficulty": {"visual_noise": 0, "distractors": 0,
-         "distractor_sounds": 0, "similarity": 0, "audio_snr_db": 40}}
+        {
+            "n_classes": 2,
+            "duration_s": 4,
+            "difficulty": {
+                "visual_noise": 0,
+                "distractors": 0,
+                "distractor_sounds": 0,
+                "similarity": 0,
+                "audio_snr_db": 40,
+            },
+        }
     )
     classes = make_classes(2)
     tr = Track(0, 1, 3, (0.5, 0.5))  # Chime: red disc, 523 Hz
@@ -112,7 +140,9 @@ def test_render_shows_and_plays_the_class_only_in_its_seconds() -> None:
     assert audio.shape == (2, 4 * 44100) and np.abs(audio).max() <= 0.99
     f = np.fft.rfftfreq(44100, 1 / 44100)
     band = (f > 500) & (f < 550)
-    energy = [np.abs(np.fft.rfft(audio[0, s * 44100 : (s + 1) * 44100]))[band].sum() for s in range(4)]
+    energy = [
+        np.abs(np.fft.rfft(audio[0, s * 44100 : (s + 1) * 44100]))[band].sum() for s in range(4)
+    ]
     assert min(energy[2:]) > 50 * max(energy[:2])
 
 
@@ -144,7 +174,10 @@ def test_ave_files_parse_with_the_ave_adapter(smoke: dict[str, Path]) -> None:
     m = ave.load({"format": "ave", "root": str(root)})  # first appearance, no classes file
     assert m.classes == names and m.meta["header"] and m.meta["anomalies"] == {}
     assert Counter(s.split for s in m.samples) == {"train": 6, "val": 3, "test": 3}
-    assert all(s.present and s.n_segments == 10 and s.duration == pytest.approx(10, abs=0.05) for s in m.samples)
+    assert all(
+        s.present and s.n_segments == 10 and s.duration == pytest.approx(10, abs=0.05)
+        for s in m.samples
+    )
     truth = _truth(root)
     assert len(m.events) == 12
     for e in m.events:  # the labelled event is the track both modalities share
@@ -163,8 +196,11 @@ def test_ave_files_parse_with_the_ave_adapter(smoke: dict[str, Path]) -> None:
 
 def _in_truth(truth: list[dict[str, str]], e, modality: str) -> bool:
     return any(
-        t["video_id"] == e.sample_id and t["modality"] == modality and t["label"] == e.label
-        and float(t["onset_s"]) == e.onset and float(t["offset_s"]) == e.offset
+        t["video_id"] == e.sample_id
+        and t["modality"] == modality
+        and t["label"] == e.label
+        and float(t["onset_s"]) == e.onset
+        and float(t["offset_s"]) == e.offset
         for t in truth
     )
 
@@ -176,15 +212,22 @@ def test_llp_files_parse_with_the_llp_adapter(smoke: dict[str, Path]) -> None:
     assert Counter(s.split for s in m.samples) == {"train": 6, "val": 3, "test": 3}
     split = {s.sample_id: s.split for s in m.samples}
     truth = _truth(root)
-    dense = sorted((e.sample_id, e.label, e.modality, e.onset, e.offset) for e in m.events if not e.is_weak)
+    dense = sorted(
+        (e.sample_id, e.label, e.modality, e.onset, e.offset) for e in m.events if not e.is_weak
+    )
     expected = sorted(
         (t["video_id"], t["label"], t["modality"], float(t["onset_s"]), float(t["offset_s"]))
-        for t in truth if t["split"] in ("val", "test")
+        for t in truth
+        if t["split"] in ("val", "test")
     )
     assert dense == expected and len(dense) > 0
     evaluated = [s for s in m.samples if s.split != "train"]
     for modality in ("audio", "visual"):
-        seconds = sum(int(t["offset_s"]) - int(t["onset_s"]) for t in truth if t["split"] != "train" and t["modality"] == modality)
+        seconds = sum(
+            int(t["offset_s"]) - int(t["onset_s"])
+            for t in truth
+            if t["split"] != "train" and t["modality"] == modality
+        )
         assert m.segment_targets(evaluated, (modality,)).sum() == seconds
     weak = defaultdict(set)
     for e in m.events:
@@ -193,7 +236,9 @@ def test_llp_files_parse_with_the_llp_adapter(smoke: dict[str, Path]) -> None:
     for sid in split:  # weak label = union of the dense classes, every split
         assert weak[sid] == {t["label"] for t in truth if t["video_id"] == sid}
     for t in truth:
-        assert t["filename"].startswith(t["video_id"] + "_") and t["filename"].endswith("_" + str(int(t["filename"].split("_")[-2]) + 10))
+        assert t["filename"].startswith(t["video_id"] + "_") and t["filename"].endswith(
+            "_" + str(int(t["filename"].split("_")[-2]) + 10)
+        )
 
 
 def test_llp_modality_mix_and_event_counts() -> None:
@@ -207,7 +252,9 @@ def test_llp_modality_mix_and_event_counts() -> None:
         v = {t.class_index for t in p.visual}
         kinds.update({"audio-only": len(a - v), "visual-only": len(v - a), "both": len(a & v)})
         n_classes[len(a | v)] += 1
-        assert all(0 <= t.onset < t.offset <= 10 and t.offset - t.onset >= 2 for t in [*p.audio, *p.visual])
+        assert all(
+            0 <= t.onset < t.offset <= 10 and t.offset - t.onset >= 2 for t in [*p.audio, *p.visual]
+        )
     total = sum(kinds.values())
     assert all(0.15 < kinds[k] / total < 0.65 for k in ("audio-only", "visual-only", "both")), kinds
     assert set(n_classes) == {1, 2, 3}
@@ -219,8 +266,16 @@ def test_same_config_gives_identical_files(tmp_path: Path) -> None:
     for part in ("ave", "llp"):
         generate(cfg, part, tmp_path / "a" / part)
         generate(cfg, part, tmp_path / "b" / part)
-        files_a = sorted(p.relative_to(tmp_path / "a" / part) for p in (tmp_path / "a" / part).rglob("*") if p.is_file())
-        files_b = sorted(p.relative_to(tmp_path / "b" / part) for p in (tmp_path / "b" / part).rglob("*") if p.is_file())
+        files_a = sorted(
+            p.relative_to(tmp_path / "a" / part)
+            for p in (tmp_path / "a" / part).rglob("*")
+            if p.is_file()
+        )
+        files_b = sorted(
+            p.relative_to(tmp_path / "b" / part)
+            for p in (tmp_path / "b" / part).rglob("*")
+            if p.is_file()
+        )
         assert files_a == files_b
         for rel in files_a:
             if rel.name == "synthetic.json":  # carries the generation time
@@ -232,7 +287,9 @@ def test_same_config_gives_identical_files(tmp_path: Path) -> None:
                 assert np.array_equal(fa, fb) and np.array_equal(aa, ab), rel
             assert _sha(a) == _sha(b), rel
     other = resolve({**TINY, "seed": 1})
-    assert plan_part(other, "ave")["train"][0].video_id != plan_part(cfg, "ave")["train"][0].video_id
+    assert (
+        plan_part(other, "ave")["train"][0].video_id != plan_part(cfg, "ave")["train"][0].video_id
+    )
 
 
 def test_more_videos_extend_the_dataset_without_changing_it() -> None:
@@ -249,7 +306,8 @@ def test_more_videos_extend_the_dataset_without_changing_it() -> None:
 def test_classes_are_learnable_and_hard_is_harder(tmp_path: Path) -> None:
     """Logistic regression on colour histograms + band energies of decoded 1-s segments.
 
-    Short 4-s clips keep this fast; the full default preset scores alike (0.96 vs 0.51).
+    Short 4-s clips keep this fast; the full-size presets score alike
+    (default 0.96, hard 0.69, chance 0.17).
     """
     sizes = {"duration_s": 4, "ave": {"train": 18, "val": 6, "test": 6}}
     scores = {}
@@ -260,5 +318,5 @@ def test_classes_are_learnable_and_hard_is_harder(tmp_path: Path) -> None:
     (easy, chance, n), (hard, _, _) = scores["default"], scores["hard"]
     assert n >= 30 and chance == pytest.approx(1 / 6)
     assert easy >= 0.85
-    assert chance + 0.2 <= hard <= 0.8
-    assert easy - hard >= 0.2
+    assert chance + 0.3 <= hard <= 0.85
+    assert easy - hard >= 0.15

@@ -142,3 +142,11 @@ def test_unreachable_url_raises(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("AVPIPE_OFFLINE", raising=False)
     with pytest.raises(WeightsUnavailableError, match="127.0.0.1:9/r21d.pth"):
         build("r2plus1d18", weights="http://127.0.0.1:9/r21d.pth", input_size=32)
+
+
+def test_bf16_falls_back_to_fp32_where_unsupported(monkeypatch, caplog) -> None:
+    monkeypatch.setattr("avpipe.features.torchbase.bf16_supported", lambda device: False)
+    ext = build("r2plus1d18", input_size=32, frames_per_segment=2, autocast=True)
+    assert ext.precision == "fp32"
+    assert "bf16 not supported" in caplog.text
+    assert ext(frames(1, 2))["features"].dtype == torch.float32

@@ -56,23 +56,47 @@ def make_toy(
     vpath = write_store(
         root / "visual.zarr",
         {"features": (scale * visual).reshape(n, T, *hw, channels).astype(np.float16)},
-        ids, [T] * n, {"recipe": "toy_maps"},
+        ids,
+        [T] * n,
+        {"recipe": "toy_maps"},
     )
     apath = write_store(
-        root / "audio.zarr", {"features": (scale * audio).astype(np.float32)}, ids, [T] * n,
-        {"recipe": "toy_audio"}, has_audio=[True] * n,
+        root / "audio.zarr",
+        {"features": (scale * audio).astype(np.float32)},
+        ids,
+        [T] * n,
+        {"recipe": "toy_audio"},
+        has_audio=[True] * n,
     )
     return manifest, vpath, apath
 
 
-def tiny_config(experiment: str, setting: str, weights: dict, epochs: int = 12, **run: object) -> dict:
+def tiny_config(
+    experiment: str, setting: str, weights: dict, epochs: int = 12, **run: object
+) -> dict:
     """A CpspStage dict small enough for a CPU test (about a second per run)."""
     return {
         "experiment": experiment,
-        "data": {"standardize": True, "device": "cpu", "num_threads": 2},
-        "model": {"audio_hidden": 32, "embed": 32, "attention_hidden": 32, "visual_hidden": 32, "lstm_hidden": 32,
-                  "segment_hidden": 16},
-        "run": {"setting": setting, "weights": weights,
-                "train": {"epochs": epochs, "batch_size": 12, "lr": 3e-3, "milestones": [], "grad_clip": 1.0,
-                          "log_every": 1000}, **run},
+        "data": {"standardize": True, "device": "cpu", "num_threads": 1},
+        "model": {
+            "audio_hidden": 32,
+            "embed": 32,
+            "attention_hidden": 32,
+            "visual_hidden": 32,
+            "lstm_hidden": 32,
+            "segment_hidden": 16,
+        },
+        "run": {
+            "setting": setting,
+            "weights": weights,
+            "train": {
+                "epochs": epochs,
+                "batch_size": 12,
+                "lr": 3e-3,
+                "milestones": [],
+                "grad_clip": 1.0,
+                "log_every": 1000,
+            },
+            **run,
+        },
     }

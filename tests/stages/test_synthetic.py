@@ -14,7 +14,12 @@ from avpipe.cli import main
 from avpipe.datasets.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"preset": "smoke", "duration_s": 3, "ave": {"train": 3, "val": 1, "test": 1}, "llp": {"train": 3, "val": 1, "test": 1}}
+TINY = {
+    "preset": "smoke",
+    "duration_s": 3,
+    "ave": {"train": 3, "val": 1, "test": 1},
+    "llp": {"train": 3, "val": 1, "test": 1},
+}
 
 
 def test_stage_writes_the_llp_layout(tmp_path: Path) -> None:
@@ -23,8 +28,16 @@ def test_stage_writes_the_llp_layout(tmp_path: Path) -> None:
     assert main(["synthetic", "--part", "llp", "--config-json", cfg, "--out-dir", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "videos", "AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_dataset_full.csv",
-        "AVVP_eval_audio.csv", "AVVP_eval_visual.csv", "categories.txt", "truth.tsv", "synthetic.json",
+        "videos",
+        "AVVP_train.csv",
+        "AVVP_val_pd.csv",
+        "AVVP_test_pd.csv",
+        "AVVP_dataset_full.csv",
+        "AVVP_eval_audio.csv",
+        "AVVP_eval_visual.csv",
+        "categories.txt",
+        "truth.tsv",
+        "synthetic.json",
     }
     assert len(list((out / "videos").glob("*.mp4"))) == 5
     summary = json.loads((out / "synthetic.json").read_text())
@@ -36,7 +49,10 @@ def test_stage_writes_the_llp_layout(tmp_path: Path) -> None:
 
 def test_stage_rejects_a_bad_key(tmp_path: Path, capsys) -> None:
     cfg = json.dumps({"preset": "smoke", "ave": {"tarin": 2}})
-    assert main(["synthetic", "--part", "ave", "--config-json", cfg, "--out-dir", str(tmp_path / "o")]) == 2
+    assert (
+        main(["synthetic", "--part", "ave", "--config-json", cfg, "--out-dir", str(tmp_path / "o")])
+        == 2
+    )
     assert "unknown key 'tarin'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -44,7 +60,10 @@ def test_stage_rejects_a_bad_key(tmp_path: Path, capsys) -> None:
 def _snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=wd, capture_output=True, text=True, timeout=300,
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 

@@ -1,7 +1,8 @@
 # Stage "cpsp" (paper 001): PSP / CPSP / SSPSP, fully and weakly supervised, one job
-# per (dataset, experiment, seed). Each job receives its experiment resolved for the
-# dataset: cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train (same for
-# data and model, which experiments do not change).
+# per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
+# set). Each job receives its experiment resolved for the dataset:
+# cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train, the same for data;
+# model: cpsp.model <- overrides.<dataset>.model.
 
 
 def cpsp_config(dataset, experiment):
@@ -15,7 +16,12 @@ def cpsp_config(dataset, experiment):
     over = cp.get("overrides", {}).get(dataset, {})
     exp = dict(cp["experiments"][experiment])
     train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
-    data = {**cp["data"], **over.get("data", {}), "device": config["run"]["device"]}
+    data = {
+        **cp["data"],
+        **exp.pop("data", {}),
+        **over.get("data", {}),
+        "device": config["run"]["device"],
+    }
     model = {**cp["model"], **over.get("model", {})}
     return {
         "experiment": experiment,
@@ -34,6 +40,10 @@ def cpsp_inputs(wildcards):
     }
 
 
+def cpsp_threads(wildcards):
+    return cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["num_threads"]
+
+
 # Datasets of cpsp.datasets that are defined under `datasets` (others are skipped, so
 # the DAG builds before a dataset is configured).
 CPSP_DATASETS = [d for d in config["cpsp"]["datasets"] if d in config["datasets"]]
@@ -49,13 +59,15 @@ rule cpsp:
         summary="results/cpsp/{dataset}/{experiment}/seed{seed}/summary.json",
     log:
         "logs/cpsp/{dataset}/{experiment}/seed{seed}.log",
-    threads: 2
+    threads: cpsp_threads
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,
     params:
-        cfg=lambda wildcards: as_json(cpsp_config(wildcards.dataset, wildcards.experiment)),
+        cfg=lambda wildcards: as_json(
+            cpsp_config(wildcards.dataset, wildcards.experiment)
+        ),
         code=code(
             "methods/cpsp",
             "training",

@@ -62,6 +62,11 @@ if "EVAL_METRICS" in globals():
 # overall and per class (background = the last row), on cpsp.data.evaluate_split.
 
 
+def cpsp_evaluate_cfg(wildcards):
+    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
+    return as_json({"split": data["evaluate_split"]})
+
+
 rule evaluate_cpsp:
     input:
         manifest="results/manifest/{dataset}/samples.tsv",
@@ -76,9 +81,7 @@ rule evaluate_cpsp:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=lambda wildcards: as_json(
-            {"split": cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["evaluate_split"]}
-        ),
+        cfg=cpsp_evaluate_cfg,
         code=code("metrics", "stages/evaluate", "datasets/manifest"),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
@@ -97,8 +100,6 @@ CPSP_METRICS = [
 ALL_TARGETS.extend(CPSP_METRICS)
 if "EVAL_METRICS" in globals():
     EVAL_METRICS.extend(CPSP_METRICS)
-
-
 
 # --- paper 002: HAN / CoLeaF (task "avvp") ------------------------------------------------
 # Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o)) of the test

@@ -7,12 +7,6 @@
 SYNTHETIC_PARTS = ("ave", "llp")
 
 
-def synthetic_cfg(wildcards):
-    cfg = config["synthetic"]
-    other = [p for p in SYNTHETIC_PARTS if p != wildcards.part]
-    return as_json({k: v for k, v in cfg.items() if k not in other})
-
-
 rule synthetic:
     output:
         directory("results/synthetic/{part}"),
@@ -25,7 +19,13 @@ rule synthetic:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=synthetic_cfg,
+        cfg=lambda wildcards: as_json(
+            {
+                k: v
+                for k, v in config["synthetic"].items()
+                if k not in SYNTHETIC_PARTS or k == wildcards.part
+            }
+        ),
         code=code("datasets/synthetic", "stages/synthetic"),
     shell:
         "avpipe synthetic --part {wildcards.part} --config-json {params.cfg:q} "

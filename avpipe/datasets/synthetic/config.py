@@ -119,12 +119,15 @@ class SyntheticConfig:
             raise ConfigError("synthetic.duration_s and synthetic.fps must be >= 1")
         if self.width % 2 or self.height % 2 or self.width < 16 or self.height < 16:
             raise ConfigError(
-                f"synthetic.width/height: {self.width}x{self.height} must be even and >= 16 (H.264 4:2:0)"
+                f"synthetic.width/height: {self.width}x{self.height} "
+                "must be even and >= 16 (H.264 4:2:0)"
             )
         if self.channels not in (1, 2):
             raise ConfigError(f"synthetic.channels: {self.channels}, expected 1 or 2")
         if not 0.0 <= self.difficulty.similarity <= 1.0:
-            raise ConfigError(f"synthetic.difficulty.similarity: {self.difficulty.similarity} not in [0, 1]")
+            raise ConfigError(
+                f"synthetic.difficulty.similarity: {self.difficulty.similarity} not in [0, 1]"
+            )
         ave, llp = self.ave, self.llp
         if not 1 <= ave.min_event_s <= (ave.max_event_s or self.duration_s) <= self.duration_s:
             raise ConfigError(
@@ -132,10 +135,15 @@ class SyntheticConfig:
                 f"({ave.max_event_s}) <= duration_s ({self.duration_s})"
             )
         if not 1 <= llp.min_event_s <= self.duration_s:
-            raise ConfigError(f"synthetic.llp.min_event_s: {llp.min_event_s} not in 1..{self.duration_s}")
+            raise ConfigError(
+                f"synthetic.llp.min_event_s: {llp.min_event_s} not in 1..{self.duration_s}"
+            )
         if llp.max_classes < 1:
             raise ConfigError(f"synthetic.llp.max_classes: {llp.max_classes}, expected >= 1")
-        if llp.p_audio_only + llp.p_visual_only > 1.0 or min(llp.p_audio_only, llp.p_visual_only) < 0:
+        if (
+            llp.p_audio_only + llp.p_visual_only > 1.0
+            or min(llp.p_audio_only, llp.p_visual_only) < 0
+        ):
             raise ConfigError("synthetic.llp: p_audio_only + p_visual_only must lie in [0, 1]")
         for part in (ave, llp):
             for split in SPLITS:
@@ -198,12 +206,12 @@ _PRESET_CHANGES: dict[str, dict[str, Any]] = {
     },
     "hard": {
         "difficulty": {
-            "visual_noise": 40.0,
+            "visual_noise": 25.0,
             "audio_snr_db": -8.0,
             "distractors": 8,
             "distractor_sounds": 12,
-            "similarity": 0.85,
-            "object_scale": 0.11,
+            "similarity": 0.6,
+            "object_scale": 0.13,
         },
         "ave": {"single_modality_background": 0.5},
     },

@@ -60,13 +60,14 @@ def truth_rows(plans: dict[str, list[VideoPlan]], classes: list[ClassSpec]) -> l
             for modality, tracks in (("audio", p.audio), ("visual", p.visual)):
                 for t in sorted(tracks, key=lambda t: (t.class_index, t.onset)):
                     name = classes[t.class_index].name
-                    rows.append(
-                        f"{p.video_id}\t{p.filename or p.video_id}\t{split}\t{name}\t{modality}\t{t.onset}\t{t.offset}"
-                    )
+                    fields = (p.video_id, p.filename or p.video_id, split, name, modality)
+                    rows.append("\t".join([*fields, str(t.onset), str(t.offset)]))
     return rows
 
 
-def render_video(cfg: SyntheticConfig, classes: list[ClassSpec], plan: VideoPlan, path: Path) -> None:
+def render_video(
+    cfg: SyntheticConfig, classes: list[ClassSpec], plan: VideoPlan, path: Path
+) -> None:
     frames = render_frames(cfg, classes, plan)
     audio = render_audio(cfg, classes, plan)
     write_mp4(path, frames, audio, cfg.fps, cfg.sample_rate, cfg.crf, cfg.audio_bitrate)
@@ -87,7 +88,9 @@ def generate(cfg: SyntheticConfig, part: str, out_dir: str | Path) -> dict:
                 render_video(cfg, classes, p, videos / f"{p.video_id}.mp4")
                 done += 1
                 if done % 25 == 0 or done == total:
-                    log.info("%s: %d/%d videos (%.1f s)", part, done, total, time.perf_counter() - t0)
+                    log.info(
+                        "%s: %d/%d videos (%.1f s)", part, done, total, time.perf_counter() - t0
+                    )
         files = FORMATS[part].write_annotations(tmp, plans, classes)
         write_text(tmp / "truth.tsv", "\n".join(truth_rows(plans, classes)) + "\n")
         summary = {

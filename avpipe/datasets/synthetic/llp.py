@@ -99,7 +99,9 @@ def write_annotations(
         lines = [DENSE_HEADER]
         for split in ("val", "test"):
             for p in plans.get(split, []):
-                tracks = sorted(p.audio if modality == "audio" else p.visual, key=lambda t: t.class_index)
+                tracks = sorted(
+                    p.audio if modality == "audio" else p.visual, key=lambda t: t.class_index
+                )
                 lines += [
                     f"{p.filename}\t{t.onset}\t{t.offset}\t{classes[t.class_index].name}"
                     for t in tracks

@@ -17,6 +17,7 @@ Gaussian noise; pink noise at ``audio_snr_db`` below the event sounds plus
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from avpipe.datasets.synthetic.classes import ClassSpec
@@ -172,7 +173,9 @@ def _band_noise(rng: np.random.Generator, n: int, sr: int, centre: float) -> np.
     return np.fft.irfft(spec, n=n)
 
 
-def _tone(spec: ClassSpec, t: np.ndarray, sr: int, phase: float, rng: np.random.Generator) -> np.ndarray:
+def _tone(
+    spec: ClassSpec, t: np.ndarray, sr: int, phase: float, rng: np.random.Generator
+) -> np.ndarray:
     """Unit-RMS waveform of a class at absolute times ``t`` (seconds), before its rhythm."""
     if spec.timbre == "noise":
         wave = _band_noise(rng, t.size, sr, spec.pitch_hz)
@@ -191,7 +194,9 @@ def _tone(spec: ClassSpec, t: np.ndarray, sr: int, phase: float, rng: np.random.
         elif spec.timbre == "saw":
             wave = sum((-1) ** (k + 1) * np.sin(k * ph) / k for k in range(1, 7))
         else:  # bell: inharmonic partials
-            wave = sum(a * np.sin(p * ph) for p, a in ((1, 1.0), (2.76, 0.6), (5.4, 0.4), (8.93, 0.25)))
+            wave = sum(
+                a * np.sin(p * ph) for p, a in ((1, 1.0), (2.76, 0.6), (5.4, 0.4), (8.93, 0.25))
+            )
     return wave / (wave.std() + 1e-12)
 
 
@@ -231,7 +236,12 @@ def render_audio(cfg: SyntheticConfig, classes: list[ClassSpec], plan: VideoPlan
         if s1 <= s0:
             continue
         t = np.arange(s0, s1) / sr
-        sig = EVENT_RMS * _tone(spec, t, sr, tr.phase, rng) * _rhythm(spec, t, tr.phase) * _edges(s1 - s0, sr)
+        sig = (
+            EVENT_RMS
+            * _tone(spec, t, sr, tr.phase, rng)
+            * _rhythm(spec, t, tr.phase)
+            * _edges(s1 - s0, sr)
+        )
         out[:, s0:s1] += _pan(tr.pan, ch)[:, None] * sig
     for _ in range(d.distractor_sounds):
         dur = int(rng.uniform(0.1, 0.5) * sr)

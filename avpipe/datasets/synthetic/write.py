@@ -37,7 +37,9 @@ def write_mp4(
         )
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         # the "fast" coder is 3x faster than the default two-loop search at these rates
-        sound = out.add_stream("aac", rate=sample_rate, layout=layout, options={"aac_coder": "fast"})
+        sound = out.add_stream(
+            "aac", rate=sample_rate, layout=layout, options={"aac_coder": "fast"}
+        )
         sound.bit_rate = audio_bitrate
         for i in range(n):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
@@ -48,7 +50,9 @@ def write_mp4(
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         for start in range(0, audio.shape[1], AAC_FRAME):
             frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(audio[:, start : start + AAC_FRAME]), format="fltp", layout=layout
+                np.ascontiguousarray(audio[:, start : start + AAC_FRAME]),
+                format="fltp",
+                layout=layout,
             )
             frame.sample_rate = sample_rate
             frame.pts = start

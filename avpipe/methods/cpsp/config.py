@@ -24,6 +24,8 @@ class DataConfig:
     # have arbitrary scales; real VGG/VGGish features are used raw, as in the papers)
     standardize: bool = False
     evaluate_split: Literal["val", "test"] = "test"  # split written to predictions.npz
+    # maps of a split stay in memory (float16) when they fit, else batches stream from Zarr
+    memory_budget_mb: int = 4096
     device: str = "auto"
     num_threads: int = 2
 

@@ -4,7 +4,8 @@ Visual maps (N, T, H, W, C_v) and audio vectors (N, T, D_a) come from two featur
 stores keyed by video id (H, W, C_v, D_a, T read from the stores); targets come from
 the manifest: segment labels (N, T) with background = C, the foreground indicator,
 video-level multi-hot labels (N, C) and one category per video.  Maps stay in memory
-as float16 (AVE: ~2 GiB) and become float32 per batch.
+as float16 (AVE: ~2 GiB) when they fit ``memory_budget_mb``, else each batch reads
+them from the store (VGGSound-AVEL100k: ~50 GB); they become float32 per batch.
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ class Normalizer:
 
     @classmethod
     def identity(cls, visual_dim: int, audio_dim: int) -> Normalizer:
-        return cls(np.zeros(visual_dim, np.float32), np.ones(visual_dim, np.float32),
-                   np.zeros(audio_dim, np.float32), np.ones(audio_dim, np.float32))
+        return cls(
+            np.zeros(visual_dim, np.float32),
+            np.ones(visual_dim, np.float32),
+            np.zeros(audio_dim, np.float32),
+            np.ones(audio_dim, np.float32),
+        )
 
     def as_dict(self) -> dict[str, list[float]]:
         return {k: getattr(self, k).tolist() for k in ("v_mean", "v_std", "a_mean", "a_std")}
@@ -59,14 +64,23 @@ class Normalizer:
 class SplitData:
     """One split's samples with features and targets, indexed 0..N-1."""
 
-    def __init__(self, manifest: Manifest, samples: list[Sample], visual: FeatureStore, audio: FeatureStore):
+    def __init__(
+        self,
+        manifest: Manifest,
+        samples: list[Sample],
+        visual: FeatureStore,
+        audio: FeatureStore,
+        budget_mb: int = 4096,
+    ):
         if not samples:
             raise ValueError(f"{manifest.dataset}: no samples to load")
         self.sample_ids = [s.sample_id for s in samples]
         vids = [s.video_id for s in samples]
         vz, az = visual.array(), audio.array()
         if vz.ndim != 5:
-            raise ValueError(f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps")
+            raise ValueError(
+                f"{visual.path}: features have shape {vz.shape}, expected (N, T, H, W, C) maps"
+            )
         if az.ndim != 3:
             raise ValueError(f"{audio.path}: features have shape {az.shape}, expected (N, T, D)")
         self.T = int(min(vz.shape[1], az.shape[1]))
@@ -74,11 +88,18 @@ class SplitData:
         self.visual_dim, self.audio_dim = int(vz.shape[4]), int(az.shape[2])
         self.n_classes = len(manifest.classes)
         v_rows, a_rows = visual.rows(vids), audio.rows(vids)
-        n_seg = np.minimum.reduce([
-            visual.n_segments[v_rows], audio.n_segments[a_rows], np.array([s.n_segments for s in samples])
-        ])
+        n_seg = np.minimum.reduce(
+            [
+                visual.n_segments[v_rows],
+                audio.n_segments[a_rows],
+                np.array([s.n_segments for s in samples]),
+            ]
+        )
         self.mask = np.arange(self.T)[None, :] < np.clip(n_seg, 1, None)[:, None]
-        self.visual = visual.load(vids, dtype=np.float16)[:, : self.T].reshape(len(vids), self.T, self.positions, self.visual_dim)
+        need_mb = len(vids) * self.T * self.positions * self.visual_dim * 2 / 2**20
+        self.in_memory = need_mb <= budget_mb
+        self._vz, self._v_rows = vz, v_rows
+        self.visual = visual.load(vids, dtype=np.float16) if self.in_memory else None
         self.audio = audio.load(vids, dtype=np.float32)[:, : self.T]
         if audio.has_audio is not None:
             self.audio *= audio.has_audio[a_rows].astype(np.float32)[:, None, None]
@@ -88,13 +109,35 @@ class SplitData:
         counts = np.stack([(self.labels == c).sum(1) for c in range(self.n_classes)], 1)
         # the video's category: its most frequent foreground class (full), else its
         # first video-level label (weak-only annotations); -1 when it has none
-        self.video_class = np.where(counts.any(1), counts.argmax(1), np.where(self.video_label.any(1), self.video_label.argmax(1), -1))
+        self.video_class = np.where(
+            counts.any(1),
+            counts.argmax(1),
+            np.where(self.video_label.any(1), self.video_label.argmax(1), -1),
+        )
         self.norm = Normalizer.identity(self.visual_dim, self.audio_dim)
-        log.info("%d samples, T=%d, visual %dx%d, audio %d, %d classes", len(self), self.T,
-                 self.positions, self.visual_dim, self.audio_dim, self.n_classes)
+        log.info(
+            "%d samples, T=%d, visual %dx%d, audio %d, %d classes, maps %.0f MiB %s",
+            len(self),
+            self.T,
+            self.positions,
+            self.visual_dim,
+            self.audio_dim,
+            self.n_classes,
+            need_mb,
+            "in memory" if self.in_memory else f"streamed (budget {budget_mb} MiB)",
+        )
 
     def __len__(self) -> int:
         return len(self.sample_ids)
+
+    def _maps(self, idx: np.ndarray) -> np.ndarray:
+        """Visual maps of samples ``idx`` as (B, T, P, C_v) float32 (from memory or the store)."""
+        if self.in_memory:
+            v = self.visual[idx]
+        else:
+            v = np.stack([self._vz[int(r)] for r in self._v_rows[idx]])
+        v = v[:, : self.T].astype(np.float32)
+        return v.reshape(len(idx), self.T, self.positions, self.visual_dim)
 
     def fit_normalizer(self) -> Normalizer:
         """Channel statistics over this split's valid segments (float64 accumulation)."""
@@ -102,19 +145,23 @@ class SplitData:
         v_sum = np.zeros(self.visual_dim)
         v_sq = np.zeros(self.visual_dim)
         for i in range(len(self)):
-            x = self.visual[i][m[i]].astype(np.float64).reshape(-1, self.visual_dim)
+            x = self._maps(np.array([i]))[0][m[i]].astype(np.float64).reshape(-1, self.visual_dim)
             v_sum += x.sum(0)
             v_sq += (x * x).sum(0)
         n_v = m.sum() * self.positions
         v_mean = v_sum / n_v
         v_std = np.sqrt(np.maximum(v_sq / n_v - v_mean**2, 0)) + 1e-6
         a = self.audio[m].astype(np.float64)
-        return Normalizer(v_mean.astype(np.float32), v_std.astype(np.float32),
-                          a.mean(0).astype(np.float32), (a.std(0) + 1e-6).astype(np.float32))
+        return Normalizer(
+            v_mean.astype(np.float32),
+            v_std.astype(np.float32),
+            a.mean(0).astype(np.float32),
+            (a.std(0) + 1e-6).astype(np.float32),
+        )
 
     def batch(self, idx: np.ndarray, device: torch.device) -> Batch:
         idx = np.asarray(idx)
-        v = (self.visual[idx].astype(np.float32) - self.norm.v_mean) / self.norm.v_std
+        v = (self._maps(idx) - self.norm.v_mean) / self.norm.v_std
         a = (self.audio[idx] - self.norm.a_mean) / self.norm.a_std
         m = self.mask[idx]
         v *= m[:, :, None, None]
@@ -123,21 +170,35 @@ class SplitData:
         def t(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
-        return Batch(t(v), t(a), t(m), t(self.labels[idx]), t(self.fg[idx]), t(self.video_label[idx]),
-                     t(self.video_class[idx].astype(np.int64)))
+        return Batch(
+            t(v),
+            t(a),
+            t(m),
+            t(self.labels[idx]),
+            t(self.fg[idx]),
+            t(self.video_label[idx]),
+            t(self.video_class[idx].astype(np.int64)),
+        )
 
 
 def load_splits(
-    manifest: Manifest, visual: Path, audio: Path, splits: tuple[str, ...]
+    manifest: Manifest,
+    visual: Path,
+    audio: Path,
+    splits: tuple[str, ...],
+    budget_mb: int = 4096,
 ) -> dict[str, SplitData]:
-    """Present samples of each split, read once from the two stores."""
+    """Present samples of each split; maps of a split stay in memory (float16) when they
+    fit ``budget_mb``, else every batch reads them from the store."""
     vs, au = FeatureStore(visual), FeatureStore(audio)
     out = {}
     for name in splits:
         samples = [s for s in manifest.split(name) if s.present]
         if not samples:
-            raise ValueError(f"manifest {manifest.dataset!r} has no present samples in split {name!r}")
-        out[name] = SplitData(manifest, samples, vs, au)
+            raise ValueError(
+                f"manifest {manifest.dataset!r} has no present samples in split {name!r}"
+            )
+        out[name] = SplitData(manifest, samples, vs, au, budget_mb)
     return out
 
 

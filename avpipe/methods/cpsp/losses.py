@@ -26,11 +26,17 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def full_classification(
-    event_logit: torch.Tensor, class_logit: torch.Tensor, fg: torch.Tensor, video_class: torch.Tensor, mask: torch.Tensor
+    event_logit: torch.Tensor,
+    class_logit: torch.Tensor,
+    fg: torch.Tensor,
+    video_class: torch.Tensor,
+    mask: torch.Tensor,
 ) -> torch.Tensor:
     """event_logit (B, T); class_logit (B, C); fg (B, T) {0,1}; video_class (B,) int, -1 = no
     event (no category term); mask (B, T) bool valid segments."""
-    bce = F.binary_cross_entropy_with_logits(event_logit, fg.to(event_logit.dtype), reduction="none")
+    bce = F.binary_cross_entropy_with_logits(
+        event_logit, fg.to(event_logit.dtype), reduction="none"
+    )
     loss = _masked_mean(bce, mask)
     has = video_class >= 0
     if has.any():
@@ -38,7 +44,9 @@ def full_classification(
     return loss
 
 
-def psp_segment_ce(segment_logit: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def psp_segment_ce(
+    segment_logit: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """segment_logit (B, T, C+1); labels (B, T) int in [0, C] (background = C)."""
     ce = F.cross_entropy(segment_logit.flatten(0, 1), labels.flatten(), reduction="none")
     return _masked_mean(ce, mask.flatten())
@@ -63,7 +71,11 @@ def avpsp_loss(pair_sim: torch.Tensor, fg: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def spsa_loss(
-    fused: torch.Tensor, fg: torch.Tensor, mask: torch.Tensor, temperature: float = 0.6, impl: str = "intended"
+    fused: torch.Tensor,
+    fg: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 0.6,
+    impl: str = "intended",
 ) -> torch.Tensor:
     """Segment-level contrast within each video; fused (B, T, d), fg (B, T) {0,1}.
 
@@ -100,7 +112,13 @@ def spsa_loss(
     return per_video[has].mean()
 
 
-def vpsa_loss(fused: torch.Tensor, video_class: torch.Tensor, mask: torch.Tensor, margin: float, negatives: int) -> torch.Tensor:
+def vpsa_loss(
+    fused: torch.Tensor,
+    video_class: torch.Tensor,
+    mask: torch.Tensor,
+    margin: float,
+    negatives: int,
+) -> torch.Tensor:
     """Batch-hard triplet on ``h_b = mean_t norm(f_bt)`` (B, d), classes ``video_class`` (B,).
 
     ``d+_i = max_{y_j = y_i} D_ij`` (j = i included), ``d-_i`` = mean of the ``negatives``
@@ -123,7 +141,9 @@ def vpsa_loss(fused: torch.Tensor, video_class: torch.Tensor, mask: torch.Tensor
     return torch.relu(d_pos - d_neg + margin).mean()
 
 
-def ss_infonce(a_hat: torch.Tensor, v_hat: torch.Tensor, mask: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def ss_infonce(
+    a_hat: torch.Tensor, v_hat: torch.Tensor, mask: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
     """``-1/N sum_n log softmax_m(a_n . v_m / tau)[n]`` over the N valid segments of the batch."""
     a = F.normalize(a_hat[mask], dim=-1)
     v = F.normalize(v_hat[mask], dim=-1)

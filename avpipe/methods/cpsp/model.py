@@ -78,10 +78,14 @@ class PositiveSamplePropagation(nn.Module):
         self.threshold = threshold
         self.scale = 1.0 / math.sqrt(dim)
 
-    def forward(self, v: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, v: torch.Tensor, a: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """mask (B, T) bool: padded segments neither send nor receive propagation."""
         v1, v2 = self.drop(torch.relu(self.v1(v))), self.drop(torch.relu(self.v2(v)))
         a1, a2 = self.drop(torch.relu(self.a1(a))), self.drop(torch.relu(self.a2(a)))
         beta_va = torch.relu(v2 @ a1.transpose(1, 2) * self.scale)  # rows: visual segments
+        beta_va = beta_va * (mask.unsqueeze(2) & mask.unsqueeze(1)).to(beta_va.dtype)
         g_va = propagation_weights(beta_va, self.threshold)
         g_av = propagation_weights(beta_va.transpose(1, 2), self.threshold)
         v_p = v + g_va @ a2
@@ -126,11 +130,19 @@ class PSPNet(nn.Module):
     ):
         super().__init__()
         if setting not in ("full", "weak") or head not in ("cpsp", "psp"):
-            raise ValueError(f"setting {setting!r} / head {head!r}: expected full|weak and cpsp|psp")
+            raise ValueError(
+                f"setting {setting!r} / head {head!r}: expected full|weak and cpsp|psp"
+            )
         self.setting, self.head, self.n_classes = setting, head, n_classes
-        self.audio_proj = nn.Sequential(_linear(audio_dim, cfg.audio_hidden), _linear(cfg.audio_hidden, cfg.embed))
-        self.attention = AudioGuidedAttention(visual_dim, cfg.embed, positions, cfg.attention_hidden)
-        self.visual_proj = nn.Sequential(_linear(visual_dim, cfg.visual_hidden), _linear(cfg.visual_hidden, cfg.embed))
+        self.audio_proj = nn.Sequential(
+            _linear(audio_dim, cfg.audio_hidden), _linear(cfg.audio_hidden, cfg.embed)
+        )
+        self.attention = AudioGuidedAttention(
+            visual_dim, cfg.embed, positions, cfg.attention_hidden
+        )
+        self.visual_proj = nn.Sequential(
+            _linear(visual_dim, cfg.visual_hidden), _linear(cfg.visual_hidden, cfg.embed)
+        )
         self.lstm_a = nn.LSTM(cfg.embed, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.lstm_v = nn.LSTM(cfg.embed, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         d = 2 * cfg.lstm_hidden
@@ -140,30 +152,52 @@ class PSPNet(nn.Module):
             self.category = nn.Linear(d, n_classes)
         else:
             self.segment = nn.Sequential(
-                _linear(d, cfg.segment_hidden), nn.ReLU(), _linear(cfg.segment_hidden, n_classes + 1)
+                _linear(d, cfg.segment_hidden),
+                nn.ReLU(),
+                _linear(cfg.segment_hidden, n_classes + 1),
             )
             if setting == "weak":
                 self.temporal = nn.Linear(n_classes + 1, 1)
 
-    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> Output:
+    def _lstm(self, lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if bool(mask.all()):
+            return lstm(x)[0]
+        # shorter videos: the backward direction must start at the last real segment
+        lengths = mask.sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        out, _ = lstm(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+    def forward(
+        self, visual: torch.Tensor, audio: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> Output:
+        """visual (B, T, P, C_v), audio (B, T, D_a), mask (B, T) bool (None = all valid)."""
+        if mask is None:
+            mask = torch.ones(audio.shape[:2], dtype=torch.bool, device=audio.device)
         a = self.audio_proj(audio)
         v = self.visual_proj(self.attention(visual, a))
-        v_l, _ = self.lstm_v(v)
-        a_l, _ = self.lstm_a(a)
-        v_hat, a_hat = self.psp(v_l, a_l)
+        v_hat, a_hat = self.psp(
+            self._lstm(self.lstm_v, v, mask), self._lstm(self.lstm_a, a, mask), mask
+        )
         fused = 0.5 * (v_hat + a_hat)
         out = Output(fused, v_hat, a_hat, nn.functional.cosine_similarity(v_hat, a_hat, dim=-1))
+        m = mask.unsqueeze(-1).to(fused.dtype)
+        n_valid = m.sum(1).clamp_min(1.0)
         if self.head == "cpsp":
             out.event_logit = self.event(fused).squeeze(-1)
-            out.class_logit = self.category(fused.mean(1))
+            out.class_logit = self.category((fused * m).sum(1) / n_valid)
             if self.setting == "weak":
                 q = torch.sigmoid(out.event_logit).unsqueeze(-1) * out.class_logit.unsqueeze(1)
+                q = q.masked_fill(~mask.unsqueeze(-1), float("-inf"))
                 out.video_prob = torch.softmax(q.max(1).values, dim=-1)
         else:
             out.segment_logit = self.segment(fused)
             if self.setting == "weak":
                 w = torch.sigmoid(torch.relu(self.temporal(out.segment_logit)))
-                out.video_prob = torch.softmax((w * out.segment_logit).mean(1), dim=-1)
+                pooled = (w * out.segment_logit * m).sum(1) / n_valid
+                out.video_prob = torch.softmax(pooled, dim=-1)
         return out
 
 

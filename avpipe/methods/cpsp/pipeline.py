@@ -3,10 +3,15 @@
 :func:`objective` sums the configured losses (spec §3.3):
 full ``L_cls + w_avpsp L_avpsp + w_spsa L_spsa + w_vpsa L_vpsa + w_ss L_ss``,
 weak ``L_cls + w_vpsa L_vpsa + w_ss L_ss`` (segment labels are never read in the weak
-setting).  :func:`run_experiment` trains on train, selects the epoch on val segment
-accuracy (never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz``
-(``sample_id``, ``segment_pred`` (N, T), background = C; see
-:mod:`avpipe.metrics.ave`), ``history.tsv`` and ``summary.json``.
+setting).  As in CPSP, the weak setting has neither a background column nor
+background-only videos (spec §6 item 8): nothing in ``L_cls`` pushes the event gate
+down on background segments, so weak models tend to mark whole videos as events (on
+AVE, 2/3 of the videos are events from 0 to 10 s).
+
+:func:`run_experiment` trains on train, selects the epoch on val segment accuracy
+(never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz`` (``sample_id``,
+``segment_pred`` (N, T), background = C; see :mod:`avpipe.metrics.ave`),
+``history.tsv`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def check_experiment(exp: ExperimentConfig) -> None:
     """Weak supervision has no segment labels: the label-based segment losses cannot run."""
     if exp.setting == "weak" and (exp.weights.avpsp > 0 or exp.weights.spsa > 0):
         raise ConfigError(
-            f"weak setting with weights.avpsp={exp.weights.avpsp}, weights.spsa={exp.weights.spsa}: "
+            f"weak setting with weights.avpsp={exp.weights.avpsp}, "
+            f"weights.spsa={exp.weights.spsa}: "
             "L_avpsp and L_spsa need segment labels (fully supervised only); set them to 0"
         )
 
@@ -49,7 +55,9 @@ def _weak_class(video_label: torch.Tensor) -> torch.Tensor:
     return torch.where(has, video_label.argmax(1), torch.full_like(has, -1, dtype=torch.long))
 
 
-def objective(out: Output, b: Batch, exp: ExperimentConfig, n_classes: int) -> tuple[torch.Tensor, dict[str, float]]:
+def objective(
+    out: Output, b: Batch, exp: ExperimentConfig, n_classes: int
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss of one batch and its parts (floats, for the history)."""
     w = exp.weights
     if exp.setting == "full":
@@ -70,7 +78,9 @@ def objective(out: Output, b: Batch, exp: ExperimentConfig, n_classes: int) -> t
     if w.avpsp > 0:
         parts["avpsp"] = losses.avpsp_loss(out.pair_sim, b.fg, b.mask)
     if w.spsa > 0:
-        parts["spsa"] = losses.spsa_loss(out.fused, b.fg, b.mask, exp.spsa_temperature, exp.spsa_impl)
+        parts["spsa"] = losses.spsa_loss(
+            out.fused, b.fg, b.mask, exp.spsa_temperature, exp.spsa_impl
+        )
     if w.vpsa > 0:
         parts["vpsa"] = losses.vpsa_loss(out.fused, cls, b.mask, exp.margin, exp.negatives)
     if w.ss > 0:
@@ -81,13 +91,15 @@ def objective(out: Output, b: Batch, exp: ExperimentConfig, n_classes: int) -> t
 
 
 @torch.no_grad()
-def predict(model: PSPNet, data: SplitData, batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
+def predict(
+    model: PSPNet, data: SplitData, batch_size: int, device: torch.device
+) -> dict[str, np.ndarray]:
     """segment_pred (N, T) int64 (background = C), event_prob (N, T), class_prob (N, C or C+1)."""
     model.eval()
     preds, events, classes = [], [], []
     for idx in ordered_batches(len(data), batch_size):
         b = data.batch(idx, device)
-        out = model(b.visual, b.audio)
+        out = model(b.visual, b.audio, b.mask)
         preds.append(predict_segments(out, data.n_classes).cpu().numpy())
         if out.event_logit is not None:
             events.append(torch.sigmoid(out.event_logit).cpu().numpy())
@@ -96,8 +108,11 @@ def predict(model: PSPNet, data: SplitData, batch_size: int, device: torch.devic
             p = torch.softmax(out.segment_logit, -1)
             events.append((1 - p[..., -1]).cpu().numpy())
             classes.append(p.mean(1).cpu().numpy())
-    return {"segment_pred": np.concatenate(preds), "event_prob": np.concatenate(events).astype(np.float32),
-            "class_prob": np.concatenate(classes).astype(np.float32)}
+    return {
+        "segment_pred": np.concatenate(preds),
+        "event_prob": np.concatenate(events).astype(np.float32),
+        "class_prob": np.concatenate(classes).astype(np.float32),
+    }
 
 
 def accuracy(model: PSPNet, data: SplitData, batch_size: int, device: torch.device) -> float:
@@ -107,18 +122,29 @@ def accuracy(model: PSPNet, data: SplitData, batch_size: int, device: torch.devi
 
 def build_model(cfg: CpspStage, data: SplitData) -> PSPNet:
     exp = cfg.run
-    return PSPNet(data.visual_dim, data.audio_dim, data.positions, data.n_classes, cfg.model,
-                  exp.setting, exp.head, exp.threshold)
+    return PSPNet(
+        data.visual_dim,
+        data.audio_dim,
+        data.positions,
+        data.n_classes,
+        cfg.model,
+        exp.setting,
+        exp.head,
+        exp.threshold,
+    )
 
 
-def run_experiment(manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage, seed: int, out_dir: Path) -> dict:
+def run_experiment(
+    manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage, seed: int, out_dir: Path
+) -> dict:
     """Train, select on val, predict ``cfg.data.evaluate_split``, write the outputs."""
     t_start, cpu_start = time.perf_counter(), time.process_time()
     exp = cfg.run
     check_experiment(exp)
     torch.set_num_threads(cfg.data.num_threads)
     device = resolve_device(cfg.data.device)
-    splits = load_splits(manifest, visual, audio, tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split))))
+    names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
+    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb)
     train, val = splits["train"], splits["val"]
     if cfg.data.standardize:
         norm = train.fit_normalizer()
@@ -130,7 +156,7 @@ def run_experiment(manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage
 
     def batch_loss(idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
         b = train.batch(idx, device)
-        return objective(model(b.visual, b.audio), b, exp, train.n_classes)
+        return objective(model(b.visual, b.audio, b.mask), b, exp, train.n_classes)
 
     def validate() -> dict[str, float]:
         return {"score": accuracy(model, val, eval_bs, device)}
@@ -140,23 +166,52 @@ def run_experiment(manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage
     pred = predict(model, test, eval_bs, device)
     eval_acc = segment_accuracy(pred["segment_pred"], test.labels, test.mask)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out_dir / "model.pt", model.state_dict(), to_dict(cfg), seed=seed, best_epoch=res.best_epoch,
-                    visual_dim=train.visual_dim, audio_dim=train.audio_dim, positions=train.positions,
-                    classes=list(manifest.classes), normalizer=train.norm.as_dict())
+    save_checkpoint(
+        out_dir / "model.pt",
+        model.state_dict(),
+        to_dict(cfg),
+        seed=seed,
+        best_epoch=res.best_epoch,
+        visual_dim=train.visual_dim,
+        audio_dim=train.audio_dim,
+        positions=train.positions,
+        classes=list(manifest.classes),
+        normalizer=train.norm.as_dict(),
+    )
     with atomic.atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, sample_id=np.asarray(test.sample_ids), split=np.asarray(cfg.data.evaluate_split), **pred)
+        np.savez(
+            fh,
+            sample_id=np.asarray(test.sample_ids),
+            split=np.asarray(cfg.data.evaluate_split),
+            **pred,
+        )
     res.history.write(out_dir / "history.tsv")
     secs = res.epoch_seconds
     summary = {
-        "experiment": cfg.experiment, "dataset": manifest.dataset, "seed": seed,
-        "best_epoch": res.best_epoch, "best_val_accuracy": res.best_score,
+        "experiment": cfg.experiment,
+        "dataset": manifest.dataset,
+        "seed": seed,
+        "best_epoch": res.best_epoch,
+        "best_val_accuracy": res.best_score,
         f"{cfg.data.evaluate_split}_accuracy": eval_acc,
         "epoch_seconds_mean": float(np.mean(secs)) if secs else 0.0,
-        "seconds": time.perf_counter() - t_start, "cpu_seconds": time.process_time() - cpu_start, "n_train": len(train), "n_val": len(val),
+        "seconds": time.perf_counter() - t_start,
+        "cpu_seconds": time.process_time() - cpu_start,
+        "n_train": len(train),
+        "n_val": len(val),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         **provenance(to_dict(cfg)),
     }
     atomic.write_json(out_dir / "summary.json", summary)
-    log.info("%s on %s seed %d: val %.2f (epoch %d), %s %.2f, %.3f s/epoch", cfg.experiment, manifest.dataset, seed,
-             res.best_score, res.best_epoch, cfg.data.evaluate_split, eval_acc, summary["epoch_seconds_mean"])
+    log.info(
+        "%s on %s seed %d: val %.2f (epoch %d), %s %.2f, %.3f s/epoch",
+        cfg.experiment,
+        manifest.dataset,
+        seed,
+        res.best_score,
+        res.best_epoch,
+        cfg.data.evaluate_split,
+        eval_acc,
+        summary["epoch_seconds_mean"],
+    )
     return summary

@@ -1,0 +1,170 @@
+"""``avpipe cpsp`` end to end on a separable toy store, then ``avpipe evaluate --task ave``."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cpsp_toy import make_toy, tiny_config
+
+from avpipe.cli import main
+from avpipe.training.checkpoint import load_checkpoint
+
+W0 = {"avpsp": 0, "spsa": 0, "vpsa": 0, "ss": 0}
+RUNS = {
+    "cpsp_full": ("full", {"avpsp": 100, "spsa": 0.01, "vpsa": 1, "ss": 0}),
+    "cpsp_weak": ("weak", {**W0, "vpsa": 1}),
+}
+
+
+@cache
+def toy(root: Path) -> tuple[Path, Path, Path]:
+    _, v, a = make_toy(root, scale=40.0)  # raw scale far from 1: standardisation must cope
+    return root / "manifest", v, a
+
+
+def run_stage(
+    root: Path, name: str, setting: str, weights: dict, **extra: object
+) -> tuple[int, Path]:
+    manifest, v, a = toy(root)
+    out = root / "cpsp" / name
+    rc = main(
+        [
+            "cpsp",
+            "--manifest",
+            str(manifest),
+            "--visual-store",
+            str(v),
+            "--audio-store",
+            str(a),
+            "--config-json",
+            json.dumps(tiny_config(name, setting, weights, **extra)),
+            "--seed",
+            "0",
+            "--out-dir",
+            str(out),
+        ]
+    )
+    return rc, out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    torch.set_num_threads(1)  # tiny models: a second OpenMP thread only adds contention
+    root = tmp_path_factory.mktemp("cpsp")
+    results = {}
+    for name, (setting, weights) in RUNS.items():
+        rc, out = run_stage(root, name, setting, weights)
+        assert rc == 0
+        ev = root / "evaluate" / name
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--task",
+                    "ave",
+                    "--manifest",
+                    str(toy(root)[0]),
+                    "--predictions",
+                    str(out / "predictions.npz"),
+                    "--out-dir",
+                    str(ev),
+                ]
+            )
+            == 0
+        )
+        results[name] = {
+            "out": out,
+            "eval": ev,
+            "root": root,
+            "summary": json.loads((out / "summary.json").read_text()),
+            "metrics": json.loads((ev / "metrics.json").read_text())["metrics"],
+        }
+    return results
+
+
+def test_outputs_are_complete(runs: dict[str, dict]) -> None:
+    r = runs["cpsp_full"]
+    for f in ("model.pt", "predictions.npz", "history.tsv", "summary.json"):
+        assert (r["out"] / f).is_file()
+    assert (r["eval"] / "per_class.tsv").is_file()
+    with np.load(r["out"] / "predictions.npz") as z:
+        assert z["segment_pred"].shape == (12, 10)
+        assert set(z["sample_id"].tolist()) == {
+            f"s{i:03d}" for i in range(48, 60)
+        }  # the test split
+    ckpt = load_checkpoint(r["out"] / "model.pt")
+    assert ckpt["config"]["experiment"] == "cpsp_full" and ckpt["positions"] == 9
+    lines = (r["out"] / "history.tsv").read_text().splitlines()
+    assert len(lines) == 1 + 12 and "val_score" in lines[0] and "vpsa" in lines[0]
+
+
+@pytest.mark.parametrize("name,floor", [("cpsp_full", 85.0), ("cpsp_weak", 50.0)])
+def test_accuracy_is_above_chance(runs: dict[str, dict], name: str, floor: float) -> None:
+    # chance is 25 % (3 classes + background), background-everywhere ~37 %
+    m = runs[name]["metrics"]
+    assert m["accuracy"] > floor, m
+    assert m["n_segments"] == 120
+    assert runs[name]["summary"]["test_accuracy"] == pytest.approx(m["accuracy"])
+
+
+def test_selection_uses_the_validation_split(runs: dict[str, dict]) -> None:
+    s = runs["cpsp_full"]["summary"]
+    rows = (runs["cpsp_full"]["out"] / "history.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    val = [float(r.split("\t")[header.index("val_score")]) for r in rows[1:]]
+    assert s["best_val_accuracy"] == pytest.approx(max(val))
+    assert s["best_epoch"] == val.index(max(val))
+
+
+def test_weak_setting_rejects_segment_level_losses(runs: dict[str, dict]) -> None:
+    rc, out = run_stage(
+        runs["cpsp_full"]["root"], "bad_weak", "weak", {**W0, "avpsp": 100}, epochs=1
+    )
+    assert rc == 2 and not (out / "model.pt").exists()
+
+
+def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> None:
+    """Every default experiment (+ an experiment-level feature set) parses into CpspStage,
+    with cpsp.train <- experiment.train <- overrides.<dataset>.train."""
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from avpipe.config import from_dict
+    from avpipe.methods.cpsp.config import CpspStage
+
+    cfg_path = workflow_copy / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["cpsp"]["experiments"]["cpsp_full_resnet"] = {
+        "setting": "full",
+        "data": {"visual_recipe": "resnet152_maps"},
+    }
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    targets = [f"results/cpsp/synth_ave/{e}/seed0/model.pt" for e in cfg["cpsp"]["experiments"]]
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", *targets],
+        cwd=workflow_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    jobs = re.findall(r"avpipe cpsp .*?--config-json '(\{.*?\})'", r.stdout)
+    parsed = {c.experiment: c for c in (from_dict(CpspStage, json.loads(j)) for j in jobs)}
+    assert set(parsed) == set(cfg["cpsp"]["experiments"])
+    weak = parsed["cpsp_weak"]
+    assert weak.run.setting == "weak" and weak.run.weights.avpsp == 0
+    over = cfg["cpsp"]["overrides"]["synth_ave"]["train"]
+    assert weak.run.train.epochs == over["epochs"] and weak.run.train.milestones == tuple(
+        over["milestones"]
+    )
+    assert parsed["cpsp_full"].run.weights.spsa == 0.01 and parsed["cpsp_full"].data.standardize
+    assert parsed["cpsp_full_resnet"].data.visual_recipe == "resnet152_maps"
+    assert "resnet152_maps.zarr" in r.stdout
