@@ -12,11 +12,13 @@ would put them, so that the unsupervised chain, evaluation and report run for re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,19 @@ TOY_UNSUPERVISED = {
     },
     "selflabel": {"hidden": 16, "top_k": 6, "epochs": 4, "batch_size": 16, "log_every": 1000},
     "em": {"rounds": 2, "epochs": 3, "batch_size": 16, "annotator_epochs": 3, "log_every": 1000},
+}
+
+TOY_CPSP_EXPERIMENT = "psp_weak"
+TOY_CPSP = {
+    "data": {"standardize": True, "num_threads": 1},
+    "model": {
+        "audio_hidden": 16,
+        "embed": 16,
+        "attention_hidden": 16,
+        "visual_hidden": 16,
+        "lstm_hidden": 8,
+    },
+    "train": {"epochs": 2, "batch_size": 8, "milestones": [10]},
 }
 
 
@@ -63,6 +78,7 @@ def job_counts(output: str) -> Counter[str]:
 class WorkflowCopy:
     def __init__(self, wd: Path):
         self.wd = wd
+        wd.mkdir(parents=True, exist_ok=True)
         for name in ("Snakefile", "workflow", "config", "profiles", "avpipe"):
             src, dst = REPO / name, wd / name
             if src.is_dir():
@@ -101,9 +117,22 @@ class WorkflowCopy:
         )
         if check and r.returncode != 0:
             raise AssertionError(
-                f"snakemake {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+                f"snakemake {' '.join(args)} failed ({r.returncode}):\n"
+                f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
             )
         return r
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """``snakemake ARGS`` in the background, output to .snakemake/background.log."""
+        (self.wd / ".snakemake").mkdir(exist_ok=True)
+        with (self.wd / ".snakemake/background.log").open("wb") as fh:
+            return subprocess.Popen(
+                [sys.executable, "-m", "snakemake", *args],
+                cwd=self.wd,
+                env=self.env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
 
     def run(
         self, *targets: str, cores: int = 2, extra: tuple[str, ...] = ()
@@ -126,20 +155,21 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     The dataset ``toy`` (tests/clcl_fixtures.py: 4 classes, 24 train + 8 test videos)
     replaces the synthetic ones; its manifest and the two feature stores the
     unsupervised method reads are written in place of the manifest/extract outputs
-    (``generated: false``, no producing rule needed), unless an extract rule exists.
+    (``generated: false``; ``toy`` has no entry under extract.stores, so its stores are
+    inputs from outside the workflow, as released features would be).
     """
     from clcl_fixtures import make_dataset
 
-    rules = rule_names(wf.wd)
-    if "extract" in rules:
-        raise NotImplementedError(
-            "extract rule present: use the synthetic dataset instead of seeding"
-        )
     src = wf.wd / "seed"
     manifest, v, a = make_dataset(src, n_train=24, n_test=8)
+    # every 4th training video becomes validation (PSP/CPSP select their epoch on val)
+    samples = [
+        dataclasses.replace(x, split="val") if x.split == "train" and i % 4 == 3 else x
+        for i, x in enumerate(manifest.samples)
+    ]
     man = wf.wd / f"results/manifest/{TOY}"
     man.parent.mkdir(parents=True)
-    shutil.move(src / "manifest", man)
+    manifest.replace(samples=samples).write(man)
     for name in ("coverage.tsv", "problems.tsv"):  # the rest of the manifest rule's outputs
         (man / name).write_text("split\n")
     ext = wf.wd / f"results/extract/{TOY}"
@@ -147,6 +177,10 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     shutil.move(v, ext / "vgg19_pool5.zarr")
     shutil.move(a, ext / "vggish.zarr")
     shutil.rmtree(src)
+    # the stores must be newer than the manifest, or the extract rules would remake them
+    later = time.time() + 1
+    for path in [ext, *ext.rglob("*")]:
+        os.utime(path, (later, later))
     cfg = wf.config()
     cfg["run"] = {**cfg["run"], "seeds": list(seeds), "device": "cpu"}
     cfg["datasets"] = {TOY: {"format": "ave", "root": "data/toy"}}
@@ -154,9 +188,13 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     un["datasets"] = [TOY]
     un["data"] = {**un["data"], "num_threads": 1}
     un["overrides"] = {TOY: TOY_UNSUPERVISED}
-    for section in ("cpsp", "avvp"):  # their datasets do not exist here
-        if isinstance(cfg.get(section), dict) and "datasets" in cfg[section]:
-            cfg[section]["datasets"] = []
+    if "datasets" in cfg.get("cpsp", {}):  # one small PSP run on the toy AVE-format data
+        cp = cfg["cpsp"]
+        cp["datasets"] = [TOY]
+        cp["experiments"] = {k: v for k, v in cp["experiments"].items() if k == TOY_CPSP_EXPERIMENT}
+        cp["overrides"] = {TOY: TOY_CPSP}
+    if "datasets" in cfg.get("avvp", {}):  # needs LLP-format stores, which the toy has not
+        cfg["avvp"]["datasets"] = []
     cfg["report"] = {**cfg.get("report", {}), "dpi": 50, "tsne": {"max_points": 200}}
     wf.write_config(cfg)
     return cfg

@@ -183,35 +183,52 @@ def _numeric_columns(rows: list[dict[str, str]]) -> dict[str, np.ndarray]:
     return cols
 
 
+SKIP_COLUMNS = {"epoch", "step", "lr", "seconds", "time", "round"}
+
+
+def _split_validation(
+    label: str, cols: dict[str, np.ndarray]
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Losses and validation scores (columns ``val*``) in separate panels: other scales."""
+    x = {"epoch": cols["epoch"]} if "epoch" in cols else {}
+    keep = {k: v for k, v in cols.items() if k not in SKIP_COLUMNS and not np.all(np.isnan(v))}
+    losses = {k: v for k, v in keep.items() if not k.startswith("val")}
+    scores = {k: v for k, v in keep.items() if k.startswith("val")}
+    out = []
+    if losses:
+        out.append((label, {**x, **losses}))
+    if scores:
+        out.append((f"{label} · validation", {**x, **scores}))
+    return out
+
+
 def training(histories: list[tuple[str, Path]], title: str, out: Path, dpi: int) -> Path | None:
-    """One panel per history file (label, path); one line per numeric column except
-    epoch/step/lr/seconds; rows with a ``phase`` column are split by phase."""
+    """One panel per history file (label, path) and phase (a ``phase`` column), with
+    validation columns (``val*``) in a panel of their own; one line per numeric column
+    except epoch/step/lr/seconds."""
     panels = []
     for label, path in histories:
         rows = read_tsv(path)
         if not rows:
             continue
-        phases = sorted({r.get("phase", "") for r in rows})
-        for ph in phases:
+        for ph in sorted({r.get("phase", "") for r in rows}):
             sub = [r for r in rows if r.get("phase", "") == ph]
-            panels.append((f"{label} {ph}".strip(), _numeric_columns(sub)))
-    panels = [(lab, cols) for lab, cols in panels if cols]
+            panels += _split_validation(f"{label} {ph}".strip(), _numeric_columns(sub))
     if not panels:
         return None
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    skip = {"epoch", "step", "lr", "seconds", "time", "round"}
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.2 * nrow), squeeze=False)
     for ax, (label, cols) in zip(axes.flat, panels, strict=False):
-        x = cols.get("epoch", np.arange(len(next(iter(cols.values())))))
+        n = len(next(iter(cols.values())))
+        x = cols.get("epoch", np.arange(n))
         for key, y in cols.items():
-            if key in skip or np.all(np.isnan(y)):
-                continue
-            ax.plot(x, y, label=key, lw=1.2)
+            if key != "epoch":
+                ax.plot(x, y, label=key, lw=1.2)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=5 if len(cols) > 8 else 6, ncol=2 if len(cols) > 8 else 1)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)

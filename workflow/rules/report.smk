@@ -15,9 +15,12 @@ def report_metrics():
     seeds = report_seeds()
     out = []
     for target in ALL_TARGETS:
-        if not (target.startswith("results/evaluate/") and target.endswith("/metrics.json")):
+        if not (
+            target.startswith("results/evaluate/")
+            and os.path.basename(target) == "metrics.json"
+        ):
             continue
-        seed_part = [p for p in target.split("/") if p.startswith("seed")]
+        seed_part = [p for p in target.split(os.sep) if p.startswith("seed")]
         if seeds is not None and seed_part and int(seed_part[0][4:]) not in seeds:
             continue
         out.append(target)
@@ -25,7 +28,7 @@ def report_metrics():
 
 
 REPORT_METRICS = report_metrics()
-REPORT_DATASETS = sorted({t.split("/")[3] for t in REPORT_METRICS})
+REPORT_DATASETS = sorted({t.split(os.sep)[3] for t in REPORT_METRICS})
 # Training curves of the stages before the evaluated one, drawn with the "unsupervised"
 # runs: paper 000's pretrain and selflabel per dataset and seed. The input is a declared
 # output of that stage's job (selflabel does not declare its history.tsv), the argument
@@ -34,9 +37,9 @@ REPORT_DATASETS = sorted({t.split("/")[3] for t in REPORT_METRICS})
 REPORT_HISTORY_OF = {"pretrain": "history.tsv", "selflabel": "pseudo_labels.tsv"}
 REPORT_HISTORIES = sorted(
     {
-        f"results/{stage}/{t.split('/')[2]}/{t.split('/')[3]}/{declared}"
+        f"results/{stage}/{t.split(os.sep)[2]}/{t.split(os.sep)[3]}/{declared}"
         for t in ALL_TARGETS
-        if t.startswith("results/em/") and t.endswith("/timelines.tsv")
+        if t.startswith("results/em/") and os.path.basename(t) == "timelines.tsv"
         for stage, declared in REPORT_HISTORY_OF.items()
     }
 )
@@ -44,14 +47,17 @@ REPORT_HISTORIES = sorted(
 
 def report_history_args(wildcards, input):
     return " ".join(
-        f"'unsupervised={os.path.dirname(p)}/history.tsv'" for p in input.histories
+        f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
+        for p in input.histories
     )
 
 
 rule report:
     input:
         metrics=REPORT_METRICS,
-        manifests=expand("results/manifest/{dataset}/samples.tsv", dataset=REPORT_DATASETS),
+        manifests=expand(
+            "results/manifest/{dataset}/samples.tsv", dataset=REPORT_DATASETS
+        ),
         histories=REPORT_HISTORIES,
     output:
         summary=report(
