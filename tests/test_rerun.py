@@ -132,15 +132,7 @@ def test_report_setting_reruns_only_the_report(wf: WorkflowCopy) -> None:
                 "report": 1,
             },
         ),
-        pytest.param(
-            "metrics/unsupervised.py",
-            {"evaluate_unsupervised": per_seed_round(), "report": 1},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="evaluate_cpsp hashes all of avpipe/metrics (workflow/rules/evaluate.smk); "
-                "code('metrics/__init__', 'metrics/ave', ...) reruns it for its own metric only",
-            ),
-        ),
+        ("metrics/unsupervised.py", {"evaluate_unsupervised": per_seed_round(), "report": 1}),
         ("report/figures.py", {"report": 1}),
     ],
 )

@@ -73,7 +73,7 @@ rule avvp:
     resources:
         mem_mb=8000,
         runtime=600,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(avvp_slice(wildcards.dataset, wildcards.method)),
         code=code(*AVVP_CODE),

@@ -1,5 +1,6 @@
 # Helpers shared by the rule files. Only wiring: paths, config slices, code hashes.
 
+import glob
 import json
 
 from avpipe.utils.provenance import source_hash
@@ -19,6 +20,23 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_\-]+",
     round=r"\d+",
     seed=r"\d+",
+
+
+def gpu_job():
+    """The `gpu` resource of a GPU-capable job: 1 where it will use a GPU, else 0.
+
+    profiles/default caps gpu at 1 (one GPU job at a time); on a machine without a
+    GPU (or with run.device: cpu) that cap would only serialise CPU jobs.
+    """
+    device = str(config["run"]["device"])
+    if device == "cpu":
+        return 0
+    if device == "auto":
+        return 1 if glob.glob("/dev/nvidia[0-9]*") else 0
+    return 1
+
+
+GPU_JOB = gpu_job()
 
 
 # Every rule file appends its final outputs here; `rule all` asks for them.

@@ -63,7 +63,7 @@ rule cpsp:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(
             cpsp_config(wildcards.dataset, wildcards.experiment)

@@ -47,7 +47,7 @@ rule em:
     resources:
         mem_mb=8000,
         runtime=300,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel", "em")),
         code=code(*UNSUP_CODE, "methods/clcl", "stages/em"),

@@ -82,7 +82,9 @@ rule evaluate_cpsp:
         runtime=20,
     params:
         cfg=cpsp_evaluate_cfg,
-        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        code=code(
+            "metrics/__init__", "metrics/ave", "stages/evaluate", "datasets/manifest"
+        ),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
@@ -124,7 +126,13 @@ rule evaluate_avvp:
         runtime=20,
     params:
         cfg=as_json(config["avvp"].get("evaluate", {})),
-        code=code("metrics", "stages/evaluate", "datasets/manifest"),
+        code=code(
+            "metrics/__init__",
+            "metrics/avvp",
+            "config",
+            "stages/evaluate",
+            "datasets/manifest",
+        ),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avpipe evaluate --task avvp --manifest results/manifest/{wildcards.dataset} "

@@ -48,7 +48,7 @@ rule extract:
     resources:
         mem_mb=config["extract"].get("mem_mb", 8000),
         runtime=600,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(
             extract_slice(wildcards.dataset, wildcards.recipe)

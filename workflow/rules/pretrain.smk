@@ -84,7 +84,7 @@ rule pretrain:
     resources:
         mem_mb=8000,
         runtime=600,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "pretrain")),
         code=code(*UNSUP_CODE, "stages/pretrain"),

@@ -16,7 +16,7 @@ rule selflabel:
     resources:
         mem_mb=8000,
         runtime=300,
-        gpu=1,
+        gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel")),
         code=code(*UNSUP_CODE, *UNSUP_CODE_SELFLABEL, "stages/selflabel"),
