@@ -21,7 +21,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/settings.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/functions.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/decode.smk"

@@ -4,40 +4,6 @@
 # Metrics: rule evaluate_avvp in evaluate.smk.
 
 
-import os
-
-
-def avvp_merge(base, over):
-    """Deep merge of a per-dataset override into a config slice (new dicts)."""
-    out = json.loads(json.dumps(base))
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = avvp_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def avvp_slice(dataset, method):
-    """{"data": ..., <method>: ...} of config["avvp"] with the dataset's overrides."""
-    av = config["avvp"]
-    over = av.get("overrides", {}).get(dataset, {})
-    data = avvp_merge(av.get("data", {}), over.get("data", {}))
-    data["device"] = config["run"]["device"]
-    return {"data": data, method: avvp_merge(av.get(method, {}), over.get(method, {}))}
-
-
-def avvp_stores(wildcards):
-    data = avvp_slice(wildcards.dataset, wildcards.method)["data"]
-    base = f"results/extract/{wildcards.dataset}"
-    return {
-        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
-        "audio": f"{base}/{data.get('audio_recipe', 'vggish')}.zarr",
-        "frames": f"{base}/{data.get('frames_recipe', 'resnet152_llp')}.zarr",
-        "motion": f"{base}/{data.get('motion_recipe', 'r2plus1d18')}.zarr",
-    }
-
-
 # Datasets of avvp.datasets that are defined under `datasets` (others are skipped,
 # so the DAG builds before any dataset is configured).
 AVVP_DATASETS = [

@@ -1,25 +1,10 @@
-# Helpers shared by the rule files. Only wiring: paths, config slices, code hashes.
+# Helpers shared across the workflow, wiring only (paths, config slices, code hashes).
 
-import glob
 import json
+import os
+import shutil
 
 from avpipe.utils.provenance import source_hash
-
-
-# GPU is a per-machine limit (profiles/default sets gpu=1); on SLURM every GPU
-# job gets its own GPU, so the resource must not be global.
-resource_scopes:
-    gpu="local",
-
-
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9_\-]+",
-    recipe=r"[A-Za-z0-9_\-]+",
-    shard=r"\d+",
-    experiment=r"[A-Za-z0-9_\-]+",
-    method=r"[A-Za-z0-9_\-]+",
-    round=r"\d+",
-    seed=r"\d+",
 
 
 def gpu_job():
@@ -32,7 +17,7 @@ def gpu_job():
     if device == "cpu":
         return 0
     if device == "auto":
-        return 1 if glob.glob("/dev/nvidia[0-9]*") else 0
+        return 1 if shutil.which("nvidia-smi") else 0
     return 1
 
 

@@ -5,45 +5,6 @@
 # model: cpsp.model <- overrides.<dataset>.model.
 
 
-def cpsp_config(dataset, experiment):
-    """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
-    cp = config["cpsp"]
-    if experiment not in cp["experiments"]:
-        raise ValueError(
-            f"config: cpsp experiment {experiment!r} is not defined "
-            f"(defined: {', '.join(sorted(cp['experiments']))})"
-        )
-    over = cp.get("overrides", {}).get(dataset, {})
-    exp = dict(cp["experiments"][experiment])
-    train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
-    data = {
-        **cp["data"],
-        **exp.pop("data", {}),
-        **over.get("data", {}),
-        "device": config["run"]["device"],
-    }
-    model = {**cp["model"], **over.get("model", {})}
-    return {
-        "experiment": experiment,
-        "data": data,
-        "model": model,
-        "run": {**exp, "train": train},
-    }
-
-
-def cpsp_inputs(wildcards):
-    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
-    return {
-        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
-        "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
-        "audio": f"results/extract/{wildcards.dataset}/{data['audio_recipe']}.zarr",
-    }
-
-
-def cpsp_threads(wildcards):
-    return cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["num_threads"]
-
-
 # Datasets of cpsp.datasets that are defined under `datasets` (others are skipped, so
 # the DAG builds before a dataset is configured).
 CPSP_DATASETS = [d for d in config["cpsp"]["datasets"] if d in config["datasets"]]

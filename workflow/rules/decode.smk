@@ -3,35 +3,6 @@
 # mono audio) and shard<k>.tsv (per-video status). Videos go to shard crc32(id) % shards.
 
 
-import os
-
-
-def decode_slice(dataset):
-    """config["decode"] with the dataset's overrides; frames_per_segment "auto" resolved."""
-    dec = config["decode"]
-    out = {k: v for k, v in dec.items() if k not in ("overrides", "temp")}
-    out.update(dec.get("overrides", {}).get(dataset, {}))
-    if out.get("frames_per_segment", "auto") == "auto":
-        rates = [
-            extract_options(dataset, r).get("frames_per_segment", 0)
-            for r in config["extract"].get("stores", {}).get(dataset, [])
-        ]
-        out["frames_per_segment"] = max(rates, default=0) or 1
-    return out
-
-
-def decode_shards(dataset):
-    return range(decode_slice(dataset).get("shards", 2))
-
-
-def decode_output(path):
-    return (
-        temp(directory(path))
-        if config["decode"].get("temp", False)
-        else directory(path)
-    )
-
-
 rule decode:
     input:
         samples="results/manifest/{dataset}/samples.tsv",

@@ -3,33 +3,6 @@
 # re-estimates them with round k-1's localizer.
 
 
-def em_inputs(wildcards):
-    ds, seed, k = wildcards.dataset, wildcards.seed, int(wildcards.round)
-    out = {
-        "encoder": f"results/pretrain/{ds}/seed{seed}/encoder.pt",
-        "labels": f"results/selflabel/{ds}/seed{seed}/pseudo_labels.npz",
-        "annotator": f"results/selflabel/{ds}/seed{seed}/annotator.pt",
-    }
-    if k > 1:
-        out["previous"] = f"results/em/{ds}/seed{seed}/round{k - 1}/localizer.pt"
-        # read by em.align_labels and selflabel.init: previous
-        out["previous_labels"] = (
-            f"results/em/{ds}/seed{seed}/round{k - 1}/pseudo_labels.npz"
-        )
-        out["previous_annotator"] = (
-            f"results/em/{ds}/seed{seed}/round{k - 1}/annotator.pt"
-        )
-    return out
-
-
-def em_previous_arg(wildcards, input):
-    return (
-        f"--previous {os.path.dirname(input.previous)}"
-        if "previous" in input.keys()
-        else ""
-    )
-
-
 rule em:
     input:
         unpack(unsup_stores),

@@ -11,10 +11,6 @@
 # still write pseudo-labels and timelines.
 
 
-def unsup_labelled(dataset):
-    return config["datasets"].get(dataset, {}).get("format") != "folder"
-
-
 rule evaluate_unsupervised:
     input:
         manifest="results/manifest/{dataset}/samples.tsv",
@@ -60,11 +56,6 @@ if "EVAL_METRICS" in globals():
 # --- paper 001: PSP / CPSP (task "ave") ---------------------------------------------------
 # One evaluation per (dataset, experiment, seed): AVE segment accuracy (spec §5.1),
 # overall and per class (background = the last row), on cpsp.data.evaluate_split.
-
-
-def cpsp_evaluate_cfg(wildcards):
-    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
-    return as_json({"split": data["evaluate_split"]})
 
 
 rule evaluate_cpsp:

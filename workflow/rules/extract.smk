@@ -6,30 +6,6 @@
 # only that store (unless it raises the dataset's decode frames_per_segment).
 
 
-def extract_options(dataset, recipe):
-    ext = config["extract"]
-    if recipe not in ext.get("recipes", {}):
-        raise ValueError(
-            f"config: extract.stores.{dataset} lists {recipe!r}, which has no entry under "
-            f"extract.recipes (defined: {', '.join(sorted(ext.get('recipes', {})))})"
-        )
-    opts = dict(ext["recipes"][recipe])
-    opts.update(ext.get("overrides", {}).get(dataset, {}).get(recipe, {}))
-    return opts
-
-
-def extract_slice(dataset, recipe):
-    ext = config["extract"]
-    return {
-        "recipe": recipe,
-        "options": extract_options(dataset, recipe),
-        "batch_size": ext.get("batch_size", 16),
-        "num_threads": ext.get("num_threads", 2),
-        "prefetch": ext.get("prefetch", 3),
-        "device": config["run"]["device"],
-    }
-
-
 # Datasets with stores that are defined under `datasets` (others are skipped, so the DAG
 # builds before a dataset is configured).
 EXTRACT_DATASETS = [

@@ -5,11 +5,6 @@
 # root is an input; real datasets are read where they lie.
 
 
-def manifest_inputs(wildcards):
-    entry = dataset_cfg(wildcards.dataset)
-    return [entry["root"]] if entry.get("generated", False) else []
-
-
 rule manifest:
     input:
         manifest_inputs,

@@ -6,27 +6,6 @@
 # in workflow/report/.
 
 
-def report_seeds():
-    seeds = config["report"].get("seeds")
-    return None if seeds is None else {int(s) for s in seeds}
-
-
-def report_metrics():
-    seeds = report_seeds()
-    out = []
-    for target in ALL_TARGETS:
-        if not (
-            target.startswith("results/evaluate/")
-            and os.path.basename(target) == "metrics.json"
-        ):
-            continue
-        seed_part = [p for p in target.split(os.sep) if p.startswith("seed")]
-        if seeds is not None and seed_part and int(seed_part[0][4:]) not in seeds:
-            continue
-        out.append(target)
-    return sorted(set(out))
-
-
 REPORT_METRICS = report_metrics()
 REPORT_DATASETS = sorted({t.split(os.sep)[3] for t in REPORT_METRICS})
 # Training curves of the stages before the evaluated one, drawn with the "unsupervised"
@@ -43,13 +22,6 @@ REPORT_HISTORIES = sorted(
         for stage, declared in REPORT_HISTORY_OF.items()
     }
 )
-
-
-def report_history_args(wildcards, input):
-    return " ".join(
-        f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
-        for p in input.histories
-    )
 
 
 rule report:

@@ -1,0 +1,236 @@
+# Functions of the stage rule files, grouped by stage (snakemake --lint wants
+# definitions apart from the rules). Wiring only: config slices, paths, inputs.
+
+
+# --- avvp ---------------------------------------------------------------------
+def avvp_merge(base, over):
+    """Deep merge of a per-dataset override into a config slice (new dicts)."""
+    out = json.loads(json.dumps(base))
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = avvp_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def avvp_slice(dataset, method):
+    """{"data": ..., <method>: ...} of config["avvp"] with the dataset's overrides."""
+    av = config["avvp"]
+    over = av.get("overrides", {}).get(dataset, {})
+    data = avvp_merge(av.get("data", {}), over.get("data", {}))
+    data["device"] = config["run"]["device"]
+    return {"data": data, method: avvp_merge(av.get(method, {}), over.get(method, {}))}
+
+
+def avvp_stores(wildcards):
+    data = avvp_slice(wildcards.dataset, wildcards.method)["data"]
+    base = f"results/extract/{wildcards.dataset}"
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "audio": f"{base}/{data.get('audio_recipe', 'vggish')}.zarr",
+        "frames": f"{base}/{data.get('frames_recipe', 'resnet152_llp')}.zarr",
+        "motion": f"{base}/{data.get('motion_recipe', 'r2plus1d18')}.zarr",
+    }
+
+
+# --- cpsp ---------------------------------------------------------------------
+def cpsp_config(dataset, experiment):
+    """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
+    cp = config["cpsp"]
+    if experiment not in cp["experiments"]:
+        raise ValueError(
+            f"config: cpsp experiment {experiment!r} is not defined "
+            f"(defined: {', '.join(sorted(cp['experiments']))})"
+        )
+    over = cp.get("overrides", {}).get(dataset, {})
+    exp = dict(cp["experiments"][experiment])
+    train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
+    data = {
+        **cp["data"],
+        **exp.pop("data", {}),
+        **over.get("data", {}),
+        "device": config["run"]["device"],
+    }
+    model = {**cp["model"], **over.get("model", {})}
+    return {
+        "experiment": experiment,
+        "data": data,
+        "model": model,
+        "run": {**exp, "train": train},
+    }
+
+
+def cpsp_inputs(wildcards):
+    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
+        "audio": f"results/extract/{wildcards.dataset}/{data['audio_recipe']}.zarr",
+    }
+
+
+def cpsp_threads(wildcards):
+    return cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["num_threads"]
+
+
+# --- decode -------------------------------------------------------------------
+def decode_slice(dataset):
+    """config["decode"] with the dataset's overrides; frames_per_segment "auto" resolved."""
+    dec = config["decode"]
+    out = {k: v for k, v in dec.items() if k not in ("overrides", "temp")}
+    out.update(dec.get("overrides", {}).get(dataset, {}))
+    if out.get("frames_per_segment", "auto") == "auto":
+        rates = [
+            extract_options(dataset, r).get("frames_per_segment", 0)
+            for r in config["extract"].get("stores", {}).get(dataset, [])
+        ]
+        out["frames_per_segment"] = max(rates, default=0) or 1
+    return out
+
+
+def decode_shards(dataset):
+    return range(decode_slice(dataset).get("shards", 2))
+
+
+def decode_output(path):
+    return (
+        temp(directory(path))
+        if config["decode"].get("temp", False)
+        else directory(path)
+    )
+
+
+# --- em -----------------------------------------------------------------------
+def em_inputs(wildcards):
+    ds, seed, k = wildcards.dataset, wildcards.seed, int(wildcards.round)
+    out = {
+        "encoder": f"results/pretrain/{ds}/seed{seed}/encoder.pt",
+        "labels": f"results/selflabel/{ds}/seed{seed}/pseudo_labels.npz",
+        "annotator": f"results/selflabel/{ds}/seed{seed}/annotator.pt",
+    }
+    if k > 1:
+        out["previous"] = f"results/em/{ds}/seed{seed}/round{k - 1}/localizer.pt"
+        # read by em.align_labels and selflabel.init: previous
+        out["previous_labels"] = (
+            f"results/em/{ds}/seed{seed}/round{k - 1}/pseudo_labels.npz"
+        )
+        out["previous_annotator"] = (
+            f"results/em/{ds}/seed{seed}/round{k - 1}/annotator.pt"
+        )
+    return out
+
+
+def em_previous_arg(wildcards, input):
+    return (
+        f"--previous {os.path.dirname(input.previous)}"
+        if "previous" in input.keys()
+        else ""
+    )
+
+
+# --- evaluate -----------------------------------------------------------------
+def unsup_labelled(dataset):
+    return config["datasets"].get(dataset, {}).get("format") != "folder"
+
+
+def cpsp_evaluate_cfg(wildcards):
+    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
+    return as_json({"split": data["evaluate_split"]})
+
+
+# --- extract ------------------------------------------------------------------
+def extract_options(dataset, recipe):
+    ext = config["extract"]
+    if recipe not in ext.get("recipes", {}):
+        raise ValueError(
+            f"config: extract.stores.{dataset} lists {recipe!r}, which has no entry under "
+            f"extract.recipes (defined: {', '.join(sorted(ext.get('recipes', {})))})"
+        )
+    opts = dict(ext["recipes"][recipe])
+    opts.update(ext.get("overrides", {}).get(dataset, {}).get(recipe, {}))
+    return opts
+
+
+def extract_slice(dataset, recipe):
+    ext = config["extract"]
+    return {
+        "recipe": recipe,
+        "options": extract_options(dataset, recipe),
+        "batch_size": ext.get("batch_size", 16),
+        "num_threads": ext.get("num_threads", 2),
+        "prefetch": ext.get("prefetch", 3),
+        "device": config["run"]["device"],
+    }
+
+
+# --- manifest -----------------------------------------------------------------
+def manifest_inputs(wildcards):
+    entry = dataset_cfg(wildcards.dataset)
+    return [entry["root"]] if entry.get("generated", False) else []
+
+
+# --- pretrain -----------------------------------------------------------------
+def unsup_slice(dataset, *sections):
+    """{"data": ..., <section>: ...} of config["unsupervised"], with the dataset's overrides."""
+    un = config["unsupervised"]
+    over = un.get("overrides", {}).get(dataset, {})
+    out = {}
+    for name in ("data", *sections):
+        merged = json.loads(json.dumps(un[name]))
+        for key, value in over.get(name, {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        out[name] = merged
+    out["data"]["device"] = config["run"]["device"]
+    # threads reach the job as --threads {threads}, not through the config slice, so
+    # that a different core count does not invalidate the outputs
+    out["data"].pop("num_threads", None)
+    return out
+
+
+def unsup_threads(wildcards):
+    """data.num_threads of the dataset (default 1: ~8x faster than 2 on a shared 2-core box)."""
+    un = config["unsupervised"]
+    over = un.get("overrides", {}).get(wildcards.dataset, {}).get("data", {})
+    return over.get("num_threads", un["data"].get("num_threads", 1))
+
+
+def unsup_stores(wildcards):
+    data = unsup_slice(wildcards.dataset)["data"]
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
+        "audio": f"results/extract/{wildcards.dataset}/{data['audio_recipe']}.zarr",
+    }
+
+
+# --- report -------------------------------------------------------------------
+def report_seeds():
+    seeds = config["report"].get("seeds")
+    return None if seeds is None else {int(s) for s in seeds}
+
+
+def report_metrics():
+    seeds = report_seeds()
+    out = []
+    for target in ALL_TARGETS:
+        if not (
+            target.startswith("results/evaluate/")
+            and os.path.basename(target) == "metrics.json"
+        ):
+            continue
+        seed_part = [p for p in target.split(os.sep) if p.startswith("seed")]
+        if seeds is not None and seed_part and int(seed_part[0][4:]) not in seeds:
+            continue
+        out.append(target)
+    return sorted(set(out))
+
+
+def report_history_args(wildcards, input):
+    return " ".join(
+        f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
+        for p in input.histories
+    )
