@@ -1,0 +1,92 @@
+"""The whole default DAG, from generated MP4s to the report, on the smoke preset.
+
+This is command 1 of the README on a smaller dataset: every rule kind runs for real
+(synthetic -> manifest -> decode -> extract -> pretrain/selflabel/em, cpsp, avvp ->
+evaluate -> report), then a second dry run must find nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zarr
+from workflow_helpers import NOTHING_TO_DO, WorkflowCopy
+
+pytestmark = pytest.mark.slow
+
+
+def smoke_config(cfg: dict) -> dict:
+    cfg["synthetic"]["preset"] = "smoke"
+    over = cfg["unsupervised"]["overrides"]["synth_ave"]
+    over["pretrain"]["epochs"] = 3
+    over["selflabel"].update({"epochs": 4, "top_k": 2})
+    over["em"].update({"epochs": 3, "annotator_epochs": 3})
+    cfg["unsupervised"]["em"]["rounds"] = 2
+    cfg["cpsp"]["overrides"]["synth_ave"].setdefault("train", {})["epochs"] = 2
+    for method in cfg["avvp"]["methods"]:
+        method_over = cfg["avvp"]["overrides"]["synth_llp"].setdefault(method, {})
+        method_over.setdefault("train", {})["epochs"] = 2
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> WorkflowCopy:
+    wf = WorkflowCopy(tmp_path_factory.mktemp("e2e"))
+    wf.write_config(smoke_config(wf.config()))
+    wf.snakemake("--cores", "2", "all", timeout=1200)
+    return wf
+
+
+def test_every_evaluation_and_the_report_are_written(study: WorkflowCopy) -> None:
+    metrics = sorted((study.wd / "results/evaluate").rglob("metrics.json"))
+    stages = {p.relative_to(study.wd / "results/evaluate").parts[0] for p in metrics}
+    assert stages == {"unsupervised", "cpsp", "avvp"}, metrics
+    for path in metrics:
+        values = json.loads(path.read_text())["metrics"]
+        assert values and all(v == v for v in values.values() if isinstance(v, float)), path
+    summary = (study.wd / "results/report/summary.md").read_text()
+    for name in ("cpsp_full", "psp_weak", "clcl", "han", "coleaf", "published"):
+        assert name in summary, name
+    figures = (study.wd / "results/report/figures.txt").read_text().split()
+    assert any(f.endswith(".png") for f in figures)
+
+
+def test_stores_say_which_weights_made_them(study: WorkflowCopy) -> None:
+    stores = sorted((study.wd / "results/extract").glob("*/*.zarr"))
+    names = {(p.parent.name, p.stem) for p in stores}
+    assert {
+        ("synth_ave", "vggish"),
+        ("synth_ave", "vgg19_pool5"),
+        ("synth_llp", "resnet152_llp"),
+        ("synth_llp", "r2plus1d18"),
+    } <= names
+    for path in stores:
+        group = zarr.open_group(str(path), mode="r")
+        assert group.attrs["weights"].startswith("random(seed="), path
+        n = group["video_id"].shape[0]
+        assert n > 0 and group["features"].shape[0] == n
+
+
+def test_a_finished_study_has_nothing_to_do(study: WorkflowCopy) -> None:
+    r = study.snakemake("-n", "--cores", "1", "all")
+    assert NOTHING_TO_DO in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+
+def test_every_rule_ran(study: WorkflowCopy) -> None:
+    logs = {p.parts[len(Path(study.wd / "logs").parts)] for p in (study.wd / "logs").rglob("*.log")}
+    expected = {
+        "synthetic",
+        "manifest",
+        "decode",
+        "extract",
+        "pretrain",
+        "selflabel",
+        "em",
+        "cpsp",
+        "avvp",
+        "evaluate",
+        "report",
+    }
+    assert expected <= logs, expected - logs
