@@ -18,7 +18,7 @@ from avpipe.utils.log import setup_logging
 # stage name -> one-line help.  The name is also the module, the rule file and
 # the results/ and logs/ folder.
 STAGES: dict[str, str] = {
-    "synthetic": "generate the embedded synthetic audio-visual event dataset (MP4 + AVE/LLP annotations)",
+    "synthetic": "generate the embedded synthetic dataset (MP4s + AVE/LLP annotations)",
     "manifest": "parse a dataset's annotations into avpipe's manifest and coverage report",
     "decode": "decode videos once: probe streams, audio at 16 kHz mono, failure report",
     "extract": "extract features (VGGish, VGG-19, ResNet-152, R(2+1)D-18) into sharded Zarr stores",
@@ -33,7 +33,9 @@ STAGES: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avpipe", description="avpipe: one sub-command per workflow stage (see README.md)")
+    parser = argparse.ArgumentParser(
+        prog="avpipe", description="avpipe: one sub-command per workflow stage (see README.md)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
@@ -49,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     # Two-pass parse: find the stage, then let its module add its own arguments.
     known, _ = parser.parse_known_args(argv)
     module = importlib.import_module(f"avpipe.stages.{known._stage}")
-    stage_parser = argparse.ArgumentParser(prog=f"avpipe {known._stage}", description=STAGES[known._stage])
+    stage_parser = argparse.ArgumentParser(
+        prog=f"avpipe {known._stage}", description=STAGES[known._stage]
+    )
     stage_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(stage_parser)
     idx = argv.index(known._stage)

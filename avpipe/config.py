@@ -49,7 +49,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                _convert(a, v, f"{where}[{i}]")
+                for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
         inner = args[0] if args else Any
         conv = [_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(conv) if origin is tuple else conv

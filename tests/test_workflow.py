@@ -12,7 +12,10 @@ import yaml
 def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", *args],
-        cwd=wd, capture_output=True, text=True, timeout=600,
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -45,9 +48,11 @@ def test_lint_reports_only_the_conda_finding(workflow_copy: Path) -> None:
     r = snakemake(workflow_copy, "--lint", "json")
     import json
 
-    out = r.stdout[r.stdout.find("{"):]
+    out = r.stdout[r.stdout.find("{") :]
     report = json.loads(out) if out.strip() else {"snakefiles": [], "rules": []}
     findings = [lint["title"] for s in report.get("snakefiles", []) for lint in s.get("lints", [])]
-    findings += [lint["title"] for rule in report.get("rules", []) for lint in rule.get("lints", [])]
+    findings += [
+        lint["title"] for rule in report.get("rules", []) for lint in rule.get("lints", [])
+    ]
     other = [f for f in findings if "conda" not in f.lower() and "container" not in f.lower()]
     assert other == [], other

@@ -40,7 +40,16 @@ from avpipe.utils import atomic
 MODALITIES = ("audio", "visual", "audio-visual", "unspecified")
 SPLITS = ("train", "val", "test", "unlabeled")
 
-SAMPLE_COLUMNS = ["sample_id", "video_id", "split", "path", "duration_s", "n_segments", "present", "row"]
+SAMPLE_COLUMNS = [
+    "sample_id",
+    "video_id",
+    "split",
+    "path",
+    "duration_s",
+    "n_segments",
+    "present",
+    "row",
+]
 EVENT_COLUMNS = ["sample_id", "label", "modality", "onset_s", "offset_s"]
 
 
@@ -106,15 +115,22 @@ class Manifest:
                 raise ManifestError(f"{self.dataset}: duplicate sample_id {s.sample_id!r}")
             seen.add(s.sample_id)
             if s.split not in SPLITS:
-                raise ManifestError(f"{self.dataset}: sample {s.sample_id!r} has split {s.split!r}, expected one of {SPLITS}")
+                raise ManifestError(
+                    f"{self.dataset}: sample {s.sample_id!r} has split {s.split!r}, "
+                    f"expected one of {SPLITS}"
+                )
         known = set(self.classes)
         for e in self.events:
             if e.sample_id not in seen:
                 raise ManifestError(f"{self.dataset}: event for unknown sample {e.sample_id!r}")
             if e.label not in known:
-                raise ManifestError(f"{self.dataset}: event of {e.sample_id!r} has unknown class {e.label!r}")
+                raise ManifestError(
+                    f"{self.dataset}: event of {e.sample_id!r} has unknown class {e.label!r}"
+                )
             if e.modality not in MODALITIES:
-                raise ManifestError(f"{self.dataset}: event of {e.sample_id!r} has modality {e.modality!r}")
+                raise ManifestError(
+                    f"{self.dataset}: event of {e.sample_id!r} has modality {e.modality!r}"
+                )
 
     # -- views ---------------------------------------------------------------------
     @property
@@ -168,7 +184,9 @@ class Manifest:
                 out[i, hit, idx[e.label]] = 1.0
         return out
 
-    def video_targets(self, samples: Iterable[Sample], modalities: Iterable[str] | None = None) -> np.ndarray:
+    def video_targets(
+        self, samples: Iterable[Sample], modalities: Iterable[str] | None = None
+    ) -> np.ndarray:
         """Video-level multi-hot labels ``(N, C)`` float32 from weak and dense events.
 
         ``modalities=None`` takes every event; otherwise only those modalities
@@ -183,7 +201,12 @@ class Manifest:
             for e in by.get(s.sample_id, ()):
                 if mods is not None and e.modality not in mods:
                     continue
-                if not e.is_weak and e.offset is not None and e.onset is not None and e.offset <= e.onset:
+                if (
+                    not e.is_weak
+                    and e.offset is not None
+                    and e.onset is not None
+                    and e.offset <= e.onset
+                ):
                     continue
                 out[i, idx[e.label]] = 1.0
         return out
@@ -196,14 +219,26 @@ class Manifest:
             folder / "samples.tsv",
             SAMPLE_COLUMNS,
             [
-                [s.sample_id, s.video_id, s.split, s.path, f"{s.duration:.3f}", s.n_segments, int(s.present), s.row]
+                [
+                    s.sample_id,
+                    s.video_id,
+                    s.split,
+                    s.path,
+                    f"{s.duration:.3f}",
+                    s.n_segments,
+                    int(s.present),
+                    s.row,
+                ]
                 for s in self.samples
             ],
         )
         atomic.write_tsv(
             folder / "events.tsv",
             EVENT_COLUMNS,
-            [[e.sample_id, e.label, e.modality, _fmt_time(e.onset), _fmt_time(e.offset)] for e in self.events],
+            [
+                [e.sample_id, e.label, e.modality, _fmt_time(e.onset), _fmt_time(e.offset)]
+                for e in self.events
+            ],
         )
         atomic.write_text(folder / "classes.txt", "".join(f"{c}\n" for c in self.classes))
         meta = dict(self.meta)

@@ -34,7 +34,8 @@ class ExtractorSpec:
     window_s: float
     hop_s: float
     output_shape: tuple[int, ...]  # per segment, e.g. (128,) or (7, 7, 512)
-    weights: str  # e.g. "torchvision:VGG19_Weights.IMAGENET1K_V1", "file:/x/vggish.pth", "random(seed=0)"
+    # e.g. "torchvision:VGG19_Weights.IMAGENET1K_V1", "file:/x/vggish.pth", "random(seed=0)"
+    weights: str
     frames_per_segment: int = 0  # visual only
     sample_rate: int = 0  # audio only
     input_size: tuple[int, int] | None = None  # (H, W) fed to the network

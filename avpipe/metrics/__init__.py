@@ -17,7 +17,8 @@ from avpipe.datasets.manifest import Manifest
 
 TASKS: dict[str, str] = {
     "ave": "avpipe.metrics.ave",  # AVE segment accuracy (CPSP/PSP; also paper 000 after mapping)
-    "unsupervised": "avpipe.metrics.unsupervised",  # paper 000: mapping, accuracy, purity per EM round
+    # paper 000: mapping, accuracy, purity per EM round
+    "unsupervised": "avpipe.metrics.unsupervised",
     "avvp": "avpipe.metrics.avvp",  # paper 002: segment/event A, V, AV, Type, Event, Ao, Vo
 }
 
@@ -33,7 +34,9 @@ class EvalResult:
 
 
 class Evaluator(Protocol):
-    def __call__(self, manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]) -> EvalResult: ...
+    def __call__(
+        self, manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]
+    ) -> EvalResult: ...
 
 
 def get_task(name: str) -> Evaluator:

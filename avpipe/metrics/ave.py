@@ -20,7 +20,9 @@ from avpipe.datasets.manifest import Manifest, Sample
 from avpipe.metrics import EvalResult
 
 
-def segment_labels(manifest: Manifest, samples: list[Sample], n_segments: int | None = None) -> np.ndarray:
+def segment_labels(
+    manifest: Manifest, samples: list[Sample], n_segments: int | None = None
+) -> np.ndarray:
     """Target label per segment ``(N, T)`` int64, background = C (= len(classes)).
 
     A segment with several positive classes (rows of one video merged) takes the
@@ -44,7 +46,9 @@ def segment_accuracy(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) ->
     return float((pred[valid] == target[valid]).sum() * 100.0 / n)
 
 
-def per_class_accuracy(pred: np.ndarray, target: np.ndarray, valid: np.ndarray, n_labels: int) -> np.ndarray:
+def per_class_accuracy(
+    pred: np.ndarray, target: np.ndarray, valid: np.ndarray, n_labels: int
+) -> np.ndarray:
     """Accuracy (%) per target label; NaN for labels with no valid segment."""
     out = np.full(n_labels, np.nan)
     for c in range(n_labels):
@@ -54,12 +58,16 @@ def per_class_accuracy(pred: np.ndarray, target: np.ndarray, valid: np.ndarray, 
     return out
 
 
-def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]) -> EvalResult:
+def evaluate(
+    manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[str, Any]
+) -> EvalResult:
     by_id = {s.sample_id: s for s in manifest.samples}
     ids = [str(s) for s in predictions["sample_id"]]
     unknown = [i for i in ids if i not in by_id]
     if unknown:
-        raise KeyError(f"predictions name {len(unknown)} samples not in the manifest, e.g. {unknown[:3]}")
+        raise KeyError(
+            f"predictions name {len(unknown)} samples not in the manifest, e.g. {unknown[:3]}"
+        )
     samples = [by_id[i] for i in ids]
     pred = np.asarray(predictions["segment_pred"])
     T = pred.shape[1]
@@ -68,8 +76,20 @@ def evaluate(manifest: Manifest, predictions: dict[str, np.ndarray], cfg: dict[s
     C = len(manifest.classes)
     names = list(manifest.classes) + ["background"]
     pc = per_class_accuracy(pred, target, valid, C + 1)
-    rows = [[i, names[i], int((valid & (target == i)).sum()), None if np.isnan(a) else round(float(a), 3)] for i, a in enumerate(pc)]
+    rows = [
+        [
+            i,
+            names[i],
+            int((valid & (target == i)).sum()),
+            None if np.isnan(a) else round(float(a), 3),
+        ]
+        for i, a in enumerate(pc)
+    ]
     return EvalResult(
-        metrics={"accuracy": segment_accuracy(pred, target, valid), "n_samples": len(samples), "n_segments": int(valid.sum())},
+        metrics={
+            "accuracy": segment_accuracy(pred, target, valid),
+            "n_samples": len(samples),
+            "n_segments": int(valid.sum()),
+        },
         tables={"per_class": (["index", "class", "n_segments", "accuracy"], rows)},
     )

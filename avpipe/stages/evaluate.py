@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    p.add_argument("--predictions", required=True, type=Path, help="predictions.npz of a training stage")
+    p.add_argument(
+        "--predictions", required=True, type=Path, help="predictions.npz of a training stage"
+    )
     p.add_argument("--config-json", default="{}", help="task settings as JSON (or @file.json)")
     p.add_argument("--out-dir", required=True, type=Path)
 
@@ -41,8 +43,19 @@ def run(args: argparse.Namespace) -> int:
         atomic.write_tsv(args.out_dir / f"{name}.tsv", header, rows)
     atomic.write_json(
         args.out_dir / "metrics.json",
-        {"task": args.task, "dataset": manifest.dataset, "metrics": result.metrics, "info": result.info,
-         "predictions": str(args.predictions), **provenance(cfg)},
+        {
+            "task": args.task,
+            "dataset": manifest.dataset,
+            "metrics": result.metrics,
+            "info": result.info,
+            "predictions": str(args.predictions),
+            **provenance(cfg),
+        },
     )
-    log.info("%s on %s: %s", args.task, manifest.dataset, {k: round(v, 3) if isinstance(v, float) else v for k, v in result.metrics.items()})
+    log.info(
+        "%s on %s: %s",
+        args.task,
+        manifest.dataset,
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in result.metrics.items()},
+    )
     return 0
