@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,11 @@ def gather_stores(
         )
     base = groups[0]
     flags = tuple(f for f in ("has_audio", "has_video") if f in base)
-    names = [k for k in base.array_keys() if k not in (*INDEX_ARRAYS, "has_video")]
+    with warnings.catch_warnings():
+        # Snakemake leaves .snakemake_timestamp in directory() outputs; zarr warns
+        # that it is not part of the hierarchy while listing the members.
+        warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
+        names = [k for k in base.array_keys() if k not in (*INDEX_ARRAYS, "has_video")]
     entries: list[tuple[str, int, int]] = []  # (video_id, shard, row)
     t_max = 1
     for s, g in enumerate(groups):
