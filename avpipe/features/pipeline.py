@@ -223,9 +223,7 @@ def extract_shard(
                 if data is None:
                     raise RuntimeError(f"cache entry of {shard.video_ids[row]} vanished")
             elif row in computed and piece is not None:
-                data = {
-                    k: np.concatenate(piece[k]).reshape(shapes(row)[k]) for k in arrays
-                }
+                data = {k: np.concatenate(piece[k]).reshape(shapes(row)[k]) for k in arrays}
                 if cache is not None:
                     cache.put(keys[row], n, data)
             # data None: the modality is missing, rows stay at the fill value 0
