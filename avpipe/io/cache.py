@@ -94,6 +94,6 @@ class FeatureCache:
 
     def put(self, key: str, n_segments: int, arrays: Mapping[str, np.ndarray]) -> None:
         path = self.path(key)
-        with atomic_path(path) as tmp:
-            with tmp.open("wb") as fh:  # a file object: np.savez would append ".npz" to a name
-                np.savez(fh, **{_N: np.int64(n_segments)}, **dict(arrays))
+        # a file object: given a name, np.savez would append ".npz" to the temporary name
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, **{_N: np.int64(n_segments)}, **dict(arrays))

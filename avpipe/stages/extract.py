@@ -56,8 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="per-video feature cache (avpipe/io/cache.py), e.g. results/cache/extract/<ds>/<recipe>; "
-        "videos with a valid entry are not recomputed",
+        help="per-video feature cache (avpipe/io/cache.py), e.g. "
+        "results/cache/extract/<ds>/<recipe>; videos with a valid entry are not recomputed",
     )
     g = sub.add_parser("gather", help="shard stores of one recipe -> one store")
     g.add_argument("shards", nargs="+", type=Path)
