@@ -11,6 +11,10 @@ alike.  Videos that lack the extractor's modality (no audio stream for an audio
 recipe, no video stream for a visual one) are not computed: their rows are zeros
 and the store's ``has_audio`` / ``has_video`` flag says so.
 
+With a ``FeatureCache`` (``avpipe/io/cache.py``), videos whose cache entry is valid are
+not computed: their rows are read from the cache, and computed rows are written to it, so
+a shard job rerun after videos were added computes only the new ones.
+
 The output store appears only when complete (``StoreWriter`` renames a temporary
 directory at the end); an exception anywhere leaves no store behind.
 """
@@ -31,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from avpipe.features.base import Extractor, ExtractorSpec
+from avpipe.io.cache import FeatureCache
 from avpipe.io.decode import DecodedShard, pick_frames
 from avpipe.io.store import ArraySpec, StoreWriter
 
@@ -54,6 +59,8 @@ class ShardStats:
     items: int = 0  # frames (2D nets), clips (R(2+1)D) or patches (VGGish) through the model
     model_s: float = 0.0
     wall_s: float = 0.0
+    cached: int = 0  # videos read from the cache
+    computed: int = 0  # videos through the model
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -156,10 +163,12 @@ def extract_shard(
     batch_size: int = 16,
     attrs: dict[str, Any] | None = None,
     prefetch: int = 3,
+    cache: FeatureCache | None = None,
 ) -> ShardStats:
     """Extract every video of ``shard`` with ``extractor`` into the feature store ``out``.
 
-    ``extractor`` is already on its device.  Returns throughput statistics.
+    ``extractor`` is already on its device.  With ``cache``, videos with a valid entry
+    are read from it and the others are written to it.  Returns throughput statistics.
     """
     spec = extractor.spec
     flag = "has_audio" if spec.modality == "audio" else "has_video"
@@ -171,15 +180,55 @@ def extract_shard(
     batches: queue.Queue = queue.Queue(maxsize=prefetch)
     results: queue.Queue = queue.Queue(maxsize=prefetch)
     arrays = output_arrays(spec)
+
+    def shapes(row: int) -> dict[str, tuple[int, ...]]:
+        n = int(shard.n_segments[row])
+        return {k: (n * a.steps, *a.shape) for k, a in arrays.items()}
+
+    keys: dict[int, str] = {}
+    from_cache: set[int] = set()
+    if cache is not None:
+        for row in rows:
+            n = int(shard.n_segments[row])
+            keys[row] = cache.key(_segments(shard, spec, row), n)
+            if cache.get(keys[row], n, shapes(row)) is not None:  # read again when written
+                from_cache.add(row)
+    to_compute = [r for r in rows if r not in from_cache]
+    stats.cached, stats.computed = len(from_cache), len(to_compute)
+    log.info(
+        "%s: %d of %d videos from cache, %d to compute, %d lack the modality",
+        spec.name,
+        len(from_cache),
+        len(shard),
+        len(to_compute),
+        len(shard) - len(rows),
+    )
     with StoreWriter(out, len(shard), t_max, arrays, attrs or {}, flags=(flag,)) as writer:
         parts: dict[int, dict[str, list[np.ndarray]]] = {}
         computed = set(rows)
 
         def read() -> None:
-            for b in _batches(shard, spec, rows, batch_size):
+            for b in _batches(shard, spec, to_compute, batch_size):
                 if not _put(batches, b, stop):
                     return
             _put(batches, _DONE, stop)
+
+        def emit(row: int) -> None:
+            piece = parts.pop(row, None)
+            n = int(shard.n_segments[row])
+            data: dict[str, np.ndarray] | None = None
+            if row in from_cache:
+                assert cache is not None
+                data = cache.get(keys[row], n, shapes(row), count=False)
+                if data is None:
+                    raise RuntimeError(f"cache entry of {shard.video_ids[row]} vanished")
+            elif row in computed and piece is not None:
+                data = {k: np.concatenate(piece[k]).reshape(shapes(row)[k]) for k in arrays}
+                if cache is not None:
+                    cache.put(keys[row], n, data)
+            # data None: the modality is missing, rows stay at the fill value 0
+            writer.add(shard.video_ids[row], n, data, {flag: row in computed})
+            progress.update(1)
 
         def write() -> None:
             next_row = 0
@@ -201,30 +250,14 @@ def extract_shard(
                         piece[k].append(outputs[k][offset : offset + count])
                     offset += count
                 # rows complete in order: write every finished row up to the first pending one
-                while next_row < len(shard) and _row_ready(shard, parts, computed, next_row):
-                    _write_row(
-                        writer,
-                        shard,
-                        parts.pop(next_row, None),
-                        arrays,
-                        next_row,
-                        flag,
-                        next_row in computed,
-                    )
+                while next_row < len(shard) and (
+                    next_row in from_cache or _row_ready(shard, parts, computed, next_row)
+                ):
+                    emit(next_row)
                     next_row += 1
-                    progress.update(1)
             while next_row < len(shard):
-                _write_row(
-                    writer,
-                    shard,
-                    parts.pop(next_row, None),
-                    arrays,
-                    next_row,
-                    flag,
-                    next_row in computed,
-                )
+                emit(next_row)
                 next_row += 1
-                progress.update(1)
 
         progress = tqdm(total=len(shard), unit="video", desc=spec.name, mininterval=2.0)
         reader, reader_errors = _thread(read)
@@ -277,26 +310,6 @@ def _row_ready(shard: DecodedShard, parts: dict, computed: set[int], row: int) -
         return True
     got = parts.get(row)
     return got is not None and sum(len(p) for p in got["features"]) == int(shard.n_segments[row])
-
-
-def _write_row(
-    writer: StoreWriter,
-    shard: DecodedShard,
-    piece: dict | None,
-    arrays: dict[str, ArraySpec],
-    row: int,
-    flag: str,
-    computed: bool,
-) -> None:
-    n = int(shard.n_segments[row])
-    if computed and piece is not None:
-        data = {
-            k: np.concatenate(piece[k]).reshape(n * arrays[k].steps, *arrays[k].shape)
-            for k in arrays
-        }
-    else:
-        data = None  # the modality is missing: rows stay at the fill value 0
-    writer.add(shard.video_ids[row], n, data, {flag: computed})
 
 
 def _to_host(

@@ -52,6 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--out", required=True, type=Path, help="results/extract/<dataset>/<recipe>/shard<k>.zarr"
     )
+    s.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="per-video feature cache (avpipe/io/cache.py), e.g. "
+        "results/cache/extract/<ds>/<recipe>; videos with a valid entry are not recomputed",
+    )
     g = sub.add_parser("gather", help="shard stores of one recipe -> one store")
     g.add_argument("shards", nargs="+", type=Path)
     g.add_argument("--out", required=True, type=Path)
@@ -127,6 +134,24 @@ def store_attrs(
     }
 
 
+def cache_material(spec: Any, cfg: ExtractConfig, plan: Any, device: Any, precision: str) -> dict:
+    """What a cached video's features depend on besides its decoded input (avpipe/io/cache.py)."""
+    from dataclasses import asdict
+
+    from avpipe.utils.provenance import source_hash
+
+    return {
+        "recipe": cfg.recipe,
+        "options": cfg.options,
+        "spec": asdict(spec),
+        "weights": spec.weights,
+        "plan": asdict(plan),
+        "device": getattr(device, "type", str(device)),
+        "precision": precision,
+        "code": source_hash("features"),
+    }
+
+
 def _run_shard(args: argparse.Namespace) -> int:
     import torch
 
@@ -153,9 +178,33 @@ def _run_shard(args: argparse.Namespace) -> int:
         dict(shard.group.attrs),
         {"device": str(device), "precision": getattr(extractor, "precision", "")},
     )
+    cache = None
+    if args.cache_dir is not None:
+        from avpipe.io.cache import FeatureCache
+
+        material = cache_material(
+            spec, cfg, shard.plan, device, str(getattr(extractor, "precision", ""))
+        )
+        cache = FeatureCache(args.cache_dir, material)
     stats = extract_shard(
-        shard, extractor, args.out, batch_size=cfg.batch_size, attrs=attrs, prefetch=cfg.prefetch
+        shard,
+        extractor,
+        args.out,
+        batch_size=cfg.batch_size,
+        attrs=attrs,
+        prefetch=cfg.prefetch,
+        cache=cache,
     )
+    if cache is not None:
+        log.info(
+            "%s: %d of %d videos from cache (%s), %d computed, %d entries ignored",
+            args.out,
+            stats.cached,
+            stats.videos,
+            args.cache_dir,
+            stats.computed,
+            cache.ignored,
+        )
     log.info(
         "%s: %d videos, %d segments in %.1f s (%.2f videos/s, %.1f items/s; model %.0f%% of wall)",
         args.out,

@@ -94,6 +94,38 @@ def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
     assert zarr.open_group(str(store), mode="r")["features"].shape == (4, 3, width)
 
 
+def test_shard_cache_dir_reuses_videos_and_keeps_the_store(
+    decoded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cache-dir: a second run takes every video from the cache; same store content."""
+    cache = decoded / "cache" / "r2plus1d18"
+
+    def shard(out: str, *extra: str) -> Path:
+        path = decoded / "cached" / out
+        args = ["extract", "shard", "--decoded", str(decoded / "decode" / "shard0.zarr")]
+        args += ["--config-json", extract_cfg("r2plus1d18"), "--out", str(path), *extra]
+        assert main(args) == 0
+        return path
+
+    plain = shard("plain.zarr")
+    capsys.readouterr()
+    first = shard("first.zarr", "--cache-dir", str(cache))
+    second = shard("second.zarr", "--cache-dir", str(cache))
+    lines = [m for m in capsys.readouterr().err.splitlines() if "extract:" in m]
+    got = [re.search(r"(\d+) of (\d+) videos from cache \(.*\), (\d+) computed", m) for m in lines]
+    n = len(FeatureStore(plain).video_ids)
+    with_video = int(FeatureStore(plain).group["has_video"][:].sum())
+    assert [tuple(map(int, m.groups())) for m in got if m] == [
+        (0, n, with_video),
+        (with_video, n, 0),
+    ]
+    assert len(list(cache.rglob("*.npz"))) == with_video
+    for other in (first, second):
+        a, b = zarr.open_group(str(plain), mode="r"), zarr.open_group(str(other), mode="r")
+        for name, arr in a.arrays():
+            assert arr[:].tobytes() == b[name][:].tobytes(), name
+
+
 def test_failures_table(decoded: Path) -> None:
     out = decoded / "failures.tsv"
     assert (

@@ -4,6 +4,8 @@
 # (one writer, whole chunks); failures.tsv lists the videos decoding could not use.
 # Each job's params hold only its own recipe's options, so editing one recipe reruns
 # only that store (unless it raises the dataset's decode frames_per_segment).
+# A per-video cache outside the outputs (extract.cache, avpipe/io/cache.py) makes a rerun
+# shard job (e.g. after videos were added to the manifest) compute only the new videos.
 
 
 # Datasets with stores that are defined under `datasets` (others are skipped, so the DAG
@@ -29,10 +31,11 @@ rule extract:
         cfg=lambda wildcards: as_json(
             extract_slice(wildcards.dataset, wildcards.recipe)
         ),
-        code=code("features", "io/decode", "io/store", "stages/extract"),
+        code=code("features", "io/cache", "io/decode", "io/store", "stages/extract"),
+        cache=lambda wildcards: extract_cache_arg(wildcards.dataset, wildcards.recipe),
     shell:
         "avpipe extract shard --decoded {input.decoded:q} --config-json {params.cfg:q} "
-        "--out {output:q} > {log} 2>&1"
+        "{params.cache} --out {output:q} > {log} 2>&1"
 
 
 rule extract_gather:

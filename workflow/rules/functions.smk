@@ -152,6 +152,17 @@ def extract_options(dataset, recipe):
     return opts
 
 
+def extract_cache_arg(dataset, recipe):
+    """`--cache-dir <extract.cache_dir>/<dataset>/<recipe>`, or "" when extract.cache is false."""
+    import shlex
+
+    ext = config["extract"]
+    if not ext.get("cache", True):
+        return ""
+    root = ext.get("cache_dir", "results/cache/extract")
+    return "--cache-dir " + shlex.quote(f"{root}/{dataset}/{recipe}")
+
+
 def extract_slice(dataset, recipe):
     ext = config["extract"]
     return {
