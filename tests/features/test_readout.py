@@ -22,7 +22,11 @@ def build(recipe: str, **options: object):
 
 @pytest.mark.parametrize(
     ("recipe", "readout", "d"),
-    [("resnet152_llp", "layer2", 512), ("resnet152_llp", "layer4", 2048), ("r2plus1d18", "layer1", 64)],
+    [
+        ("resnet152_llp", "layer2", 512),
+        ("resnet152_llp", "layer4", 2048),
+        ("r2plus1d18", "layer1", 64),
+    ],
 )
 def test_spec_and_output_width_follow_readout(recipe: str, readout: str, d: int) -> None:
     spec = registry.spec_for(recipe, {"weights": "random", "readout": readout})
