@@ -75,6 +75,12 @@ def _check_frames(batch: torch.Tensor, spec: ExtractorSpec) -> tuple[int, int]:
     return batch.shape[0], batch.shape[1]
 
 
+def _stages(options: dict[str, Any]) -> list[str]:
+    """Residual stages up to ``options["readout"]`` (default layer4: the whole trunk)."""
+    last = int(options.get("readout", "layer4")[-1])
+    return [f"layer{i}" for i in range(1, last + 1)]
+
+
 class _Frame2D(TorchExtractor):
     """A 2D network applied per frame; ``trunk(x)`` -> (N, C, h, w) maps."""
 
@@ -138,7 +144,9 @@ class _ResNet152(_Frame2D):
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         n = self.net
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
-        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
+        for name in _stages(self.options):  # readout: stop after that stage (registry)
+            x = getattr(n, name)(x)
+        return x
 
 
 class ResNet152Maps(_ResNet152):
@@ -180,6 +188,10 @@ class R2Plus1D18(TorchExtractor):
         x = x.view(s, f, *x.shape[1:]).transpose(1, 2)  # (S, 3, F, h, w)
         if self.options["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last_3d)
+        n = self.net
         with self.autocast():
-            y = self.net(x)
+            y = n.stem(x)
+            for name in _stages(self.options):  # readout: stop after that stage (registry)
+                y = getattr(n, name)(y)
+            y = n.avgpool(y).flatten(1)  # fc is Identity
         return {"features": y.float()}
