@@ -24,6 +24,9 @@ class DataConfig:
     train_split: str = "auto"
     # features are kept in memory (float16) when they fit this budget, else streamed
     memory_budget_mb: int = 4096
+    # [REC] z-score visual channels and audio dims with train-split statistics (not in
+    # the paper); needed when the extractor's scale is tiny or off-centre (random weights)
+    standardize: bool = False
     device: str = "auto"
     # torch CPU threads; the rules pass their `threads` (1 measured ~8x faster than 2
     # on a shared 2-core box: these models are too small to gain from intra-op threads)

@@ -63,9 +63,18 @@ def _setup(
 ) -> tuple[VideoFeatures, torch.device]:
     torch.set_num_threads(cfg_data.num_threads)
     videos = unique_videos(train_samples(manifest, cfg_data.train_split))
-    return open_features(
-        manifest, visual, audio, videos, cfg_data.memory_budget_mb
-    ), resolve_device(cfg_data.device)
+    feats = open_features(manifest, visual, audio, videos, cfg_data.memory_budget_mb)
+    if cfg_data.standardize:
+        # train statistics; every stage refits them on the same videos (deterministic)
+        feats.norm = feats.fit_normalizer()
+        log.info(
+            "standardize: visual mean %.4g std %.4g, audio mean %.4g std %.4g (channel averages)",
+            feats.norm.v_mean.mean(),
+            feats.norm.v_std.mean(),
+            feats.norm.a_mean.mean(),
+            feats.norm.a_std.mean(),
+        )
+    return feats, resolve_device(cfg_data.device)
 
 
 def _fresh_encoder(ckpt: dict) -> CollaborativeEncoder:
@@ -295,8 +304,10 @@ def _write_predictions(
     """Localizer output for every present sample of every split, plus the E-step labels."""
     samples = [s for s in manifest.samples if s.present]
     feats = open_features(
-        manifest, visual, audio, unique_videos(samples), cfg.data.memory_budget_mb
+        manifest, visual, audio, unique_videos(samples), cfg.data.memory_budget_mb, train_feats.norm
     )
+    kept = set(feats.video_ids)
+    samples = [s for s in samples if s.video_id in kept]
     res = infer(loc, feats, 256, device)
     fg = foreground(res.gamma, res.mask, cfg.em.foreground_rule, cfg.em.relative_threshold)
     pseudo = res.video_scores.argmax(1)
