@@ -89,6 +89,10 @@ class SelflabelConfig:
     # round; "previous" = warm start from round k-1's annotator (stage B is always seeded)
     init: Literal["seeded", "previous"] = "seeded"
     entropy_weight: float = 1.0
+    # [REC] scale of the visual half of f = [a; w v] seen by the annotator (neighbour sets
+    # and Phi); 1.0 = the paper.  Lower it when the visual features carry little class
+    # information (random-weight extractors): their noise otherwise swamps the audio half
+    visual_weight: float = 1.0
     # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)
     entropy_sign: Literal["maximize", "paper"] = "maximize"
     log_every: int = 20

@@ -126,6 +126,17 @@ def run_pretrain(
     return summary
 
 
+def _annotator_input(f: torch.Tensor, cfg) -> torch.Tensor:
+    """f = [a; v] (N, 2d) with its visual half scaled by ``selflabel.visual_weight``."""
+    w = cfg.selflabel.visual_weight
+    if w == 1.0:
+        return f
+    if w < 0:
+        raise ValueError(f"selflabel.visual_weight must be >= 0, got {w}")
+    d = f.shape[1] // 2
+    return torch.cat([f[:, :d], w * f[:, d:]], dim=1)
+
+
 def _save_labels(out: Path, video_ids: list[str], z: np.ndarray) -> None:
     with atomic.atomic_path(out / "pseudo_labels.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -150,7 +161,7 @@ def run_selflabel(
     t0 = time.perf_counter()
     feats, device = _setup(cfg.data, manifest, visual, audio)
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
-    f = representations(encoder, feats, 256, device)
+    f = _annotator_input(representations(encoder, feats, 256, device), cfg)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
     ann = new_annotator(f.shape[1], cfg.selflabel, C, seed)
     hist = train_annotator(f, ann, cfg.selflabel, cfg.selflabel.epochs, seed, device)
@@ -198,7 +209,7 @@ def _e_step(
     """Round k >= 2: f pooled with round k-1's gamma, retrain Phi, new Z (aligned to k-1's)."""
     loc = _load_localizer(prev / "localizer.pt", cfg, C).to(device)
     pooled = encoder if cfg.em.estep_features == "pretrain" else loc.encoder
-    f = representations(pooled, feats, 256, device, localizer=loc)
+    f = _annotator_input(representations(pooled, feats, 256, device, localizer=loc), cfg)
     ann = new_annotator(f.shape[1], cfg.selflabel, C, seed + 1000 * round_k)
     if cfg.selflabel.init == "previous":
         ann.load_state_dict(load_checkpoint(prev / "annotator.pt")["state_dict"])
@@ -239,7 +250,7 @@ def run_em_round(
             )
         ann = Annotator(2 * pre["encoder"]["d_model"], cfg.selflabel.hidden, C)
         ann.load_state_dict(load_checkpoint(selflabel_dir / "annotator.pt")["state_dict"])
-        f = representations(encoder, feats, 256, device)
+        f = _annotator_input(representations(encoder, feats, 256, device), cfg)
         e_rows: list = []
     else:
         if previous_dir is None:
