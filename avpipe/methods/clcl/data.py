@@ -158,9 +158,7 @@ class VideoFeatures:
             m = self.mask[idx]
             v = v * m.reshape(m.shape + (1,) * (v.ndim - 2))
             a = a * m[:, :, None]
-        v = torch.from_numpy(v).reshape(
-            len(idx), self.T, self.spatial, self.visual_dim
-        )
+        v = torch.from_numpy(v).reshape(len(idx), self.T, self.spatial, self.visual_dim)
         a = torch.from_numpy(np.asarray(a, np.float32))
         a = a * torch.from_numpy(self.has_audio[idx].astype(np.float32))[:, None, None]
         return Batch(v.to(device), a.to(device), torch.from_numpy(self.mask[idx]).to(device))
@@ -189,7 +187,9 @@ def open_features(
     norm: Normalizer | None = None,
 ) -> VideoFeatures:
     """Features of ``video_ids`` (those absent from a store dropped), z-scored by ``norm``."""
-    feats = VideoFeatures(FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb)
+    feats = VideoFeatures(
+        FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb
+    )
     feats.norm = norm
     return feats
 
