@@ -4,6 +4,10 @@ Visual maps ``(N, T, H, W, C_v)`` and audio ``(N, T, 128)`` come from two featur
 stores keyed by video id.  They are held in memory as float16 when both fit the
 configured budget, otherwise every batch is read from the Zarr store.  H, W, C_v
 and T are read from the store, never assumed (VGG-19 7x7x512, ResNet-152 7x7x2048).
+Videos missing from either store (extraction skips undecodable ones) are dropped with a
+warning.  With ``data.standardize`` every stage z-scores the inputs with statistics of the
+training videos (:meth:`VideoFeatures.fit_normalizer`); without it random-weight stores
+(VGGish std ~0.006) leave the encoder's audio branch near-constant.
 """
 
 from __future__ import annotations
