@@ -24,6 +24,9 @@ class DataConfig:
     train_split: str = "auto"
     # features are kept in memory (float16) when they fit this budget, else streamed
     memory_budget_mb: int = 4096
+    # [REC] z-score visual channels and audio dims with train-split statistics (not in
+    # the paper); needed when the extractor's scale is tiny or off-centre (random weights)
+    standardize: bool = False
     device: str = "auto"
     # torch CPU threads; the rules pass their `threads` (1 measured ~8x faster than 2
     # on a shared 2-core box: these models are too small to gain from intra-op threads)
@@ -86,6 +89,10 @@ class SelflabelConfig:
     # round; "previous" = warm start from round k-1's annotator (stage B is always seeded)
     init: Literal["seeded", "previous"] = "seeded"
     entropy_weight: float = 1.0
+    # [REC] scale of the visual half of f = [a; w v] seen by the annotator (neighbour sets
+    # and Phi); 1.0 = the paper.  Lower it when the visual features carry little class
+    # information (random-weight extractors): their noise otherwise swamps the audio half
+    visual_weight: float = 1.0
     # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)
     entropy_sign: Literal["maximize", "paper"] = "maximize"
     log_every: int = 20

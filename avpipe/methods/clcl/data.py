@@ -4,6 +4,10 @@ Visual maps ``(N, T, H, W, C_v)`` and audio ``(N, T, 128)`` come from two featur
 stores keyed by video id.  They are held in memory as float16 when both fit the
 configured budget, otherwise every batch is read from the Zarr store.  H, W, C_v
 and T are read from the store, never assumed (VGG-19 7x7x512, ResNet-152 7x7x2048).
+Videos missing from either store (extraction skips undecodable ones) are dropped with a
+warning.  With ``data.standardize`` every stage z-scores the inputs with statistics of the
+training videos (:meth:`VideoFeatures.fit_normalizer`); without it random-weight stores
+(VGGish std ~0.006) leave the encoder's audio branch near-constant.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from avpipe.io.store import FeatureStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-channel z-score statistics (visual channels, audio dims), float32."""
+
+    v_mean: np.ndarray
+    v_std: np.ndarray
+    a_mean: np.ndarray
+    a_std: np.ndarray
+
+
 @dataclass
 class Batch:
     """visual (B, T, H*W, C_v) float32; audio (B, T, D_a) float32; mask (B, T) bool."""
@@ -36,7 +50,21 @@ class VideoFeatures:
     def __init__(
         self, visual: FeatureStore, audio: FeatureStore, video_ids: list[str], budget_mb: int
     ):
-        self.video_ids = list(video_ids)
+        missing = [v for v in dict.fromkeys(video_ids) if v not in visual or v not in audio]
+        if missing:
+            # extraction skips videos that fail to decode (on_error: skip)
+            log.warning(
+                "%d videos absent from %s or %s are dropped: %s",
+                len(missing),
+                visual.path,
+                audio.path,
+                ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""),
+            )
+        gone = set(missing)
+        self.video_ids = [v for v in video_ids if v not in gone]
+        if not self.video_ids:
+            raise ValueError(f"none of the videos is in both {visual.path} and {audio.path}")
+        self.norm: Normalizer | None = None
         self._v_rows = visual.rows(self.video_ids)
         self._a_rows = audio.rows(self.video_ids)
         vz, az = visual.array(), audio.array()
@@ -82,17 +110,59 @@ class VideoFeatures:
     def __len__(self) -> int:
         return len(self.video_ids)
 
+    def _raw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.in_memory:
+            return self._v[idx], self._a[idx]
+        v = np.stack([self._vz[int(r)][: self.T] for r in self._v_rows[idx]])
+        a = np.stack([self._az[int(r)][: self.T] for r in self._a_rows[idx]])
+        return v, a
+
+    def fit_normalizer(self, chunk: int = 64) -> Normalizer:
+        """Channel statistics over the real segments of these videos (float64 sums).
+
+        Visual statistics pool segments and spatial positions; audio statistics pool
+        the segments of videos that have audio.
+        """
+        v_sum = np.zeros(self.visual_dim)
+        v_sq = np.zeros(self.visual_dim)
+        a_sum = np.zeros(self.audio_dim)
+        a_sq = np.zeros(self.audio_dim)
+        n_v = n_a = 0
+        for start in range(0, len(self), chunk):
+            idx = np.arange(start, min(start + chunk, len(self)))
+            v, a = self._raw(idx)
+            m = self.mask[idx]
+            x = np.asarray(v, np.float64)[m].reshape(-1, self.visual_dim)
+            v_sum += x.sum(0)
+            v_sq += (x * x).sum(0)
+            n_v += len(x)
+            y = np.asarray(a, np.float64)[m & self.has_audio[idx][:, None]]
+            a_sum += y.sum(0)
+            a_sq += (y * y).sum(0)
+            n_a += len(y)
+
+        def stats(s: np.ndarray, sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            if n == 0:
+                return np.zeros_like(s, np.float32), np.ones_like(s, np.float32)
+            mean = s / n
+            std = np.sqrt(np.maximum(sq / n - mean**2, 0)) + 1e-6
+            return mean.astype(np.float32), std.astype(np.float32)
+
+        return Normalizer(*stats(v_sum, v_sq, n_v), *stats(a_sum, a_sq, n_a))
+
     def batch(self, idx: np.ndarray, device: torch.device) -> Batch:
         """Features of videos ``idx`` (positions in ``video_ids``)."""
         idx = np.asarray(idx)
-        if self.in_memory:
-            v, a = self._v[idx], self._a[idx]
-        else:
-            v = np.stack([self._vz[int(r)][: self.T] for r in self._v_rows[idx]])
-            a = np.stack([self._az[int(r)][: self.T] for r in self._a_rows[idx]])
-        v = torch.from_numpy(np.asarray(v, np.float32)).reshape(
-            len(idx), self.T, self.spatial, self.visual_dim
-        )
+        v, a = self._raw(idx)
+        v, a = np.asarray(v, np.float32), np.asarray(a, np.float32)
+        if self.norm is not None:
+            v = (v - self.norm.v_mean) / self.norm.v_std
+            a = (a - self.norm.a_mean) / self.norm.a_std
+            # padded segments stay zero (masked everywhere, but keep them finite and neutral)
+            m = self.mask[idx]
+            v = v * m.reshape(m.shape + (1,) * (v.ndim - 2))
+            a = a * m[:, :, None]
+        v = torch.from_numpy(v).reshape(len(idx), self.T, self.spatial, self.visual_dim)
         a = torch.from_numpy(np.asarray(a, np.float32))
         a = a * torch.from_numpy(self.has_audio[idx].astype(np.float32))[:, None, None]
         return Batch(v.to(device), a.to(device), torch.from_numpy(self.mask[idx]).to(device))
@@ -113,11 +183,19 @@ def unique_videos(samples: list[Sample]) -> list[str]:
 
 
 def open_features(
-    manifest: Manifest, visual_store: Path, audio_store: Path, video_ids: list[str], budget_mb: int
+    manifest: Manifest,
+    visual_store: Path,
+    audio_store: Path,
+    video_ids: list[str],
+    budget_mb: int,
+    norm: Normalizer | None = None,
 ) -> VideoFeatures:
-    return VideoFeatures(
+    """Features of ``video_ids`` (those absent from a store dropped), z-scored by ``norm``."""
+    feats = VideoFeatures(
         FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb
     )
+    feats.norm = norm
+    return feats
 
 
 def n_pseudo_classes(setting: int | str, manifest: Manifest) -> int:

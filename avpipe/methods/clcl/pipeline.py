@@ -63,9 +63,18 @@ def _setup(
 ) -> tuple[VideoFeatures, torch.device]:
     torch.set_num_threads(cfg_data.num_threads)
     videos = unique_videos(train_samples(manifest, cfg_data.train_split))
-    return open_features(
-        manifest, visual, audio, videos, cfg_data.memory_budget_mb
-    ), resolve_device(cfg_data.device)
+    feats = open_features(manifest, visual, audio, videos, cfg_data.memory_budget_mb)
+    if cfg_data.standardize:
+        # train statistics; every stage refits them on the same videos (deterministic)
+        feats.norm = feats.fit_normalizer()
+        log.info(
+            "standardize: visual mean %.4g std %.4g, audio mean %.4g std %.4g (channel averages)",
+            feats.norm.v_mean.mean(),
+            feats.norm.v_std.mean(),
+            feats.norm.a_mean.mean(),
+            feats.norm.a_std.mean(),
+        )
+    return feats, resolve_device(cfg_data.device)
 
 
 def _fresh_encoder(ckpt: dict) -> CollaborativeEncoder:
@@ -117,6 +126,17 @@ def run_pretrain(
     return summary
 
 
+def _annotator_input(f: torch.Tensor, cfg) -> torch.Tensor:
+    """f = [a; v] (N, 2d) with its visual half scaled by ``selflabel.visual_weight``."""
+    w = cfg.selflabel.visual_weight
+    if w == 1.0:
+        return f
+    if w < 0:
+        raise ValueError(f"selflabel.visual_weight must be >= 0, got {w}")
+    d = f.shape[1] // 2
+    return torch.cat([f[:, :d], w * f[:, d:]], dim=1)
+
+
 def _save_labels(out: Path, video_ids: list[str], z: np.ndarray) -> None:
     with atomic.atomic_path(out / "pseudo_labels.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -141,7 +161,7 @@ def run_selflabel(
     t0 = time.perf_counter()
     feats, device = _setup(cfg.data, manifest, visual, audio)
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
-    f = representations(encoder, feats, 256, device)
+    f = _annotator_input(representations(encoder, feats, 256, device), cfg)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
     ann = new_annotator(f.shape[1], cfg.selflabel, C, seed)
     hist = train_annotator(f, ann, cfg.selflabel, cfg.selflabel.epochs, seed, device)
@@ -189,7 +209,7 @@ def _e_step(
     """Round k >= 2: f pooled with round k-1's gamma, retrain Phi, new Z (aligned to k-1's)."""
     loc = _load_localizer(prev / "localizer.pt", cfg, C).to(device)
     pooled = encoder if cfg.em.estep_features == "pretrain" else loc.encoder
-    f = representations(pooled, feats, 256, device, localizer=loc)
+    f = _annotator_input(representations(pooled, feats, 256, device, localizer=loc), cfg)
     ann = new_annotator(f.shape[1], cfg.selflabel, C, seed + 1000 * round_k)
     if cfg.selflabel.init == "previous":
         ann.load_state_dict(load_checkpoint(prev / "annotator.pt")["state_dict"])
@@ -230,7 +250,7 @@ def run_em_round(
             )
         ann = Annotator(2 * pre["encoder"]["d_model"], cfg.selflabel.hidden, C)
         ann.load_state_dict(load_checkpoint(selflabel_dir / "annotator.pt")["state_dict"])
-        f = representations(encoder, feats, 256, device)
+        f = _annotator_input(representations(encoder, feats, 256, device), cfg)
         e_rows: list = []
     else:
         if previous_dir is None:
@@ -295,8 +315,10 @@ def _write_predictions(
     """Localizer output for every present sample of every split, plus the E-step labels."""
     samples = [s for s in manifest.samples if s.present]
     feats = open_features(
-        manifest, visual, audio, unique_videos(samples), cfg.data.memory_budget_mb
+        manifest, visual, audio, unique_videos(samples), cfg.data.memory_budget_mb, train_feats.norm
     )
+    kept = set(feats.video_ids)
+    samples = [s for s in samples if s.video_id in kept]
     res = infer(loc, feats, 256, device)
     fg = foreground(res.gamma, res.mask, cfg.em.foreground_rule, cfg.em.relative_threshold)
     pseudo = res.video_scores.argmax(1)

@@ -1,0 +1,89 @@
+"""Feature access of paper 000: standardisation, absent videos, annotator input weighting."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from clcl_fixtures import make_dataset
+
+from avpipe.config import from_dict
+from avpipe.datasets.manifest import Event, Manifest, Sample
+from avpipe.methods.clcl import pipeline
+from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
+from avpipe.methods.clcl.data import open_features
+from avpipe.metrics.unsupervised import evaluate
+
+
+def test_normalizer_zscores_real_segments(tmp_path) -> None:
+    m, v, a = make_dataset(tmp_path, n_train=12, n_test=4)
+    ids = [s.video_id for s in m.samples]
+    feats = open_features(m, v, a, ids, 4096)
+    feats.norm = feats.fit_normalizer()
+    b = feats.batch(np.arange(len(feats)), torch.device("cpu"))
+    vis = b.visual[b.mask].reshape(-1, feats.visual_dim)
+    aud = b.audio[b.mask]
+    for x in (vis, aud):
+        assert x.mean(0).abs().max() < 1e-2
+        assert (x.std(0, unbiased=False) - 1).abs().max() < 1e-2
+    # streamed (budget 0 MiB) gives the same statistics as in memory (float16 there)
+    streamed = open_features(m, v, a, ids, 0)
+    assert not streamed.in_memory
+    np.testing.assert_allclose(streamed.fit_normalizer().a_std, feats.norm.a_std, rtol=1e-3)
+
+
+def test_absent_videos_are_dropped_and_logged(tmp_path, caplog) -> None:
+    m, v, a = make_dataset(tmp_path, n_train=8, n_test=4)
+    ids = [s.video_id for s in m.samples]
+    with caplog.at_level(logging.WARNING):
+        feats = open_features(m, v, a, [*ids[:3], "ghost", *ids[3:]], 4096)
+    assert feats.video_ids == ids
+    assert "ghost" in caplog.text
+
+
+def test_chain_runs_with_a_video_missing_from_the_stores(tmp_path) -> None:
+    """A manifest sample whose video failed extraction (on_error: skip) is skipped."""
+    m, v, a = make_dataset(tmp_path, n_train=12, n_test=4)
+    ghosts = [
+        Sample("ghost_tr", "ghost_tr", "train", "videos/ghost_tr.mp4", 10.0, 10),
+        Sample("ghost_te", "ghost_te", "test", "videos/ghost_te.mp4", 10.0, 10),
+    ]
+    events = [Event(g.sample_id, m.classes[0], "audio-visual", 0.0, 5.0) for g in ghosts]
+    m = Manifest(m.dataset, m.format, m.classes, [*m.samples, *ghosts], [*m.events, *events])
+    cfg = {
+        "data": {"device": "cpu", "standardize": True},
+        "pretrain": {"epochs": 1, "batch_size": 8, "encoder": {"d_model": 8, "heads": 2}},
+        "selflabel": {"hidden": 8, "top_k": 2, "epochs": 1, "visual_weight": 0.5},
+        "em": {"rounds": 2, "epochs": 1, "annotator_epochs": 1, "init": "previous"},
+    }
+    pipeline.run_pretrain(
+        m,
+        v,
+        a,
+        from_dict(PretrainStage, {k: cfg[k] for k in ("data", "pretrain")}),
+        0,
+        tmp_path / "pre",
+    )
+    sl = from_dict(SelflabelStage, {k: cfg[k] for k in ("data", "selflabel")})
+    pipeline.run_selflabel(m, v, a, tmp_path / "pre", sl, 0, tmp_path / "sl")
+    em = from_dict(EMStage, {k: cfg[k] for k in ("data", "selflabel", "em")})
+    prev = None
+    for k in (1, 2):
+        out = tmp_path / f"round{k}"
+        pipeline.run_em_round(m, v, a, tmp_path / "pre", tmp_path / "sl", prev, k, em, 0, out)
+        prev = out
+    with np.load(prev / "predictions.npz") as z:
+        pred = {n: z[n] for n in z.files}
+    assert "ghost_tr" not in set(pred["sample_id"]) and "ghost_te" not in set(pred["sample_id"])
+    assert len(pred["train_sample_id"]) == 12
+    assert 0 <= evaluate(m, pred, {"split": "test"}).metrics["accuracy"] <= 100
+
+
+def test_visual_weight_scales_the_visual_half() -> None:
+    f = torch.arange(8.0).reshape(2, 4)
+    cfg = from_dict(SelflabelStage, {"selflabel": {"visual_weight": 0.5}})
+    g = pipeline._annotator_input(f, cfg)
+    assert torch.equal(g[:, :2], f[:, :2]) and torch.equal(g[:, 2:], 0.5 * f[:, 2:])
+    same = from_dict(SelflabelStage, {})
+    assert pipeline._annotator_input(f, same) is f
