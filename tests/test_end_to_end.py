@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 def smoke_config(cfg: dict) -> dict:
     cfg["synthetic"]["preset"] = "smoke"
+    cfg["run"]["seeds"] = [0]
     over = cfg["unsupervised"]["overrides"]["synth_ave"]
     over["pretrain"]["epochs"] = 3
     over["selflabel"].update({"epochs": 4, "top_k": 2})
@@ -90,3 +91,16 @@ def test_every_rule_ran(study: WorkflowCopy) -> None:
         "report",
     }
     assert expected <= logs, expected - logs
+
+
+def test_editing_avvp_code_reruns_only_the_avvp_stages(study: WorkflowCopy) -> None:
+    """The AVVP counterpart of tests/test_rerun.py's code-edit tests (that toy study has no
+    LLP-format stores). CoLeaF's Anchor is HAN, so both methods rerun."""
+    path = study.wd / "avpipe/methods/han/model.py"
+    original = path.read_text()
+    try:
+        study.edit_source("methods/han/model.py")
+        assert study.planned() == {"avvp": 2, "evaluate_avvp": 2, "report": 1}
+    finally:
+        path.write_text(original)
+    assert study.planned() == {}

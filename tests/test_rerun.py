@@ -172,13 +172,6 @@ def test_editing_a_method_reruns_only_its_stages(
     assert wf.planned() == expected
 
 
-def test_avvp_code_edit_is_covered_elsewhere() -> None:
-    pytest.skip(
-        "avvp needs LLP-format stores (resnet152_llp, r2plus1d18), which the toy study has not; "
-        "its rules pass code('methods/avvp', ...) like the others"
-    )
-
-
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory: pytest.TempPathFactory) -> WorkflowCopy:
     """The synthetic AVE part (smoke preset, one decode shard) up to its two feature stores."""
