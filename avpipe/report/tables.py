@@ -178,42 +178,17 @@ class Summary:
         ]
         self.tsv: list[list[Any]] = []
 
+    def _row(self, section: str, source: str, kw: dict[str, Any], *values: Any) -> None:
+        """One long-format TSV row: what the row is (from ``kw``), then value, std, n, reference."""
+        what = [kw.get("setting", ""), kw["method"], kw["dataset"], kw.get("feature", "")]
+        self.tsv.append([section, source, *what, kw.get("variant", ""), kw["metric"], *values])
+
     def ours(self, section: str, s: Stat, **kw: Any) -> str:
-        self.tsv.append(
-            [
-                section,
-                "ours",
-                kw.get("setting", ""),
-                kw["method"],
-                kw["dataset"],
-                kw.get("feature", ""),
-                kw.get("variant", ""),
-                kw["metric"],
-                _num(s.mean),
-                _num(s.std),
-                s.n,
-                "",
-            ]
-        )
+        self._row(section, "ours", kw, _num(s.mean), _num(s.std), s.n, "")
         return s.fmt(self.decimals)
 
     def published(self, section: str, value: float, **kw: Any) -> str:
-        self.tsv.append(
-            [
-                section,
-                "published",
-                kw.get("setting", ""),
-                kw["method"],
-                kw["dataset"],
-                kw.get("feature", ""),
-                kw.get("variant", ""),
-                kw["metric"],
-                value,
-                None,
-                None,
-                kw["reference"],
-            ]
-        )
+        self._row(section, "published", kw, value, None, None, kw["reference"])
         return f"{value:.1f}"
 
     def section(self, title: str, note: str, header: list[str], rows: list[list[str]]) -> None:
