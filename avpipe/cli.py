@@ -20,8 +20,7 @@ from avpipe.utils.log import setup_logging
 STAGES: dict[str, str] = {
     "synthetic": "generate the embedded synthetic dataset (MP4s + AVE/LLP annotations)",
     "manifest": "parse a dataset's annotations into avpipe's manifest and coverage report",
-    "decode": "decode videos once: probe streams, audio at 16 kHz mono, failure report",
-    "extract": "extract features (VGGish, VGG-19, ResNet-152, R(2+1)D-18) into sharded Zarr stores",
+    "extract": "features (VGGish, VGG-19, ResNet-152, R(2+1)D-18), one decode per video, into Zarr",
     "pretrain": "paper 000 stage A: collaborative encoder, instance discrimination + decorrelation",
     "selflabel": "paper 000 stage B: self-label annotator with label contrast",
     "em": "paper 000 stage C: one EM round (E: pseudo-labels, M: MIL localizer)",

@@ -5,9 +5,9 @@ what every requested extractor's spec asks for, batches *segments* across videos
 and writes the outputs.  An extractor only turns a batch of segments into
 features on a device; it never decodes, loops over videos or writes files.
 
-Visual extractors receive uint8 RGB frames at the decoder's resolution and do
-resize / crop / normalisation themselves on the device (cheap there, and the
-performance spec shows CPU-side swscale is what starves a GPU).
+Visual extractors receive uint8 RGB frames already at their input size (resized and
+cropped by swscale in the decoding workers on a CPU job, or per video on the GPU,
+``avpipe/features/pipeline.py``) and normalise them on the device.
 Audio extractors receive 16 kHz mono float32 waveforms.
 """
 
@@ -24,9 +24,11 @@ import torch
 class ExtractorSpec:
     """What an extractor consumes and produces, recorded in the store's attributes.
 
-    Visual: ``frames_per_segment`` frames are sampled uniformly inside each segment
-    window (``fps = frames_per_segment / hop_s``).  Audio: ``sample_rate`` mono
-    samples; ``window_s`` of audio per segment starting at ``t * hop_s``.
+    ``hop_s`` / ``window_s`` come from the dataset's segment grid (``avpipe/io/grid.py``).
+    Visual: ``frames_per_segment`` frames are sampled uniformly inside each segment's
+    window (``fps = frames_per_segment / window_s``).  Audio: ``sample_rate`` mono
+    samples; ``window_s`` of audio (VGGish: its 0.975-s patch) per segment starting at
+    ``t * hop_s``.
     """
 
     name: str
@@ -50,7 +52,7 @@ class ExtractorSpec:
 
     @property
     def fps(self) -> float:
-        return self.frames_per_segment / self.hop_s if self.modality == "visual" else 0.0
+        return self.frames_per_segment / self.window_s if self.modality == "visual" else 0.0
 
 
 class Extractor(abc.ABC):

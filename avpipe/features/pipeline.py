@@ -1,122 +1,258 @@
-"""Run one extractor over a decoded shard: batches across videos, three overlapped stages.
+"""Extract every recipe of a dataset over one shard of videos, decoding each video once.
 
 ::
 
-    reader thread     decoded shard (Zarr) -> segment batches (uint8 frames / float audio)
-    main thread       extractor(batch) on the device (per-segment averaging happens there)
-    writer thread     device -> host, per-video rows -> feature-store shard (Zarr)
+    decoding workers    file digest -> cache look-ups -> decode_video (PyAV), in memory
+    (processes)         -> per recipe still to compute: audio windows on the grid, or frames
+                           at the recipe's input size (CPU job: swscale) / at the source
+                           size (GPU job: resized on the device, one conversion per recipe)
+    main thread         per recipe, segments batched across videos -> the model
+    writer thread       device -> host, per-video rows -> cache entries (``FeatureCache``)
+    at the end          one store per recipe, assembled in video order from the entries
 
-Batches are made of *segments*, not videos, so short and long videos fill them
-alike.  Videos that lack the extractor's modality (no audio stream for an audio
-recipe, no video stream for a visual one) are not computed: their rows are zeros
-and the store's ``has_audio`` / ``has_video`` flag says so.
+The workers run under a torch ``DataLoader`` (shared-memory tensors, pinned memory for
+a GPU, prefetch), so decoding overlaps inference.  No decoded frame is written to disk
+(``keep_decoded`` writes the model inputs for debugging).
 
-With a ``FeatureCache`` (``avpipe/io/cache.py``), videos whose cache entry is valid are
-not computed: their rows are read from the cache, and computed rows are written to it, so
-a shard job rerun after videos were added computes only the new ones.
+A video whose every recipe has a valid cache entry is not decoded: what decoding found
+(segments, streams, status) is cached too (``DecodeCache``).  Without a cache the entries
+go to a spill folder inside the job's temporary output and are deleted with it.
 
-The output store appears only when complete (``StoreWriter`` renames a temporary
-directory at the end); an exception anywhere leaves no store behind.
+Batches are made of *segments*, not videos, so short and long videos fill them alike.
+Videos that lack a recipe's modality (no audio stream for VGGish, no video stream for a
+visual recipe) are not computed: their rows are zeros and the store's ``has_audio`` /
+``has_video`` flag says so.  Videos that cannot be decoded are not in the stores; the
+job's ``status.tsv`` names them and says why.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from avpipe.features.base import Extractor, ExtractorSpec
-from avpipe.io.cache import FeatureCache
-from avpipe.io.decode import DecodedShard, pick_frames
+from avpipe.io.cache import DecodeCache, FeatureCache, file_digest
+from avpipe.io.decode import (
+    NATIVE,
+    PADDING,
+    STATUS_COLUMNS,
+    DecodeError,
+    VisualNeed,
+    conversion_key,
+    decode_video,
+)
+from avpipe.io.grid import Grid
 from avpipe.io.store import ArraySpec, StoreWriter
+from avpipe.utils.atomic import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
+INFO_KEYS = ("status", "reason", "n_segments", "duration_s", "has_audio", "has_video", "source")
 
 
 @dataclass
-class _Batch:
-    data: torch.Tensor  # (S, F, H, W, 3) uint8 or (S, n) float32
-    spans: list[
-        tuple[int, int, int]
-    ]  # (row, first segment, count) of each video piece in the batch
+class RecipeRun:
+    """One recipe of the job: its extractor (on its device), its cache and store attributes."""
+
+    name: str
+    extractor: Extractor
+    cache: FeatureCache | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ExtractorSpec:
+        return self.extractor.spec
+
+
+@dataclass(frozen=True)
+class Settings:
+    grid: Grid = Grid()  # noqa: RUF009 (frozen, hashable)
+    batch_size: int = 16
+    workers: int = 1  # decoding processes (0 = decode in the main process)
+    prefetch: int = 2  # videos decoded ahead per worker
+    prepare: Literal["workers", "device"] = "workers"  # where frames are resized
+    on_error: Literal["raise", "skip"] = "skip"
+    truncation_tolerance_s: float = 1.0
+    sample_rate: int = 16000
+    keep_decoded: bool = False
 
 
 @dataclass
-class ShardStats:
-    videos: int = 0
+class RecipeStats:
+    computed: int = 0  # videos through the model
+    cached: int = 0  # videos read from the cache
     segments: int = 0
     items: int = 0  # frames (2D nets), clips (R(2+1)D) or patches (VGGish) through the model
     model_s: float = 0.0
+
+
+@dataclass
+class ShardResult:
+    videos: list[dict[str, Any]]  # per video: video_id, path, digest and INFO_KEYS
+    stats: dict[str, RecipeStats]
+    decoded: int = 0  # videos decoded (the others came wholly from the cache)
     wall_s: float = 0.0
-    cached: int = 0  # videos read from the cache
-    computed: int = 0  # videos through the model
-    extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def items_per_s(self) -> float:
-        return self.items / self.wall_s if self.wall_s else 0.0
+    def status_rows(self) -> list[list[Any]]:
+        return [[v.get(k) for k in STATUS_COLUMNS] for v in self.videos]
 
 
-def _segments(shard: DecodedShard, spec: ExtractorSpec, row: int) -> np.ndarray:
-    """All segments of video ``row`` as the extractor's input: (n, F, H, W, 3) or (n, samples)."""
-    n = int(shard.n_segments[row])
-    if spec.modality == "visual":
-        frames = shard.frames(row)  # (n, R, H, W, 3)
-        return frames[:, pick_frames(shard.plan.frames_per_segment, spec.frames_per_segment)]
-    if spec.sample_rate != shard.plan.sample_rate:
+def has_modality(spec: ExtractorSpec, info: dict[str, Any]) -> bool:
+    return bool(info["has_audio"] if spec.modality == "audio" else info["has_video"])
+
+
+def output_arrays(spec: ExtractorSpec) -> dict[str, ArraySpec]:
+    """The store arrays an extractor fills: ``features`` plus its extra outputs."""
+    arrays = {"features": ArraySpec(1, tuple(spec.output_shape), spec.store_dtype)}
+    for name, shape in spec.extra_outputs.items():
+        # (k, ...) per segment is stored flattened along time: (T * k, ...)
+        arrays[name] = ArraySpec(int(shape[0]), tuple(shape[1:]), spec.store_dtype)
+    return arrays
+
+
+def entry_shapes(spec: ExtractorSpec, n: int) -> dict[str, tuple[int, ...]]:
+    return {k: (n * a.steps, *a.shape) for k, a in output_arrays(spec).items()}
+
+
+def audio_windows(spec: ExtractorSpec, audio: np.ndarray, n: int, where: str) -> np.ndarray:
+    """(n, window) samples: segment t's window starts at ``t * spec.hop_s`` seconds."""
+    from avpipe.features.registry import CONTIGUOUS_MAX_SEGMENTS
+
+    if spec.details.get("options", {}).get("placement") == "contiguous" and (
+        n > CONTIGUOUS_MAX_SEGMENTS
+    ):
         raise ValueError(
-            f"{spec.name} needs {spec.sample_rate} Hz audio, "
-            f"the shard holds {shard.plan.sample_rate} Hz"
+            f"{where}: {n} segments, but {spec.name} placement contiguous (the released LLP "
+            f"features' back-to-back 0.96-s patches) is defined for clips of at most "
+            f"{CONTIGUOUS_MAX_SEGMENTS} s; use placement: segment"
         )
-    audio = shard.audio(row)
     win = round(spec.window_s * spec.sample_rate)
     starts = np.round(np.arange(n) * spec.hop_s * spec.sample_rate).astype(np.int64)
     need = int(starts[-1]) + win if n else 0
     if audio.size < need:
-        audio = np.pad(audio, (0, need - audio.size))  # last window runs past the end: zeros
-    return np.stack([audio[s : s + win] for s in starts]) if n else np.zeros((0, win), np.float32)
+        audio = np.pad(audio, (0, need - audio.size))
+    if not n:
+        return np.zeros((0, win), np.float32)
+    return np.stack([audio[s : s + win] for s in starts])
 
 
-def _has_modality(shard: DecodedShard, spec: ExtractorSpec, row: int) -> bool:
-    return bool(shard.has_video[row] if spec.modality == "visual" else shard.has_audio[row])
+def visual_need(spec: ExtractorSpec, prepare: str) -> VisualNeed:
+    size = spec.input_size[0] if prepare == "workers" and spec.input_size else None
+    resize = spec.details.get("options", {}).get("resize", "direct")
+    return VisualNeed(spec.name, spec.frames_per_segment, conversion_key(resize, size))
 
 
-def _batches(
-    shard: DecodedShard, spec: ExtractorSpec, rows: list[int], batch_size: int
-) -> Iterator[_Batch]:
-    pending: list[tuple[int, int, np.ndarray]] = []
-    size = 0
-    for row in rows:
-        segs = _segments(shard, spec, row)
+class _Videos(torch.utils.data.Dataset):
+    """Item ``i``: what the main process needs of video ``i`` (runs in the decoding workers)."""
+
+    def __init__(
+        self,
+        videos: Sequence[tuple[str, str]],
+        runs: Sequence[tuple[ExtractorSpec, FeatureCache]],
+        decode_cache: DecodeCache,
+        settings: Settings,
+    ):
+        self.videos, self.runs = list(videos), list(runs)
+        self.decode_cache, self.s = decode_cache, settings
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        video_id, path = self.videos[i]
+        item: dict[str, Any] = {"row": i, "video_id": video_id, "path": path, "compute": {}}
+        if not Path(path).is_file():
+            return {**item, "status": "failed", "reason": f"missing: {path}: no such file"}
+        digest = file_digest(path)
+        item["digest"] = digest
+        info = self.decode_cache.get(digest)
+        todo = []
+        for spec, cache in self.runs:
+            if info is None:
+                todo.append((spec, cache))
+            elif info["status"] != "failed" and has_modality(spec, info):
+                shapes = entry_shapes(spec, info["n_segments"])
+                if cache.get(cache.key(digest), info["n_segments"], shapes, count=False) is None:
+                    todo.append((spec, cache))
+        if info is not None and not todo:
+            return {**item, **info}
+        needs = tuple(
+            visual_need(spec, self.s.prepare) for spec, _ in todo if spec.modality == "visual"
+        )
+        threads = 1 if torch.utils.data.get_worker_info() is not None else 0
+        try:
+            d = decode_video(
+                path,
+                self.s.grid,
+                needs,
+                sample_rate=self.s.sample_rate,
+                truncation_tolerance_s=self.s.truncation_tolerance_s,
+                threads=threads,
+            )
+        except DecodeError as e:
+            info = {k: None for k in INFO_KEYS} | {"status": "failed", "reason": str(e)}
+            self.decode_cache.put(digest, info)
+            return {**item, **info}
+        info = {
+            "status": d.status,
+            "reason": d.reason,
+            "n_segments": d.n_segments,
+            "duration_s": round(d.duration_s, 6),
+            "has_audio": d.has_audio,
+            "has_video": d.has_video,
+            "source": d.source,
+        }
+        self.decode_cache.put(digest, info)
+        item.update(info, decoded=True)
+        for spec, _ in todo:
+            if not has_modality(spec, info):
+                continue
+            if spec.modality == "audio":
+                x = audio_windows(spec, d.audio, d.n_segments, path)
+            elif self.s.prepare == "device":
+                x = d.index[spec.name]
+                item["native"] = torch.from_numpy(d.pools[NATIVE])
+            else:
+                x = d.frames(spec.name)
+            item["compute"][spec.name] = torch.from_numpy(np.ascontiguousarray(x))
+        return item
+
+
+class _Batcher:
+    """Per-recipe queue of segments; yields (batch, spans) of exactly ``size`` segments."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.pieces: list[tuple[int, int, torch.Tensor]] = []  # (row, first segment, data)
+        self.count = 0
+
+    def add(self, row: int, x: torch.Tensor) -> Iterator[tuple[torch.Tensor, list]]:
         start = 0
-        while start < len(segs):
-            take = min(batch_size - size, len(segs) - start)
-            pending.append((row, start, segs[start : start + take]))
-            size += take
+        while start < len(x):
+            take = min(self.size - self.count, len(x) - start)
+            self.pieces.append((row, start, x[start : start + take]))
+            self.count += take
             start += take
-            if size == batch_size:
-                yield _make_batch(pending)
-                pending, size = [], 0
-    if pending:
-        yield _make_batch(pending)
+            if self.count == self.size:
+                yield self.take()
 
-
-def _make_batch(pieces: list[tuple[int, int, np.ndarray]]) -> _Batch:
-    data = torch.from_numpy(np.concatenate([p[2] for p in pieces]))
-    if torch.cuda.is_available():
-        data = data.pin_memory()
-    return _Batch(data, [(row, start, len(p)) for row, start, p in pieces])
+    def take(self) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+        data = torch.cat([p[2] for p in self.pieces]) if len(self.pieces) > 1 else self.pieces[0][2]
+        spans = [(row, start, len(p)) for row, start, p in self.pieces]
+        self.pieces, self.count = [], 0
+        return data, spans
 
 
 def _thread(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseException]]:
@@ -133,202 +269,224 @@ def _thread(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseExcepti
     return t, errors
 
 
-def _put(
-    q: queue.Queue, item: Any, stop: threading.Event, consumer_errors: list | None = None
-) -> bool:
-    """Put unless ``stop`` is set or the consumer failed (then it will never take it)."""
-    while not stop.is_set() and not consumer_errors:
+def _put(q: queue.Queue, item: Any, errors: list[BaseException]) -> None:
+    """Put unless the consumer failed (then it will never take it: raise its error)."""
+    while True:
+        if errors:
+            raise errors[0]
         try:
             q.put(item, timeout=0.1)
-            return True
+            return
         except queue.Full:
             continue
-    return False
-
-
-def output_arrays(spec: ExtractorSpec) -> dict[str, ArraySpec]:
-    """The store arrays an extractor fills: ``features`` plus its extra outputs."""
-    arrays = {"features": ArraySpec(1, tuple(spec.output_shape), spec.store_dtype)}
-    for name, shape in spec.extra_outputs.items():
-        # (k, ...) per segment is stored flattened along time: (T * k, ...)
-        arrays[name] = ArraySpec(int(shape[0]), tuple(shape[1:]), spec.store_dtype)
-    return arrays
 
 
 def extract_shard(
-    shard: DecodedShard,
-    extractor: Extractor,
+    videos: Sequence[tuple[str, str]],
+    runs: Sequence[RecipeRun],
     out: str | Path,
-    *,
-    batch_size: int = 16,
-    attrs: dict[str, Any] | None = None,
-    prefetch: int = 3,
-    cache: FeatureCache | None = None,
-) -> ShardStats:
-    """Extract every video of ``shard`` with ``extractor`` into the feature store ``out``.
+    settings: Settings,
+    decode_cache: DecodeCache | None = None,
+) -> ShardResult:
+    """Extract ``runs`` over ``videos`` ((video_id, path), sorted) into the folder ``out``.
 
-    ``extractor`` is already on its device.  With ``cache``, videos with a valid entry
-    are read from it and the others are written to it.  Returns throughput statistics.
+    ``out`` gets ``<recipe>.zarr`` per run and ``status.tsv`` (one row per video), and
+    appears only when complete.  Extractors are already on their device.
     """
-    spec = extractor.spec
-    flag = "has_audio" if spec.modality == "audio" else "has_video"
-    rows = [r for r in range(len(shard)) if _has_modality(shard, spec, r)]
-    t_max = int(shard.n_segments.max(initial=1)) if len(shard) else 1
-    stats = ShardStats()
     t0 = time.perf_counter()
-    stop = threading.Event()
-    batches: queue.Queue = queue.Queue(maxsize=prefetch)
-    results: queue.Queue = queue.Queue(maxsize=prefetch)
-    arrays = output_arrays(spec)
+    with atomic_path(out, directory=True) as tmp:
+        spill = tmp / ".spill"
+        for r in runs:
+            if r.cache is None:
+                r.cache = FeatureCache(spill / r.name, {"recipe": r.name})
+        dcache = decode_cache or DecodeCache(spill / "_decode", {})
+        result = _compute(videos, runs, tmp, settings, dcache)
+        included = [v for v in result.videos if v["status"] != "failed"]
+        for r in runs:
+            _assemble(r, included, tmp / f"{r.name}.zarr")
+        write_tsv(tmp / "status.tsv", STATUS_COLUMNS, result.status_rows())
+        if spill.exists():
+            shutil.rmtree(spill)
+    result.wall_s = time.perf_counter() - t0
+    return result
 
-    def shapes(row: int) -> dict[str, tuple[int, ...]]:
-        n = int(shard.n_segments[row])
-        return {k: (n * a.steps, *a.shape) for k, a in arrays.items()}
 
-    keys: dict[int, str] = {}
-    from_cache: set[int] = set()
-    if cache is not None:
-        for row in rows:
-            n = int(shard.n_segments[row])
-            keys[row] = cache.key(_segments(shard, spec, row), n)
-            if cache.get(keys[row], n, shapes(row)) is not None:  # read again when written
-                from_cache.add(row)
-    to_compute = [r for r in rows if r not in from_cache]
-    stats.cached, stats.computed = len(from_cache), len(to_compute)
-    log.info(
-        "%s: %d of %d videos from cache, %d to compute, %d lack the modality",
-        spec.name,
-        len(from_cache),
-        len(shard),
-        len(to_compute),
-        len(shard) - len(rows),
+def _compute(
+    videos: Sequence[tuple[str, str]],
+    runs: Sequence[RecipeRun],
+    tmp: Path,
+    s: Settings,
+    dcache: DecodeCache,
+) -> ShardResult:
+    by_name = {r.name: r for r in runs}
+    source = _Videos(videos, [(r.spec, r.cache) for r in runs], dcache, s)
+    device = getattr(runs[0].extractor, "device", torch.device("cpu")) if runs else None
+    cuda = device is not None and torch.device(device).type == "cuda"
+    loader = torch.utils.data.DataLoader(
+        source,
+        batch_size=None,
+        num_workers=s.workers if len(videos) > 1 else 0,
+        pin_memory=cuda,
+        prefetch_factor=s.prefetch if s.workers and len(videos) > 1 else None,
     )
-    with StoreWriter(out, len(shard), t_max, arrays, attrs or {}, flags=(flag,)) as writer:
-        parts: dict[int, dict[str, list[np.ndarray]]] = {}
-        computed = set(rows)
+    stats = {r.name: RecipeStats() for r in runs}
+    records: list[dict[str, Any]] = []
+    batchers = {r.name: _Batcher(s.batch_size) for r in runs}
+    results: queue.Queue = queue.Queue(maxsize=4)
+    expected: dict[tuple[str, int], tuple[int, str]] = {}  # (recipe, row) -> (n, digest)
+    decoded_store = _DecodedWriter(tmp / "decoded.zarr") if s.keep_decoded else None
 
-        def read() -> None:
-            for b in _batches(shard, spec, to_compute, batch_size):
-                if not _put(batches, b, stop):
-                    return
-            _put(batches, _DONE, stop)
-
-        def emit(row: int) -> None:
-            piece = parts.pop(row, None)
-            n = int(shard.n_segments[row])
-            data: dict[str, np.ndarray] | None = None
-            if row in from_cache:
-                assert cache is not None
-                data = cache.get(keys[row], n, shapes(row), count=False)
-                if data is None:
-                    raise RuntimeError(f"cache entry of {shard.video_ids[row]} vanished")
-            elif row in computed and piece is not None:
-                data = {k: np.concatenate(piece[k]).reshape(shapes(row)[k]) for k in arrays}
-                if cache is not None:
-                    cache.put(keys[row], n, data)
-            # data None: the modality is missing, rows stay at the fill value 0
-            writer.add(shard.video_ids[row], n, data, {flag: row in computed})
-            progress.update(1)
-
-        def write() -> None:
-            next_row = 0
-            while True:
-                try:
-                    item = results.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():  # the main thread gave up
-                        return
-                    continue
-                if item is _DONE:
-                    break
-                outputs = _to_host(spec, item[0], arrays)  # device sync here, off the model thread
-                spans = item[1]
-                offset = 0
-                for row, _start, count in spans:
-                    piece = parts.setdefault(row, {k: [] for k in arrays})
-                    for k in arrays:
-                        piece[k].append(outputs[k][offset : offset + count])
-                    offset += count
-                # rows complete in order: write every finished row up to the first pending one
-                while next_row < len(shard) and (
-                    next_row in from_cache or _row_ready(shard, parts, computed, next_row)
-                ):
-                    emit(next_row)
-                    next_row += 1
-            while next_row < len(shard):
-                emit(next_row)
-                next_row += 1
-
-        progress = tqdm(total=len(shard), unit="video", desc=spec.name, mininterval=2.0)
-        reader, reader_errors = _thread(read)
-        writer_thread, writer_errors = _thread(write)
-        try:
-            while True:
-                b = _get(batches, reader, reader_errors)
-                if b is _DONE:
-                    break
-                tm = time.perf_counter()
-                out_t = extractor(b.data)
-                missing = sorted(set(arrays) - set(out_t))
-                if missing:
-                    raise ValueError(f"{spec.name}: the extractor returned no {missing}")
-                stats.model_s += time.perf_counter() - tm
-                stats.segments += len(b.data)
-                stats.items += len(b.data) * (
-                    spec.frames_per_segment
-                    if spec.modality == "visual" and spec.details.get("aggregation") != "clip"
-                    else 1
+    def write() -> None:
+        parts: dict[tuple[str, int], list[dict[str, np.ndarray]]] = {}
+        while (item := results.get()) is not _DONE:
+            name, outputs, spans = item
+            run = by_name[name]
+            host = _to_host(run.spec, outputs)
+            offset = 0
+            for row, _start, count in spans:
+                parts.setdefault((name, row), []).append(
+                    {k: v[offset : offset + count] for k, v in host.items()}
                 )
-                if not _put(results, ({k: out_t[k] for k in arrays}, b.spans), stop, writer_errors):
-                    break
-            _put(results, _DONE, stop, writer_errors)
-            writer_thread.join()
-            if writer_errors:
-                raise writer_errors[0]
-        finally:
-            stop.set()
-            progress.close()
-        reader.join()
-    stats.videos = len(shard)
-    stats.wall_s = time.perf_counter() - t0
-    return stats
+                offset += count
+                n, digest = expected[(name, row)]
+                got = sum(len(p["features"]) for p in parts[(name, row)])
+                if got == n:
+                    pieces = parts.pop((name, row))
+                    shapes = entry_shapes(run.spec, n)
+                    data = {
+                        k: np.concatenate([p[k] for p in pieces]).reshape(shapes[k]) for k in shapes
+                    }
+                    run.cache.put(run.cache.key(digest), n, data)
+
+    def run_model(name: str, batch: torch.Tensor, spans: list) -> None:
+        run = by_name[name]
+        tm = time.perf_counter()
+        outputs = run.extractor(batch)
+        missing = sorted(set(output_arrays(run.spec)) - set(outputs))
+        if missing:
+            raise ValueError(f"{name}: the extractor returned no {missing}")
+        st = stats[name]
+        st.model_s += time.perf_counter() - tm
+        st.segments += len(batch)
+        st.items += len(batch) * _items_per_segment(run.spec)
+        _put(results, (name, outputs, spans), writer_errors)
+
+    writer, writer_errors = _thread(write)
+    progress = tqdm(total=len(videos), unit="video", desc="extract", mininterval=2.0)
+    decoded = 0
+    try:
+        with torch.inference_mode():
+            for item in loader:
+                progress.update(1)
+                records.append({k: item.get(k) for k in ("video_id", "path", "digest", *INFO_KEYS)})
+                if item["status"] == "failed":
+                    if s.on_error == "raise":
+                        raise DecodeError("failed", f"video {item['video_id']}: {item['reason']}")
+                    log.warning("video %s skipped: %s", item["video_id"], item["reason"])
+                    continue
+                decoded += bool(item.get("decoded"))
+                n, row = int(item["n_segments"]), int(item["row"])
+                native = item.get("native")
+                if native is not None and device is not None:
+                    native = native.to(device, non_blocking=True)
+                for r in runs:
+                    if not has_modality(r.spec, item):
+                        continue
+                    if r.name not in item["compute"]:
+                        stats[r.name].cached += 1
+                        continue
+                    x = item["compute"][r.name]
+                    if native is not None and r.spec.modality == "visual":
+                        x = _resize_on_device(native, x, r.spec)
+                    if decoded_store is not None:
+                        decoded_store.add(r.name, item["video_id"], x)
+                    stats[r.name].computed += 1
+                    expected[(r.name, row)] = (n, item["digest"])
+                    for batch, spans in batchers[r.name].add(row, x):
+                        run_model(r.name, batch, spans)
+            for name, b in batchers.items():
+                if b.count:
+                    run_model(name, *b.take())
+        _put(results, _DONE, writer_errors)
+        writer.join()
+        if writer_errors:
+            raise writer_errors[0]
+    finally:
+        progress.close()
+        if writer.is_alive():  # an error above: let the writer drain and stop
+            results.put(_DONE)
+            writer.join()
+    return ShardResult(records, stats, decoded)
 
 
-def _get(q: queue.Queue, producer: threading.Thread, errors: list[BaseException]) -> Any:
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if errors:
-                raise errors[0] from None
-            if not producer.is_alive() and q.empty():
-                raise RuntimeError("reader thread ended without finishing") from None
+def _resize_on_device(
+    native: torch.Tensor, index: torch.Tensor, spec: ExtractorSpec
+) -> torch.Tensor:
+    """(T, F) rows of the video's native frames -> (T, F, S, S, 3) uint8 on the device."""
+    from avpipe.features.visual import resize_frames
+
+    t, f = index.shape
+    frames = native[index.to(native.device).flatten().long()]
+    size = spec.input_size[0]
+    out = resize_frames(frames, size, spec.details["options"]["resize"])
+    return out.view(t, f, size, size, 3)
 
 
-def _row_ready(shard: DecodedShard, parts: dict, computed: set[int], row: int) -> bool:
-    if row not in computed:
-        return True
-    got = parts.get(row)
-    return got is not None and sum(len(p) for p in got["features"]) == int(shard.n_segments[row])
+def _items_per_segment(spec: ExtractorSpec) -> int:
+    if spec.modality == "visual" and spec.details.get("aggregation") != "clip":
+        return spec.frames_per_segment
+    return 1
 
 
-def _to_host(
-    spec: ExtractorSpec, outputs: dict[str, torch.Tensor], arrays: dict[str, ArraySpec]
-) -> dict[str, np.ndarray]:
+def _assemble(run: RecipeRun, included: list[dict[str, Any]], out: Path) -> None:
+    """The recipe's store from its cache entries, one row per decodable video, in order."""
+    spec = run.spec
+    flag = "has_audio" if spec.modality == "audio" else "has_video"
+    t_max = max((int(v["n_segments"]) for v in included), default=1)
+    info_attrs = {"padding": PADDING, **run.attrs}
+    with StoreWriter(out, len(included), t_max, output_arrays(spec), info_attrs, (flag,)) as w:
+        for v in included:
+            video_id, n, digest = v["video_id"], int(v["n_segments"]), v["digest"]
+            present = bool(v[flag])
+            data = None
+            if present:
+                data = run.cache.get(run.cache.key(digest), n, entry_shapes(spec, n), count=False)
+                if data is None:
+                    raise RuntimeError(
+                        f"{run.name}: the cache entry of {video_id} vanished or is damaged "
+                        f"while the job ran ({run.cache.root}); run the job again"
+                    )
+            w.add(video_id, n, data, {flag: present})
+
+
+def _to_host(spec: ExtractorSpec, outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     host = {
         k: (v.float() if v.dtype == torch.bfloat16 else v).cpu().numpy() for k, v in outputs.items()
     }
-    _check_outputs(spec, host, len(next(iter(host.values()))), arrays)
+    s = len(host["features"])
+    for k, a in output_arrays(spec).items():
+        want = (s, a.steps, *a.shape) if k != "features" else (s, *a.shape)
+        if host[k].shape != want:
+            raise ValueError(
+                f"{spec.name}: output {k!r} has shape {host[k].shape}, the spec says {want}"
+            )
+        if not np.isfinite(host[k]).all():
+            raise FloatingPointError(f"{spec.name}: output {k!r} has NaN or inf values")
     return host
 
 
-def _check_outputs(
-    spec: ExtractorSpec, outputs: dict[str, np.ndarray], s: int, arrays: dict[str, ArraySpec]
-) -> None:
-    for k, a in arrays.items():
-        want = (s, a.steps, *a.shape) if k != "features" else (s, *a.shape)
-        got = outputs[k].shape
-        if got != want:
-            raise ValueError(f"{spec.name}: output {k!r} has shape {got}, the spec says {want}")
-        if not np.isfinite(outputs[k]).all():
-            raise FloatingPointError(f"{spec.name}: output {k!r} has NaN or inf values")
+class _DecodedWriter:
+    """``keep_decoded``: the model inputs of each computed video, ``<recipe>/<video_id>``."""
+
+    def __init__(self, path: Path):
+        import zarr
+
+        self.root = zarr.open_group(str(path), mode="w")
+        self.root.attrs["about"] = (
+            "model inputs of the videos this job computed (debugging; extract.keep_decoded)"
+        )
+
+    def add(self, recipe: str, video_id: str, x: torch.Tensor) -> None:
+        a = x.cpu().numpy()
+        g = self.root.require_group(recipe)
+        g.create_array(video_id, shape=a.shape, dtype=a.dtype, chunks=a.shape)[...] = a

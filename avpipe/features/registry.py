@@ -34,8 +34,9 @@ weights : str ("pretrained")
 seed : int (0)
     Seed of the random initialisation (``weights: random`` only); recorded as
     ``random(seed=N)``.
-hop_s : float (visual 1.0; vggish 0.96)
-    Segment hop in seconds; segment t starts at ``t * hop_s``.
+(There is no hop or window option: every recipe follows its dataset's segment grid,
+``avpipe/io/grid.py``.  Segment t covers ``[t * hop, t * hop + window)``; visual recipes
+sample their frames over the window, VGGish takes its 0.96-s patch at the segment start.)
 dtype : "float16" | "float32" (maps float16, vectors float32)
     Store dtype; the extractor returns tensors in this dtype.
 autocast : bool (visual true; vggish false)
@@ -48,7 +49,8 @@ channels_last : bool (true)
 Visual recipes only
 -------------------
 frames_per_segment : int (vgg19_pool5 16; resnet152_* 8; r2plus1d18 8)
-    Frames sampled uniformly inside each segment (fps = frames_per_segment / hop_s).
+    Frames sampled uniformly inside each segment's window, start-aligned
+    (fps = frames_per_segment / window).
     2D recipes average per-frame outputs over them on the device; R(2+1)D takes them
     as one clip.
 input_size : int (224; r2plus1d18 112)
@@ -71,6 +73,10 @@ postprocess : bool (false)
     Apply the AudioSet PCA + 8-bit quantisation (AVE/LLP did not).
 pca_params : str ("pretrained")
     PCA parameters for ``postprocess``: ``pretrained`` (torchvggish release), a path or URL.
+placement : "segment" | "contiguous" ("segment")
+    ``segment``: the patch of segment t starts at t * hop (on the grid).  ``contiguous``:
+    back-to-back 0.96-s patches (patch t starts at 0.96 t), what the released LLP
+    features did; only for 1-s grids and clips of at most 10 s, recorded in the store.
 """
 
 from __future__ import annotations
@@ -82,12 +88,15 @@ from typing import Any
 
 from avpipe.config import ConfigError
 from avpipe.features.base import Extractor, ExtractorSpec
+from avpipe.io.grid import Grid
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)  # torchvision R2Plus1D_18_Weights / AVVP script
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 VGGISH_SAMPLE_RATE = 16000
+CONTIGUOUS_HOP_S = 0.96  # VGGish's own example hop (released LLP features)
+CONTIGUOUS_MAX_SEGMENTS = 10
 TFHUB_VGGISH = "https://tfhub.dev/google/vggish/1"
 # The converted VGGish release (harritaylor/torchvggish hubconf.py; cited for the URLs only).
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
@@ -106,13 +115,12 @@ class Option:
     help: str
 
 
-def _common(hop_s: float, dtype: str, autocast: bool) -> dict[str, Option]:
+def _common(dtype: str, autocast: bool) -> dict[str, Option]:
     return {
         "weights": Option(
             str, "pretrained", "pretrained | random | local state-dict path | http(s) URL"
         ),
         "seed": Option(int, 0, "seed of the random initialisation (weights: random)"),
-        "hop_s": Option(float, hop_s, "segment hop in seconds; segment t starts at t*hop_s"),
         "dtype": Option(("float16", "float32"), dtype, "store dtype of the outputs"),
         "autocast": Option(bool, autocast, "bf16 autocast where the device supports it"),
         "channels_last": Option(bool, True, "channels_last memory format"),
@@ -121,7 +129,7 @@ def _common(hop_s: float, dtype: str, autocast: bool) -> dict[str, Option]:
 
 def _visual(frames: int, size: int, resize: str, dtype: str) -> dict[str, Option]:
     return {
-        **_common(1.0, dtype, True),
+        **_common(dtype, True),
         "frames_per_segment": Option(int, frames, "frames sampled uniformly per segment"),
         "input_size": Option(int, size, "network input side in pixels (square)"),
         "resize": Option(
@@ -174,11 +182,17 @@ RECIPES: dict[str, Recipe] = {
             "audio",
             "avpipe.features.vggish:VGGishExtractor",
             {
-                **_common(0.96, "float32", False),
+                **_common("float32", False),
                 "backend": Option(("torch", "tfhub"), "torch", "VGGish implementation"),
                 "handle": Option(str, TFHUB_VGGISH, "TF-Hub handle or local dir (tfhub)"),
                 "postprocess": Option(bool, False, "AudioSet PCA + 8-bit quantisation"),
                 "pca_params": Option(str, "pretrained", "PCA params: pretrained | path | URL"),
+                "placement": Option(
+                    ("segment", "contiguous"),
+                    "segment",
+                    "segment: patch t at t*hop; contiguous: 0.96-s patches back to back "
+                    "(released LLP features; 1-s grid, clips <= 10 s)",
+                ),
             },
             "url:" + VGGISH_URL,
             "VGGish 128-d embedding after the last ReLU, one 0.96-s patch per segment",
@@ -236,6 +250,11 @@ def resolve_options(recipe: str, options: dict[str, Any] | None) -> dict[str, An
     r = get_recipe(recipe)
     options = dict(options or {})
     unknown = sorted(set(options) - set(r.options))
+    if "hop_s" in unknown:
+        raise ConfigError(
+            f"extractor {recipe!r}: hop_s is not a recipe option any more; every recipe "
+            "follows its dataset's segment grid (datasets.<name>.segment_hop / segment_win)"
+        )
     if unknown:
         raise ConfigError(
             f"extractor {recipe!r}: unknown option(s) {unknown}; known: {sorted(r.options)}"
@@ -251,8 +270,6 @@ def resolve_options(recipe: str, options: dict[str, Any] | None) -> dict[str, An
             raise ConfigError(
                 f"extractor {recipe!r}: input_size must be >= 32 (five stride-2 stages)"
             )
-    if out["hop_s"] <= 0:
-        raise ConfigError(f"extractor {recipe!r}: hop_s must be > 0, got {out['hop_s']}")
     return out
 
 
@@ -292,12 +309,15 @@ def _resnet_side(n: int) -> int:
     return n
 
 
-def spec_for(recipe: str, options: dict[str, Any] | None = None) -> ExtractorSpec:
-    """The spec of ``recipe`` under ``options``; no torch model is built."""
+def spec_for(
+    recipe: str, options: dict[str, Any] | None = None, grid: Grid | None = None
+) -> ExtractorSpec:
+    """The spec of ``recipe`` under ``options`` on the dataset's ``grid``; no model is built."""
     r = get_recipe(recipe)
     o = resolve_options(recipe, options)
+    grid = grid or Grid()
     if r.modality == "audio":
-        return _vggish_spec(r, o)
+        return _vggish_spec(r, o, grid)
     size = o["input_size"]
     if recipe == "vgg19_pool5":
         s = _vgg_side(size)
@@ -315,8 +335,8 @@ def spec_for(recipe: str, options: dict[str, Any] | None = None) -> ExtractorSpe
     return ExtractorSpec(
         name=recipe,
         modality="visual",
-        window_s=o["hop_s"],
-        hop_s=o["hop_s"],
+        window_s=grid.window_s,
+        hop_s=grid.hop_s,
         output_shape=out,
         weights=weights_id(recipe, o),
         frames_per_segment=o["frames_per_segment"],
@@ -332,22 +352,30 @@ def spec_for(recipe: str, options: dict[str, Any] | None = None) -> ExtractorSpe
             "interpolation": "bilinear, antialias",
             "aggregation": "clip" if kinetics else "mean over frames, on device",
             "random_init": "zero_init_residual" if o["weights"] == "random" else "",
+            "grid": grid.as_attrs(),
+            "frame_times": "t * hop + k * window / frames_per_segment, nearest source frame",
             **({"readout": f"global average pool of {o['readout']}"} if "readout" in o else {}),
         },
     )
 
 
-def _vggish_spec(r: Recipe, o: dict[str, Any]) -> ExtractorSpec:
+def _vggish_spec(r: Recipe, o: dict[str, Any], grid: Grid) -> ExtractorSpec:
     from avpipe.features.melspec import PATCH_FRAMES, samples_per_patch
 
     n = samples_per_patch()
+    contiguous = o["placement"] == "contiguous"
+    if contiguous and abs(grid.hop_s - 1.0) > 1e-9:
+        raise ConfigError(
+            f"extractor {r.name!r}: placement contiguous reproduces the released LLP features "
+            f"and needs a 1-s grid; this dataset's hop is {grid.hop_s} s"
+        )
     weights = weights_id(r.name, o) if o["backend"] == "torch" else f"tfhub:{o['handle']}"
     return ExtractorSpec(
         name=r.name,
         modality="audio",
         # The network sees 96 STFT frames: 95 hops of 10 ms plus one 25-ms window.
         window_s=n / VGGISH_SAMPLE_RATE,
-        hop_s=o["hop_s"],
+        hop_s=CONTIGUOUS_HOP_S if contiguous else grid.hop_s,
         output_shape=(128,),
         weights=weights,
         sample_rate=VGGISH_SAMPLE_RATE,
@@ -360,6 +388,10 @@ def _vggish_spec(r: Recipe, o: dict[str, Any]) -> ExtractorSpec:
             "samples_per_segment": n,
             "embedding": "post-ReLU" + (", PCA + uint8 quantised" if o["postprocess"] else ""),
             "pca_params": _pca_id(o["pca_params"]) if o["postprocess"] else "",
+            "grid": grid.as_attrs(o["placement"]),
+            "patch_start": "0.96 * t (contiguous, released LLP features)"
+            if contiguous
+            else "t * hop (the segment's start)",
         },
     )
 
@@ -370,9 +402,11 @@ def _pca_id(value: str) -> str:
     return f"url:{value}" if value.startswith(("http://", "https://")) else f"file:{value}"
 
 
-def build(recipe: str, options: dict[str, Any] | None = None) -> Extractor:
+def build(
+    recipe: str, options: dict[str, Any] | None = None, grid: Grid | None = None
+) -> Extractor:
     """The extractor of ``recipe`` (imports torchvision etc. only now; loads weights)."""
-    spec = spec_for(recipe, options)
+    spec = spec_for(recipe, options, grid)
     module, cls = get_recipe(recipe).target.split(":")
     return getattr(importlib.import_module(module), cls)(spec, spec.details["options"])
 

@@ -1,7 +1,8 @@
 """The visual extractors: VGG-19 pool5, ResNet-152 (maps and LLP), R(2+1)D-18.
 
-Input is ``frames`` (S, F, H, W, 3) uint8 RGB at the decoder's resolution; resize,
-crop and normalisation run on the device (``prepare``).  2D networks run on all
+Input is ``frames`` (S, F, size, size, 3) uint8 RGB, already resized and cropped by the
+pipeline (``resize_frames`` on the GPU, swscale in the CPU workers); normalisation runs
+on the device (``prepare``).  2D networks run on all
 S*F frames in one batch and average over F on the device, in float32.
 
 Recipes (``../shared/specs/datasets.md`` §2.2, §3.2):
@@ -28,7 +29,6 @@ init the 50 bottlenecks of ResNet-152 compound to activations ~1e8, beyond float
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -38,29 +38,41 @@ from torch import nn
 
 from avpipe.features.base import ExtractorSpec
 from avpipe.features.torchbase import TorchExtractor, load_into, load_state_dict, seeded
+from avpipe.io.grid import crop_geometry
+
+
+def resize_frames(frames: torch.Tensor, size: int, resize: str) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, size, size, 3) uint8: a recipe's resize + centre crop.
+
+    Runs where ``frames`` are (the GPU of an extraction job): bilinear with antialias,
+    rounded back to uint8 like the CPU path (swscale in the decoding workers).
+    """
+    h, w = frames.shape[1:3]
+    th, tw, top, left = crop_geometry(h, w, size, resize)
+    x = frames.permute(0, 3, 1, 2)
+    if (h, w) != (th, tw):
+        x = F.interpolate(x.float(), size=(th, tw), mode="bilinear", antialias=True)
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+    x = x[..., top : top + size, left : left + size]
+    return x.permute(0, 2, 3, 1).contiguous()
 
 
 def prepare(frames: torch.Tensor, spec: ExtractorSpec) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, h, w) float32, resized/cropped and normalised."""
+    """(N, H, W, 3) uint8 -> (N, 3, size, size) float32, normalised.
+
+    The extraction pipeline hands frames at the input size already; other sizes are
+    resized here first (``resize_frames``).  A frame that is already size x size is
+    taken as resized, also for ``shorter_crop``.
+    """
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(
             f"{spec.name}: expected (N, H, W, 3) uint8 frames, "
             f"got {frames.dtype} {tuple(frames.shape)}"
         )
-    x = frames.permute(0, 3, 1, 2).float()
-    h, w = x.shape[-2:]
     size = spec.input_size[0]
-    if spec.resize.startswith("direct"):
-        target = (size, size)
-    else:  # shorter side to floor(size / 0.875), keep aspect, then centre crop
-        short = math.floor(size / 0.875)
-        target = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
-    if (h, w) != target:
-        x = F.interpolate(x, size=target, mode="bilinear", antialias=True, align_corners=False)
-    if target != (size, size):
-        top = int(round((target[0] - size) / 2.0))
-        left = int(round((target[1] - size) / 2.0))
-        x = x[..., top : top + size, left : left + size]
+    if tuple(frames.shape[1:3]) != (size, size):
+        frames = resize_frames(frames, size, spec.details["options"]["resize"])
+    x = frames.permute(0, 3, 1, 2).float()
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1) * 255.0
     return (x - mean) / std

@@ -1,19 +1,20 @@
 """Content-addressed per-video cache of extracted features (outside Snakemake's outputs).
 
-Snakemake deletes a job's outputs before it runs the job, and it reruns every decode and
-extract shard job when the manifest changes (adding videos).  This cache lets a rerun
-shard job compute only the videos it has not seen: one entry per (video, recipe), at
-``<root>/<key[:2]>/<key>.npz``, holding the per-video arrays exactly as they were passed
-to the store writer.
+Snakemake deletes a job's outputs before it runs the job, and it reruns an extraction
+shard job when the manifest changes (adding videos) or when any recipe of the dataset
+changes.  This cache lets such a job compute only what it has not computed before: one
+entry per (video, recipe), at ``<root>/<key[:2]>/<key>.npz``, holding the per-video
+arrays exactly as they go into the store; and one ``DecodeCache`` entry per video
+(``.json``: segments, duration, streams, status), so that a video whose recipes are all
+cached is not even decoded.
 
 The key (sha256) covers everything the arrays depend on:
 
-* the extractor's input for that video, i.e. the decoded segments it would read (frames
-  picked for the recipe, or the audio windows), with their shape and dtype: this covers
-  the video file's content, the decode plan and the decoder (the decoded shard holds no
-  file paths, and hashing what the model sees is cheaper than hashing the source file);
-* ``material``: the recipe, its resolved options, the extractor spec (weights included),
-  the decode plan, the device type and precision, and ``source_hash("features")``.
+* the video file's content (``file_digest``: sha256 of its bytes, about 1 ms per MB;
+  cheaper than decoding and independent of the path);
+* ``material``: the recipe, its resolved options and spec (weights, grid), the decoding
+  settings, where frames are resized (workers or device), the device type and precision,
+  and ``source_hash`` of the feature and decoding code.
 
 An entry that cannot be read, or whose arrays do not have the expected names, shapes and
 dtypes, is ignored (the video is recomputed and the entry rewritten).  Entries are written
@@ -33,15 +34,24 @@ from typing import Any
 
 import numpy as np
 
-from avpipe.utils.atomic import atomic_path
+from avpipe.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 _N = "__n_segments__"
 
 
+def file_digest(path: str | Path, block: int = 1 << 20) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class FeatureCache:
-    """Per-video feature arrays keyed by (extractor input, ``material``)."""
+    """Per-video feature arrays keyed by (video file content, ``material``)."""
 
     def __init__(self, root: str | Path, material: Mapping[str, Any]):
         self.root = Path(root)
@@ -51,13 +61,9 @@ class FeatureCache:
         self.misses = 0
         self.ignored = 0  # unreadable or mismatched entries (then recomputed)
 
-    def key(self, inputs: np.ndarray, n_segments: int) -> str:
-        """The entry name of a video whose extractor input is ``inputs``."""
-        a = np.ascontiguousarray(inputs)
-        h = hashlib.sha256(self._base)
-        h.update(f"{n_segments}|{a.dtype.str}|{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-        return h.hexdigest()
+    def key(self, digest: str) -> str:
+        """The entry name of the video whose file has ``file_digest`` ``digest``."""
+        return hashlib.sha256(self._base + digest.encode()).hexdigest()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
@@ -97,3 +103,29 @@ class FeatureCache:
         # a file object: given a name, np.savez would append ".npz" to the temporary name
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez(fh, **{_N: np.int64(n_segments)}, **dict(arrays))
+
+
+class DecodeCache:
+    """What decoding found out about a video (``.json``), keyed by (file content, ``material``)."""
+
+    def __init__(self, root: str | Path, material: Mapping[str, Any]):
+        self.root = Path(root)
+        blob = json.dumps(material, sort_keys=True, default=str).encode()
+        self._base = hashlib.sha256(blob).digest()
+
+    def path(self, digest: str) -> Path:
+        key = hashlib.sha256(self._base + digest.encode()).hexdigest()
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, digest: str) -> dict[str, Any] | None:
+        path = self.path(digest)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("cache entry %s ignored (%s): decoding again", path, e)
+            return None
+
+    def put(self, digest: str, info: Mapping[str, Any]) -> None:
+        write_json(self.path(digest), dict(info))

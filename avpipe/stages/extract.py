@@ -1,9 +1,10 @@
 """``avpipe extract``: feature extraction into Zarr stores, in four sub-commands.
 
-``shard``     one recipe over one decoded shard (``results/decode/<ds>/shard<k>.zarr``)
-              -> ``results/extract/<ds>/<recipe>/shard<k>.zarr``
+``shard``     every recipe of a dataset over one shard of its videos, one decode per
+              video (``avpipe/features/pipeline.py``) -> ``results/extract/<ds>/shards/
+              shard<k>/{<recipe>.zarr,status.tsv}``
 ``gather``    the shard stores of a recipe -> ``results/extract/<ds>/<recipe>.zarr``
-``failures``  the decode status tables of a dataset -> ``results/extract/<ds>/failures.tsv``
+``failures``  the shards' status tables -> ``results/extract/<ds>/failures.tsv``
 ``import``    released features (AVE ``*_feature.h5``, LLP per-video ``.npy`` folders)
               -> a store in the same format (``avpipe/io/released.py``)
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from avpipe.config import ConfigError, from_dict, load_json_arg
 from avpipe.utils.atomic import write_tsv
@@ -32,38 +33,57 @@ FAILURE_COLUMNS = ["video_id", "path", "status", "reason", "shard"]
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """What one (dataset, recipe) extraction job needs; built by workflow/rules/extract.smk."""
+    """What one (dataset, shard) extraction job needs; built by workflow/rules/extract.smk."""
 
-    recipe: str
-    options: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, dict[str, Any]]  # recipe -> options (registry.py)
+    shards: int = 2
     batch_size: int = 16
     device: str = "auto"
     num_threads: int = 2
-    prefetch: int = 3
+    prefetch: int = 2
+    prepare: Literal["auto", "workers", "device"] = "auto"
+    keep_decoded: bool = False
+    on_error: Literal["raise", "skip"] = "skip"
+    truncation_tolerance_s: float = 1.0
+
+
+def shard_videos(manifest: Any, shard: int, n_shards: int) -> list[tuple[str, str]]:
+    """(video_id, path) of the manifest's videos in ``shard`` (crc32(id) % shards), sorted."""
+    from avpipe.io.decode import shard_of
+
+    if not 0 <= shard < n_shards:
+        raise ConfigError(f"shard {shard} is outside 0..{n_shards - 1}")
+    seen: dict[str, str] = {}
+    for s in manifest.samples:
+        if s.video_id not in seen and shard_of(s.video_id, n_shards) == shard:
+            seen[s.video_id] = s.path
+    return [(v, seen[v]) for v in sorted(seen)]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("shard", help="one recipe over one decoded shard")
-    s.add_argument(
-        "--decoded", required=True, type=Path, help="results/decode/<dataset>/shard<k>.zarr"
-    )
+    s = sub.add_parser("shard", help="every recipe of a dataset over one shard of its videos")
+    s.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
+    s.add_argument("--shard", required=True, type=int, help="shard index k (0-based)")
     s.add_argument("--config-json", required=True, help="ExtractConfig as JSON (or @file.json)")
     s.add_argument(
-        "--out", required=True, type=Path, help="results/extract/<dataset>/<recipe>/shard<k>.zarr"
+        "--out", required=True, type=Path, help="results/extract/<dataset>/shards/shard<k>"
     )
     s.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
-        help="per-video feature cache (avpipe/io/cache.py), e.g. "
-        "results/cache/extract/<ds>/<recipe>; videos with a valid entry are not recomputed",
+        help="per-video feature cache (avpipe/io/cache.py), e.g. results/cache/extract/<ds>; "
+        "videos with valid entries are not decoded or computed again",
     )
+    s.add_argument("--workers", type=int, default=1, help="decoding processes")
     g = sub.add_parser("gather", help="shard stores of one recipe -> one store")
     g.add_argument("shards", nargs="+", type=Path)
     g.add_argument("--out", required=True, type=Path)
-    f = sub.add_parser("failures", help="decode status tables -> failures.tsv")
-    f.add_argument("status", nargs="+", type=Path, help="results/decode/<dataset>/shard<k>.tsv")
+    f = sub.add_parser("failures", help="the shards' status tables -> failures.tsv")
+    f.add_argument(
+        "status", nargs="+", type=Path, help="results/extract/<dataset>/shards/shard<k>/status.tsv"
+    )
     f.add_argument("--out", required=True, type=Path)
     i = sub.add_parser("import", help="released features -> a feature store")
     i.add_argument(
@@ -103,22 +123,22 @@ def resolve_device(name: str) -> Any:
     return torch.device(name)
 
 
-def build_extractor(recipe: str, options: dict[str, Any]) -> Any:
-    """The registry's extractor (a seam for tests, which pass small fakes)."""
+def build_extractor(recipe: str, options: dict[str, Any], grid: Any = None) -> Any:
+    """The registry's extractor on the dataset's grid (a seam for tests, which pass fakes)."""
     from avpipe.features import registry
 
-    return registry.build(recipe, options)
+    return registry.build(recipe, options, grid)
 
 
 def store_attrs(
-    spec: Any, cfg: ExtractConfig, shard_attrs: dict[str, Any], extra: dict[str, Any]
+    spec: Any, recipe: str, options: dict[str, Any], grid: Any, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """Provenance of a feature store: the extractor spec, decoding, versions, config hash."""
+    """Provenance of a feature store: the extractor spec, the grid, versions, config hash."""
     from dataclasses import asdict
 
     return {
         "extractor": spec.name,
-        "recipe": cfg.recipe,
+        "recipe": recipe,
         "modality": spec.modality,
         "weights": spec.weights,
         "spec": asdict(spec),
@@ -126,95 +146,129 @@ def store_attrs(
         "sample_rate": spec.sample_rate,
         "window_s": spec.window_s,
         "hop_s": spec.hop_s,
-        "decode": {"plan": shard_attrs.get("plan"), "config_hash": shard_attrs.get("config_hash")},
-        "padding": shard_attrs.get("padding", ""),
-        "dataset": shard_attrs.get("dataset", ""),
-        **provenance({"recipe": cfg.recipe, "options": cfg.options}),
+        "grid": spec.details["grid"],
+        **provenance({"recipe": recipe, "options": options, "grid": asdict(grid)}),
         **extra,
     }
 
 
-def cache_material(spec: Any, cfg: ExtractConfig, plan: Any, device: Any, precision: str) -> dict:
-    """What a cached video's features depend on besides its decoded input (avpipe/io/cache.py)."""
+def cache_material(spec: Any, recipe: str, cfg: ExtractConfig, extra: dict[str, Any]) -> dict:
+    """What a cached video's features depend on besides the file's content (avpipe/io/cache.py)."""
     from dataclasses import asdict
 
     from avpipe.utils.provenance import source_hash
 
     return {
-        "recipe": cfg.recipe,
-        "options": cfg.options,
+        "recipe": recipe,
+        "options": cfg.recipes[recipe],
         "spec": asdict(spec),
         "weights": spec.weights,
-        "plan": asdict(plan),
-        "device": getattr(device, "type", str(device)),
-        "precision": precision,
-        "code": source_hash("features"),
+        "decode": decode_material(spec.details["grid"], cfg),
+        "code": source_hash("features", "io/decode", "io/grid"),
+        **extra,
+    }
+
+
+def decode_material(grid: Any, cfg: ExtractConfig) -> dict:
+    """What decoding a video depends on besides the file (its cached segments and status)."""
+    from avpipe.utils.provenance import source_hash
+
+    return {
+        "grid": {k: grid[k] for k in ("hop_s", "window_s")},
+        "truncation_tolerance_s": cfg.truncation_tolerance_s,
+        "sample_rate": 16000,
+        "code": source_hash("io/decode", "io/grid", "datasets/manifest"),
     }
 
 
 def _run_shard(args: argparse.Namespace) -> int:
     import torch
 
-    from avpipe.features.pipeline import extract_shard
-    from avpipe.io.decode import DecodedShard
+    from avpipe.datasets.manifest import Manifest
+    from avpipe.features.pipeline import RecipeRun, Settings, extract_shard
+    from avpipe.io.cache import DecodeCache, FeatureCache
+    from avpipe.io.decode import DecodeError
+    from avpipe.io.grid import Grid
 
     cfg = from_dict(ExtractConfig, load_json_arg(args.config_json), where="extract")
+    if not cfg.recipes:
+        raise ConfigError("extract: no recipes to compute (extract.stores.<dataset> is empty)")
     torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
-    shard = DecodedShard(args.decoded)
-    extractor = build_extractor(cfg.recipe, cfg.options).to(device)
-    spec = extractor.spec
-    log.info(
-        "%s: %d videos of %s on %s, weights %s",
-        cfg.recipe,
-        len(shard),
-        args.decoded,
-        device,
-        spec.weights,
+    prepare = (
+        cfg.prepare if cfg.prepare != "auto" else ("device" if device.type == "cuda" else "workers")
     )
-    attrs = store_attrs(
-        spec,
-        cfg,
-        dict(shard.group.attrs),
-        {"device": str(device), "precision": getattr(extractor, "precision", "")},
-    )
-    cache = None
+    manifest = Manifest.read(args.manifest)
+    grid = Grid(manifest.segment_hop, manifest.segment_win)
+    videos = shard_videos(manifest, args.shard, cfg.shards)
+    runs = []
+    for recipe, options in cfg.recipes.items():
+        extractor = build_extractor(recipe, options, grid).to(device)
+        spec = extractor.spec
+        precision = str(getattr(extractor, "precision", ""))
+        where = {"device": str(device), "precision": precision, "frames_resized_in": prepare}
+        cache = None
+        if args.cache_dir is not None:
+            material = cache_material(spec, recipe, cfg, {**where, "device": device.type})
+            cache = FeatureCache(args.cache_dir / recipe, material)
+        attrs = store_attrs(spec, recipe, options, grid, {"dataset": manifest.dataset, **where})
+        runs.append(RecipeRun(recipe, extractor, cache, attrs))
+        log.info("%s on %s (%s), weights %s", recipe, device, precision, spec.weights)
+    decode_cache = None
     if args.cache_dir is not None:
-        from avpipe.io.cache import FeatureCache
-
-        material = cache_material(
-            spec, cfg, shard.plan, device, str(getattr(extractor, "precision", ""))
+        decode_cache = DecodeCache(
+            args.cache_dir / "_decode", decode_material(grid.as_attrs(), cfg)
         )
-        cache = FeatureCache(args.cache_dir, material)
-    stats = extract_shard(
-        shard,
-        extractor,
-        args.out,
+    settings = Settings(
+        grid=grid,
         batch_size=cfg.batch_size,
-        attrs=attrs,
+        workers=max(args.workers, 0),
         prefetch=cfg.prefetch,
-        cache=cache,
+        prepare=prepare,
+        on_error=cfg.on_error,
+        truncation_tolerance_s=cfg.truncation_tolerance_s,
+        keep_decoded=cfg.keep_decoded,
     )
-    if cache is not None:
-        log.info(
-            "%s: %d of %d videos from cache (%s), %d computed, %d entries ignored",
-            args.out,
-            stats.cached,
-            stats.videos,
-            args.cache_dir,
-            stats.computed,
-            cache.ignored,
-        )
     log.info(
-        "%s: %d videos, %d segments in %.1f s (%.2f videos/s, %.1f items/s; model %.0f%% of wall)",
-        args.out,
-        stats.videos,
-        stats.segments,
-        stats.wall_s,
-        stats.videos / max(stats.wall_s, 1e-9),
-        stats.items_per_s,
-        100 * stats.model_s / max(stats.wall_s, 1e-9),
+        "%s shard %d/%d: %d videos, grid hop %.3g s window %.3g s, recipes %s, "
+        "%d decoding workers, frames resized in %s",
+        manifest.dataset,
+        args.shard,
+        cfg.shards,
+        len(videos),
+        grid.hop_s,
+        grid.window_s,
+        ", ".join(cfg.recipes),
+        settings.workers,
+        prepare,
     )
+    try:
+        res = extract_shard(videos, runs, args.out, settings, decode_cache)
+    except DecodeError as e:
+        log.error("%s (decode.on_error is raise; set it to skip to record bad videos and go on)", e)
+        return 1
+    counts: dict[str, int] = {}
+    for v in res.videos:
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    log.info(
+        "%s: %d videos (%s), %d decoded, %.1f s",
+        args.out,
+        len(res.videos),
+        ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none",
+        res.decoded,
+        res.wall_s,
+    )
+    for name, st in res.stats.items():
+        log.info(
+            "%s: %d videos computed, %d from cache%s; %d segments, model %.1f s (%.1f items/s)",
+            name,
+            st.computed,
+            st.cached,
+            f" ({args.cache_dir / name})" if args.cache_dir else "",
+            st.segments,
+            st.model_s,
+            st.items / max(st.model_s, 1e-9),
+        )
     return 0
 
 
@@ -226,10 +280,10 @@ def _run_gather(args: argparse.Namespace) -> int:
 
 
 def read_failures(status_tables: list[Path]) -> list[list[Any]]:
-    """Rows of the decode status tables whose status is not ``ok`` (no_audio is listed too)."""
+    """Rows of the shards' status tables whose status is not ``ok`` (no_audio is listed too)."""
     rows = []
     for path in status_tables:
-        shard = path.stem.removeprefix("shard")
+        shard = path.parent.name.removeprefix("shard")
         with path.open(newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(fh, delimiter="\t"):
                 if r["status"] != "ok":
