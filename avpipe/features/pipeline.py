@@ -170,6 +170,18 @@ class _Videos(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
+    def _missing(self, digest: str, info: dict[str, Any]) -> list[tuple[ExtractorSpec, Any]]:
+        """The runs this video needs computed: it has their modality, and no valid entry."""
+        if info["status"] == "failed":
+            return []
+        n = info["n_segments"]
+        return [
+            (spec, cache)
+            for spec, cache in self.runs
+            if has_modality(spec, info)
+            and cache.get(cache.key(digest), n, entry_shapes(spec, n), count=False) is None
+        ]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         video_id, path = self.videos[i]
         item: dict[str, Any] = {"row": i, "video_id": video_id, "path": path, "compute": {}}
@@ -178,18 +190,13 @@ class _Videos(torch.utils.data.Dataset):
         digest = file_digest(path)
         item["digest"] = digest
         info = self.decode_cache.get(digest)
-        todo = []
-        for spec, cache in self.runs:
-            if info is None:
-                todo.append((spec, cache))
-            elif info["status"] != "failed" and has_modality(spec, info):
-                shapes = entry_shapes(spec, info["n_segments"])
-                if cache.get(cache.key(digest), info["n_segments"], shapes, count=False) is None:
-                    todo.append((spec, cache))
+        todo = self._missing(digest, info) if info is not None else None
         if info is not None and not todo:
             return {**item, **info}
         needs = tuple(
-            visual_need(spec, self.s.prepare) for spec, _ in todo if spec.modality == "visual"
+            visual_need(spec, self.s.prepare)
+            for spec, _ in (self.runs if todo is None else todo)
+            if spec.modality == "visual"
         )
         threads = 1 if torch.utils.data.get_worker_info() is not None else 0
         try:
@@ -216,9 +223,7 @@ class _Videos(torch.utils.data.Dataset):
         }
         self.decode_cache.put(digest, info)
         item.update(info, decoded=True)
-        for spec, _ in todo:
-            if not has_modality(spec, info):
-                continue
+        for spec, _ in self._missing(digest, info) if todo is None else todo:
             if spec.modality == "audio":
                 x = audio_windows(spec, d.audio, d.n_segments, path)
             elif self.s.prepare == "device":

@@ -180,7 +180,11 @@ class _FrameSampler:
     def finish(self, n_segments: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(pools, index): per conversion key (n, h, w, 3) uint8; per need (T, F) into its pool."""
         if self.prev is not None:  # times past the last frame repeat it (PADDING)
-            self._assign_until((n_segments - 1) * self.grid.hop_s + self.grid.window_s + 1.0)
+            self._generate((n_segments - 1) * self.grid.hop_s)
+            while self.heap:
+                _, i, t, slot = heapq.heappop(self.heap)
+                if t < n_segments:
+                    self.picked[i][t][slot] = self._frame_id(self.needs[i].key)
         pools = {
             k: np.stack(v) if v else np.zeros((0, 0, 0, 3), np.uint8) for k, v in self.pools.items()
         }

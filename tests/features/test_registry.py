@@ -10,6 +10,7 @@ import torch
 
 from avpipe.config import ConfigError
 from avpipe.features import registry
+from avpipe.io.grid import Grid
 
 # One thread: on a shared, loaded 2-core box OpenMP barriers make 2 threads ~10x slower.
 torch.set_num_threads(1)
@@ -51,7 +52,7 @@ def test_default_spec_is_the_paper_recipe(recipe: str) -> None:
         assert spec.store_dtype == ("float16" if len(shape) == 3 else "float32")
     else:
         assert spec.sample_rate == 16000
-        assert spec.hop_s == 0.96
+        assert spec.hop_s == 1.0  # the patch of segment t starts at t (the 1-s grid)
         assert round(spec.window_s * spec.sample_rate) == 15600  # 96 frames of 10 ms + 15 ms
 
 
@@ -97,8 +98,20 @@ def test_bad_options(options: dict, match: str) -> None:
         registry.spec_for("resnet152_llp", options)
 
 
-def test_int_hop_is_accepted_as_float() -> None:
-    assert registry.spec_for("r2plus1d18", {"hop_s": 2}).fps == 4.0
+def test_the_grid_sets_hop_window_and_frame_rate() -> None:
+    """UnAV-100's grid: the visual window is 0.96 s (not the 0.32-s hop); VGGish hops 0.32 s."""
+    grid = Grid(0.32, 0.96)
+    r21 = registry.spec_for("r2plus1d18", {}, grid)
+    assert (r21.hop_s, r21.window_s, r21.fps) == (0.32, 0.96, pytest.approx(8 / 0.96))
+    assert r21.details["grid"] == {"hop_s": 0.32, "window_s": 0.96, "placement": "segment"}
+    vgg = registry.spec_for("vggish", {}, grid)
+    assert vgg.hop_s == 0.32 and vgg.details["grid"]["window_s"] == 0.96
+    released = registry.spec_for("vggish", {"placement": "contiguous"})
+    assert released.hop_s == 0.96 and released.details["grid"]["placement"] == "contiguous"
+    with pytest.raises(ConfigError, match="needs a 1-s grid"):
+        registry.spec_for("vggish", {"placement": "contiguous"}, grid)
+    with pytest.raises(ConfigError, match="segment grid"):
+        registry.spec_for("vggish", {"hop_s": 0.96})
 
 
 def test_spec_builds_no_model() -> None:
@@ -114,7 +127,7 @@ def test_spec_builds_no_model() -> None:
 
 def test_describe_lists_every_option() -> None:
     table = registry.describe("vggish")
-    assert table["hop_s"] == {"type": "float", "default": 0.96, "help": table["hop_s"]["help"]}
+    assert "hop_s" not in table and table["placement"]["default"] == "segment"
     assert table["backend"]["type"] == ["torch", "tfhub"]
     assert set(registry.describe("vgg19_pool5")) >= {"frames_per_segment", "input_size", "resize"}
 

@@ -1,9 +1,10 @@
 """The per-video feature cache (avpipe/io/cache.py) inside extract_shard: a rerun computes
 only uncached videos, the store equals an uncached run exactly, entries made with other
-options / weights / code are not reused, and corrupt entries are recomputed."""
+options / weights / code or of another file are not reused, corrupt entries are recomputed."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,41 +16,34 @@ from avmedia import make_media
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
 from extract_fakes import FakeAudio, FakeVisual  # noqa: E402
 
-from avpipe.features.pipeline import extract_shard  # noqa: E402
-from avpipe.io.cache import FeatureCache  # noqa: E402
-from avpipe.io.decode import DecodedShard, DecodePlan, decode_shard  # noqa: E402
+from avpipe.features.pipeline import RecipeRun, Settings, extract_shard  # noqa: E402
+from avpipe.io.cache import DecodeCache, FeatureCache, file_digest  # noqa: E402
 
-PLAN = DecodePlan(frames_per_segment=4, frame_size=(16, 16))
 MATERIAL = {"recipe": "fake", "options": {"frames_per_segment": 2}, "weights": "none", "code": "x"}
+SETTINGS = Settings(batch_size=3, workers=0)
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, int]]:
+def media(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     d = tmp_path_factory.mktemp("media")
     videos = [
-        ("long", make_media(d / "long.mp4", 3.0), 3),
-        ("short", make_media(d / "short.mp4", 0.4, fps=10), 1),
-        ("silent", make_media(d / "silent.mp4", 2.0, audio=None), 2),
-        ("audio_only", make_media(d / "audio_only.m4a", 2.0, video=False), 2),
-        ("new", make_media(d / "new.mp4", 2.0, fps=8), 2),  # other frames than "long"
+        ("long", make_media(d / "long.mp4", 3.0)),
+        ("short", make_media(d / "short.mp4", 0.4, fps=10)),
+        ("silent", make_media(d / "silent.mp4", 2.0, audio=None)),
+        ("audio_only", make_media(d / "audio_only.m4a", 2.0, video=False)),
+        ("new", make_media(d / "new.mp4", 2.0, fps=8)),  # other frames than "long"
     ]
-    return sorted((v, str(p), n) for v, p, n in videos)
+    return sorted((v, str(p)) for v, p in videos)
 
 
-def _decode(videos: list[tuple[str, str, int]], d: Path) -> DecodedShard:
-    d.mkdir(parents=True, exist_ok=True)
-    decode_shard(videos, d / "s.zarr", d / "s.tsv", PLAN)
-    return DecodedShard(d / "s.zarr")
+def before(media):
+    return [v for v in media if v[0] != "new"]
 
 
-@pytest.fixture(scope="module")
-def shards(
-    media: list[tuple[str, str, int]], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[DecodedShard, DecodedShard]:
-    """(four videos, the same four plus "new"), like a manifest before and after adding one."""
-    d = tmp_path_factory.mktemp("decoded")
-    before = _decode([v for v in media if v[0] != "new"], d / "before")
-    return before, _decode(media, d / "after")
+def extract(videos, out: Path, cache: FeatureCache, fake=None, settings=SETTINGS, dcache=None):
+    fake = fake or FakeVisual(2)
+    res = extract_shard(videos, [RecipeRun(fake.spec.name, fake, cache)], out, settings, dcache)
+    return res.stats[fake.spec.name], out / f"{fake.spec.name}.zarr"
 
 
 def assert_same_store(a: Path, b: Path) -> None:
@@ -62,74 +56,64 @@ def assert_same_store(a: Path, b: Path) -> None:
         assert x.tobytes() == y.tobytes(), k  # byte-identical content
 
 
-def test_rerun_with_added_video_computes_only_it(shards, tmp_path: Path) -> None:
-    before, after = shards
-    cache = FeatureCache(tmp_path / "cache", MATERIAL)
-    first = extract_shard(before, FakeVisual(2), tmp_path / "1.zarr", batch_size=3, cache=cache)
-    assert (first.cached, first.computed) == (0, 3)  # audio_only has no video: not computed
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 3
-
+def test_rerun_with_added_video_computes_only_it(media, tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "c", MATERIAL)
+    first, _ = extract(before(media), tmp_path / "1", cache)
+    assert (first.cached, first.computed) == (0, 3)  # audio_only has no video
     fake = FakeVisual(2)
-    again = extract_shard(before, fake, tmp_path / "2.zarr", batch_size=3, cache=cache)
-    assert (again.cached, again.computed, fake.calls) == (3, 0, 0)
-    assert_same_store(tmp_path / "1.zarr", tmp_path / "2.zarr")
-
-    fake = FakeVisual(2)
-    ext = extract_shard(after, fake, tmp_path / "3.zarr", batch_size=3, cache=cache)
-    assert (ext.cached, ext.computed, ext.segments) == (3, 1, 2)  # only "new" went through
-    extract_shard(after, FakeVisual(2), tmp_path / "plain.zarr", batch_size=2)  # no cache
-    assert_same_store(tmp_path / "3.zarr", tmp_path / "plain.zarr")
+    second, store = extract(media, tmp_path / "2", FeatureCache(tmp_path / "c", MATERIAL), fake)
+    assert (second.cached, second.computed) == (3, 1) and fake.calls == 1
+    _, plain = extract(media, tmp_path / "3", None)
+    assert_same_store(plain, store)
 
 
-def test_audio_store_from_cache_equals_uncached(shards, tmp_path: Path) -> None:
-    before, _ = shards
-    cache = FeatureCache(tmp_path / "cache", {**MATERIAL, "recipe": "fake_audio"})
-    extract_shard(before, FakeAudio(), tmp_path / "1.zarr", batch_size=2, cache=cache)
-    stats = extract_shard(before, FakeAudio(), tmp_path / "2.zarr", batch_size=2, cache=cache)
-    assert (stats.cached, stats.computed) == (3, 0)  # silent has no audio
-    extract_shard(before, FakeAudio(), tmp_path / "plain.zarr", batch_size=4)
-    assert_same_store(tmp_path / "2.zarr", tmp_path / "plain.zarr")
+def test_audio_store_from_cache_equals_uncached(media, tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "c", {**MATERIAL, "recipe": "fake_audio"})
+    extract(media, tmp_path / "1", cache, FakeAudio())
+    stats, cached = extract(media, tmp_path / "2", cache, FakeAudio())
+    assert (stats.cached, stats.computed) == (4, 0)  # silent.mp4 has no audio: never cached
+    _, plain = extract(media, tmp_path / "3", None, FakeAudio())
+    assert_same_store(plain, cached)
 
 
 @pytest.mark.parametrize(
     "change",
-    [
-        {"options": {"frames_per_segment": 2, "input_size": 8}},
-        {"weights": "random(seed=1)"},
-        {"code": "y"},
-    ],
+    [{"options": {"frames_per_segment": 4}}, {"weights": "other"}, {"code": "y"}],
     ids=["option", "weights", "code"],
 )
-def test_other_options_weights_or_code_are_not_reused(shards, tmp_path: Path, change) -> None:
-    before, _ = shards
-    extract_shard(
-        before, FakeVisual(2), tmp_path / "1.zarr", cache=FeatureCache(tmp_path / "c", MATERIAL)
+def test_other_options_weights_or_code_are_not_reused(media, tmp_path: Path, change) -> None:
+    extract(before(media), tmp_path / "1", FeatureCache(tmp_path / "c", MATERIAL))
+    stats, _ = extract(
+        before(media), tmp_path / "2", FeatureCache(tmp_path / "c", {**MATERIAL, **change})
     )
-    other = FeatureCache(tmp_path / "c", {**MATERIAL, **change})
-    stats = extract_shard(before, FakeVisual(2), tmp_path / "2.zarr", cache=other)
     assert (stats.cached, stats.computed) == (0, 3)
     assert len(list((tmp_path / "c").rglob("*.npz"))) == 6
 
 
-def test_other_decoded_input_is_not_reused(shards, tmp_path: Path) -> None:
-    before, _ = shards
+def test_the_key_is_the_file_content_not_its_path(media, tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path / "c", MATERIAL)
-    extract_shard(before, FakeVisual(2), tmp_path / "1.zarr", cache=cache)
-    # picking one frame per segment instead of two: other input, other key
-    stats = extract_shard(before, FakeVisual(1), tmp_path / "2.zarr", cache=cache)
-    assert stats.cached == 0
-    frames = before.frames(1)[:, [0, 2]]
-    assert cache.key(frames, 3) != cache.key(frames[::-1].copy(), 3)
-    assert cache.key(frames, 3) != FeatureCache(tmp_path / "c", {**MATERIAL, "x": 1}).key(frames, 3)
+    extract(before(media), tmp_path / "1", cache)
+    moved = []
+    for vid, path in before(media):  # same files under other names: still cached
+        dst = tmp_path / "moved" / f"x_{Path(path).name}"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(path, dst)
+        moved.append((vid, str(dst)))
+    stats, _ = extract(moved, tmp_path / "2", cache)
+    assert (stats.cached, stats.computed) == (3, 0)
+    long_path = dict(moved)["long"]
+    digest = file_digest(long_path)
+    with open(long_path, "ab") as fh:  # one byte more: another file, another key
+        fh.write(b"\0")
+    assert file_digest(long_path) != digest
+    assert cache.key(digest) != FeatureCache(tmp_path / "c", {**MATERIAL, "x": 1}).key(digest)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong_shape"])
-def test_corrupt_entries_are_recomputed(shards, tmp_path: Path, damage: str) -> None:
-    before, _ = shards
-    cache = FeatureCache(tmp_path / "c", MATERIAL)
-    extract_shard(before, FakeVisual(2), tmp_path / "1.zarr", cache=cache)
-    entries = sorted((tmp_path / "c").rglob("*.npz"))
-    for p in entries:
+def test_corrupt_entries_are_recomputed(media, tmp_path: Path, damage: str) -> None:
+    dcache = DecodeCache(tmp_path / "d", {})
+    extract(before(media), tmp_path / "1", FeatureCache(tmp_path / "c", MATERIAL), dcache=dcache)
+    for p in sorted((tmp_path / "c").rglob("*.npz")):
         if damage == "truncate":
             p.write_bytes(p.read_bytes()[:100])
         elif damage == "garbage":
@@ -139,21 +123,21 @@ def test_corrupt_entries_are_recomputed(shards, tmp_path: Path, damage: str) -> 
                 np.savez(fh, __n_segments__=np.int64(1), features=np.zeros((1, 2, 2, 3)))
     cache = FeatureCache(tmp_path / "c", MATERIAL)
     fake = FakeVisual(2)
-    stats = extract_shard(before, fake, tmp_path / "2.zarr", cache=cache)
-    assert (stats.cached, stats.computed, cache.ignored) == (0, 3, 3) and fake.calls > 0
-    assert_same_store(tmp_path / "1.zarr", tmp_path / "2.zarr")
-    again = extract_shard(before, FakeVisual(2), tmp_path / "3.zarr", cache=cache)
+    stats, store = extract(before(media), tmp_path / "2", cache, fake, dcache=dcache)
+    assert (stats.cached, stats.computed) == (0, 3) and fake.calls > 0
+    assert_same_store(tmp_path / "1" / "fake_visual.zarr", store)
+    again, _ = extract(before(media), tmp_path / "3", cache, dcache=dcache)
     assert again.cached == 3  # the entries were rewritten
 
 
-def test_failed_shard_keeps_the_entries_it_finished(shards, tmp_path: Path) -> None:
-    before, _ = shards
+def test_failed_shard_keeps_the_entries_it_finished(media, tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path / "c", MATERIAL)
+    one = Settings(batch_size=1, workers=0)
     with pytest.raises(RuntimeError, match="injected"):
-        extract_shard(
-            before, FakeVisual(2, fail_after=2), tmp_path / "1.zarr", batch_size=1, cache=cache
-        )
-    assert not (tmp_path / "1.zarr").exists()
+        extract(before(media), tmp_path / "1", cache, FakeVisual(2, fail_after=4), one)
+    assert not (tmp_path / "1").exists()
     assert not list((tmp_path / "c").rglob("*.tmp-*"))
-    stats = extract_shard(before, FakeVisual(2), tmp_path / "2.zarr", batch_size=1, cache=cache)
-    assert stats.cached + stats.computed == 3
+    # long (3 segments) and short (1) went through the model before the failure
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 2
+    stats, _ = extract(before(media), tmp_path / "2", cache, settings=one)
+    assert (stats.cached, stats.computed) == (2, 1)

@@ -1,8 +1,8 @@
-"""Decoding: frames on the segment grid, audio against independent resamplers, bad input."""
+"""Decoding in memory: frames on the segment grid per recipe, audio against independent
+resamplers, bad input."""
 
 from __future__ import annotations
 
-import csv
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -11,21 +11,20 @@ import numpy as np
 import pytest
 from avmedia import brightness, tone
 
-from avpipe.io.decode import (
-    DecodedShard,
-    DecodeError,
-    DecodePlan,
-    decode_shard,
-    decode_video,
-    pick_frames,
-    shard_of,
-)
+from avpipe.io.decode import DecodeError, VisualNeed, decode_video, shard_of
+from avpipe.io.grid import Grid, crop_geometry
 
-PLAN = DecodePlan(frames_per_segment=2, frame_size=(16, 16))
+GRID = Grid(1.0, 1.0)
+NEED = (VisualNeed("v", 2, "direct:16"),)
+
+
+def decode(path: Path, needs: tuple = NEED, grid: Grid = GRID):
+    return decode_video(path, grid, needs)
 
 
 def grid_brightness(frames: np.ndarray) -> np.ndarray:
-    return frames[:, 8, 8, 0].astype(int)
+    """Centre pixel of (T, F, h, w, 3) frames, flattened over (T, F)."""
+    return frames.reshape(-1, *frames.shape[2:])[:, frames.shape[2] // 2, frames.shape[3] // 2, 0]
 
 
 @pytest.mark.parametrize(
@@ -42,15 +41,15 @@ def grid_brightness(frames: np.ndarray) -> np.ndarray:
 def test_frames_are_the_nearest_source_frames_on_the_grid(media, name: str, kw: dict) -> None:
     fps = float(kw.get("fps", 4))
     path = media(name, 2.3, **kw)
-    d = decode_video(path, PLAN)
+    d = decode(path)
     assert d.n_segments == 3 and d.has_audio and d.has_video
-    assert d.frames.shape == (6, 16, 16, 3) and d.frames.dtype == np.uint8
+    assert d.frames("v").shape == (3, 2, 16, 16, 3) and d.frames("v").dtype == np.uint8
     n_src = round(2.3 * fps)
     # grid time k / 2 s -> nearest source frame (a tie takes the earlier one);
     # past the end: the last frame repeated
     expected = [brightness(min(math.ceil(k / 2 * fps - 0.5 - 1e-9), n_src - 1)) for k in range(6)]
-    np.testing.assert_allclose(grid_brightness(d.frames), expected, atol=4)
-    assert d.audio.shape == (3 * 16000,) and d.audio.dtype == np.float32
+    np.testing.assert_allclose(grid_brightness(d.frames("v")).astype(int), expected, atol=4)
+    assert d.audio.shape == (4 * 16000,) and d.audio.dtype == np.float32  # + 1 s for windows
     assert 0.2 < np.abs(d.audio[: 2 * 16000]).max() < 0.5
     assert np.abs(d.audio[round(2.4 * 16000) :]).max() < 0.02  # zero padding after the end
 
@@ -61,7 +60,7 @@ def test_audio_matches_independent_resamplers(media) -> None:
     soxr = pytest.importorskip("soxr")
     resampy = pytest.importorskip("resampy")
     path = media("pcm44k.mov", 3.0, audio="pcm_s16le", audio_rate=44100)
-    d = decode_video(path, PLAN)
+    d = decode(path)
     x = (tone(3 * 44100, 44100) * 32767).astype(np.int16).astype(np.float32) / 32768
     core = slice(400, 48000 - 400)  # filter edges differ by design
     for ref in (
@@ -72,32 +71,31 @@ def test_audio_matches_independent_resamplers(media) -> None:
 
 
 def test_short_clip_has_one_segment_padded_by_repeating(media) -> None:
-    d = decode_video(
-        media("short.mp4", 0.25, fps=8), DecodePlan(frames_per_segment=4, frame_size=(16, 16))
-    )
-    assert d.n_segments == 1 and d.frames.shape[0] == 4
+    d = decode(media("short.mp4", 0.25, fps=8), (VisualNeed("v", 4, "direct:16"),))
+    assert d.n_segments == 1 and d.frames("v").shape[:2] == (1, 4)
     # 2 source frames at 0 and 0.125 s; grid 0, .25, .5, .75 -> frame 0, then frame 1 repeated
-    np.testing.assert_allclose(grid_brightness(d.frames), [0, 20, 20, 20], atol=4)
+    np.testing.assert_allclose(grid_brightness(d.frames("v")).astype(int), [0, 20, 20, 20], atol=4)
+    assert len(d.pools["direct:16"]) == 2  # each source frame converted once
     assert d.duration_s == pytest.approx(0.25, abs=0.06)
 
 
 def test_no_audio_stream_is_flagged_with_zeros(media) -> None:
-    d = decode_video(media("silent.mp4", 2.0, audio=None), PLAN)
-    assert not d.has_audio and d.has_video and d.n_segments == 2
-    assert d.audio.shape == (32000,) and not d.audio.any()
+    d = decode(media("silent.mp4", 2.0, audio=None))
+    assert not d.has_audio and d.has_video and d.n_segments == 2 and d.status == "no_audio"
+    assert d.audio.shape == (48000,) and not d.audio.any()
 
 
 def test_no_video_stream_is_flagged_with_zeros(media) -> None:
-    d = decode_video(media("audio_only.m4a", 2.0, video=False), PLAN)
-    assert d.has_audio and not d.has_video and d.n_segments == 2
-    assert d.frames.shape == (4, 16, 16, 3) and not d.frames.any()
+    d = decode(media("audio_only.m4a", 2.0, video=False))
+    assert d.has_audio and not d.has_video and d.n_segments == 2 and d.status == "no_video"
+    assert d.pools == {} and d.reason == "no video stream"
 
 
 def test_garbage_file_cannot_be_opened(tmp_path: Path) -> None:
     bad = tmp_path / "garbage.mp4"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(DecodeError) as e:
-        decode_video(bad, PLAN)
+        decode(bad)
     assert e.value.reason == "cannot open"
 
 
@@ -107,7 +105,7 @@ def test_truncated_file_is_reported(media) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(DecodeError) as e:
-        decode_video(path, PLAN)
+        decode(path)
     assert e.value.reason in ("truncated", "corrupt")
 
 
@@ -115,75 +113,62 @@ def test_truncated_file_without_index_cannot_be_opened(media) -> None:
     path = media("trunc_moov_at_end.mp4", 3.0)
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(DecodeError) as e:
-        decode_video(path, PLAN)
+        decode(path)
     assert e.value.reason == "cannot open"
 
 
 def test_zero_length_file_is_reported(media) -> None:
     path = media("empty.mp4", 0.0, audio=None)
     with pytest.raises(DecodeError) as e:
-        decode_video(path, PLAN)
-    assert e.value.reason in ("zero-length", "cannot open")
+        decode(path)
+    assert e.value.reason in ("zero-length", "cannot open", "missing")  # PyAV may write nothing
 
 
-def test_pick_frames() -> None:
-    assert pick_frames(16, 8).tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
-    assert pick_frames(16, 16).tolist() == list(range(16))
-    assert pick_frames(6, 4).tolist() == [0, 1, 3, 4]
-    with pytest.raises(ValueError, match="raise decode.frames_per_segment"):
-        pick_frames(2, 4)
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(DecodeError) as e:
+        decode(tmp_path / "nope.mp4")
+    assert e.value.reason == "missing"
+
+
+def test_recipes_share_one_decode_and_each_conversion(media) -> None:
+    """Two recipes at 8 and 2 frames per segment, one at the source size: one pass, the
+    2-fps frames are a subset of the 8-fps ones, each source frame converted once per size."""
+    path = media("fps8.mp4", 2.0, fps=8, size=(48, 32))
+    needs = (
+        VisualNeed("r8", 8, "shorter_crop:16"),
+        VisualNeed("r2", 2, "shorter_crop:16"),
+        VisualNeed("raw", 2, "native"),
+    )
+    d = decode(path, needs)
+    assert d.frames("r8").shape == (2, 8, 16, 16, 3) and d.frames("raw").shape == (2, 2, 32, 48, 3)
+    assert len(d.pools["shorter_crop:16"]) == 16 and len(d.pools["native"]) == 4
+    np.testing.assert_array_equal(d.frames("r2"), d.frames("r8")[:, [0, 4]])
+    np.testing.assert_allclose(
+        grid_brightness(d.frames("r8")).astype(int), [brightness(k) for k in range(16)], atol=4
+    )
+
+
+def test_crop_geometry_follows_the_reference_transforms() -> None:
+    # shorter side to floor(224 / 0.875) = 256, aspect kept, centre crop 224
+    assert crop_geometry(240, 320, 224, "shorter_crop") == (256, 341, 16, 58)
+    assert crop_geometry(320, 240, 224, "shorter_crop") == (341, 256, 58, 16)
+    assert crop_geometry(240, 320, 112, "direct") == (112, 112, 0, 0)
+    with pytest.raises(ValueError, match="unknown resize"):
+        crop_geometry(240, 320, 112, "stretch")
+
+
+def test_overlapping_windows_on_the_032_grid(media) -> None:
+    """UnAV-100 grid: 0.96-s windows every 0.32 s; frames spread over the window, not the hop."""
+    path = media("fps25.mp4", 3.0, fps=25, audio=None)
+    d = decode(path, (VisualNeed("v", 3, "direct:16"),), Grid(0.32, 0.96))
+    assert d.n_segments == 10  # 9.4 hops: the partial tenth counts
+    # segment t, frame k at t * 0.32 + k * 0.32 s -> source frame round(25 * time)
+    want = [
+        brightness(min(round(25 * (t * 0.32 + k * 0.32)), 74)) for t in range(10) for k in range(3)
+    ]
+    np.testing.assert_allclose(grid_brightness(d.frames("v")).astype(int), want, atol=4)
 
 
 def test_shard_of_is_stable() -> None:
     assert shard_of("abc", 4) == 0x352441C2 % 4  # zlib.crc32(b"abc")
     assert {shard_of(f"v{i}", 3) for i in range(30)} == {0, 1, 2}
-
-
-def test_decode_shard_skips_and_records_bad_videos(media, tmp_path: Path) -> None:
-    good = media("good.mp4", 2.0)
-    silent = media("silent.mp4", 1.0, audio=None)
-    (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    videos = [
-        ("a", str(good), 2),
-        ("b", str(tmp_path / "bad.mp4"), 2),
-        ("c", str(silent), 1),
-        ("d", str(tmp_path / "nope.mp4"), 1),
-    ]
-    rows = decode_shard(
-        videos, tmp_path / "s.zarr", tmp_path / "s.tsv", PLAN, workers=2, on_error="skip"
-    )
-    status = {r[0]: (r[2], r[3]) for r in rows}
-    assert status["a"] == ("ok", "") and status["c"] == ("no_audio", "no audio stream")
-    assert status["b"][0] == "failed" and status["b"][1].startswith("cannot open")
-    assert status["d"][0] == "failed" and status["d"][1].startswith("missing")
-    with (tmp_path / "s.tsv").open() as fh:
-        assert [r["status"] for r in csv.DictReader(fh, delimiter="\t")] == [
-            "ok",
-            "failed",
-            "no_audio",
-            "failed",
-        ]
-    shard = DecodedShard(tmp_path / "s.zarr")
-    assert shard.video_ids == ["a", "c"] and shard.n_segments.tolist() == [2, 1]
-    assert shard.has_audio.tolist() == [True, False]
-    assert shard.frames(1).shape == (1, 2, 16, 16, 3)
-    np.testing.assert_array_equal(
-        shard.frames(0).reshape(4, 16, 16, 3), decode_video(good, PLAN).frames
-    )
-
-
-def test_decode_shard_raises_and_leaves_nothing(media, tmp_path: Path) -> None:
-    (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    videos = [("a", str(media("good.mp4", 1.0)), 1), ("b", str(tmp_path / "bad.mp4"), 1)]
-    with pytest.raises(DecodeError):
-        decode_shard(videos, tmp_path / "s.zarr", tmp_path / "s.tsv", PLAN, on_error="raise")
-    assert not (tmp_path / "s.zarr").exists() and not (tmp_path / "s.tsv").exists()
-    assert not list(tmp_path.glob("s.zarr.tmp-*"))
-
-
-def test_longer_video_than_expected_grows_the_shard(media, tmp_path: Path) -> None:
-    videos = [("a", str(media("a.mp4", 1.0)), 1), ("b", str(media("b.mp4", 3.0)), 1)]
-    decode_shard(videos, tmp_path / "s.zarr", tmp_path / "s.tsv", PLAN)
-    shard = DecodedShard(tmp_path / "s.zarr")
-    assert shard.n_segments.tolist() == [1, 3]
-    assert shard.group["frames"].shape[1] == 6 and shard.frames(1).shape[0] == 3

@@ -1,5 +1,5 @@
 """``avpipe extract``: shard -> gather -> failures with the real registry (random weights,
-tiny inputs), provenance attributes, and per-recipe rule params in the workflow."""
+tiny inputs), provenance attributes, the cache, and the rule params in the workflow."""
 
 from __future__ import annotations
 
@@ -17,60 +17,52 @@ import yaml
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_decode import run_decode, toy_manifest  # noqa: E402
+from extract_toy import CFG, RECIPES, run_extract, toy_manifest  # noqa: E402
 
 from avpipe.cli import main  # noqa: E402
+from avpipe.io.decode import shard_of  # noqa: E402
 from avpipe.io.store import FeatureStore  # noqa: E402
-
-RECIPES = {
-    "vggish": {"weights": "random"},
-    "r2plus1d18": {"weights": "random", "frames_per_segment": 2, "input_size": 32},
-}
 
 
 @pytest.fixture(scope="module")
-def decoded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def extracted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("extract")
     manifest = toy_manifest(tmp)
     for k in range(2):
-        assert run_decode(manifest, tmp / "decode", k) == 0
+        assert run_extract(manifest, tmp / "shards", k, workers=2) == 0
     return tmp
 
 
-def extract_cfg(recipe: str) -> str:
-    return json.dumps(
-        {
-            "recipe": recipe,
-            "options": RECIPES[recipe],
-            "batch_size": 4,
-            "device": "cpu",
-            "num_threads": 1,
-        }
-    )
+def test_shards_split_videos_by_stable_shard_with_a_status_each(extracted: Path) -> None:
+    status: dict[str, dict[str, str]] = {}
+    for k in range(2):
+        with (extracted / "shards" / f"shard{k}" / "status.tsv").open() as fh:
+            for r in csv.DictReader(fh, delimiter="\t"):
+                assert shard_of(r["video_id"], 2) == k
+                status[r["video_id"]] = r
+        assert sorted(p.name for p in (extracted / "shards" / f"shard{k}").iterdir()) == [
+            "r2plus1d18.zarr",
+            "status.tsv",
+            "vggish.zarr",
+        ]  # no decoded frames anywhere
+    assert sorted(status) == list("abcdef")  # a video with two rows is extracted once
+    assert {v: r["status"] for v, r in status.items()} == {
+        "a": "ok",
+        "b": "no_audio",
+        "c": "no_video",
+        "d": "ok",
+        "e": "failed",
+        "f": "failed",
+    }
+    assert status["e"]["reason"].startswith("cannot open")
+    assert status["f"]["reason"].startswith("missing")
+    assert status["d"]["n_segments"] == "3" and "h264" in status["d"]["source"]
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
-def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
-    shards = []
-    for k in range(2):
-        out = decoded / "extract" / recipe / f"shard{k}.zarr"
-        assert (
-            main(
-                [
-                    "extract",
-                    "shard",
-                    "--decoded",
-                    str(decoded / "decode" / f"shard{k}.zarr"),
-                    "--config-json",
-                    extract_cfg(recipe),
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
-        shards.append(str(out))
-    store = decoded / "extract" / f"{recipe}.zarr"
+def test_shard_then_gather_builds_one_store(extracted: Path, recipe: str) -> None:
+    shards = [str(extracted / "shards" / f"shard{k}" / f"{recipe}.zarr") for k in range(2)]
+    store = extracted / "extract" / f"{recipe}.zarr"
     assert main(["extract", "gather", *shards, "--out", str(store)]) == 0
     s = FeatureStore(store)
     assert s.video_ids == ["a", "b", "c", "d"]  # e (broken) and f (missing) are not in stores
@@ -82,11 +74,13 @@ def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
     attrs = s.attrs
     assert attrs["recipe"] == recipe and attrs["weights"] == "random(seed=0)"
     assert attrs["config_hash"] and attrs["versions"]["torch"] and attrs["shards"] == 2
-    assert attrs["decode"]["plan"]["frames_per_segment"] == 2 and attrs["padding"]
+    assert attrs["grid"]["hop_s"] == 1.0 and attrs["grid"]["window_s"] == 1.0
+    assert attrs["padding"] and attrs["frames_resized_in"] == "workers"
     if recipe == "vggish":
         assert s.has_audio.tolist() == [True, False, True, True]
         assert not feats[1].any() and feats[0, :2].any()  # b has no audio stream: zeros, flagged
-        assert attrs["sample_rate"] == 16000 and attrs["hop_s"] == pytest.approx(0.96)
+        assert attrs["sample_rate"] == 16000 and attrs["hop_s"] == 1.0
+        assert attrs["grid"]["placement"] == "segment"
     else:
         assert s.group["has_video"][:].tolist() == [True, True, False, True]
         assert not feats[2].any() and attrs["fps"] == 2.0
@@ -94,52 +88,52 @@ def test_shard_then_gather_builds_one_store(decoded: Path, recipe: str) -> None:
     assert zarr.open_group(str(store), mode="r")["features"].shape == (4, 3, width)
 
 
-def test_shard_cache_dir_reuses_videos_and_keeps_the_store(
-    decoded: Path, capsys: pytest.CaptureFixture[str]
+def test_cache_dir_skips_decoding_and_keeps_the_stores(
+    extracted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--cache-dir: a second run takes every video from the cache; same store content."""
-    cache = decoded / "cache" / "r2plus1d18"
-
-    def shard(out: str, *extra: str) -> Path:
-        path = decoded / "cached" / out
-        args = ["extract", "shard", "--decoded", str(decoded / "decode" / "shard0.zarr")]
-        args += ["--config-json", extract_cfg("r2plus1d18"), "--out", str(path), *extra]
-        assert main(args) == 0
-        return path
-
-    plain = shard("plain.zarr")
+    """--cache-dir: the first run fills it, the second decodes nothing; same stores. A new
+    recipe option recomputes only that recipe."""
+    manifest, cache, out = extracted / "manifest", extracted / "cache", extracted / "cached"
+    k = shard_of("a", 2)
     capsys.readouterr()
-    first = shard("first.zarr", "--cache-dir", str(cache))
-    second = shard("second.zarr", "--cache-dir", str(cache))
-    lines = [m for m in capsys.readouterr().err.splitlines() if "extract:" in m]
-    got = [re.search(r"(\d+) of (\d+) videos from cache \(.*\), (\d+) computed", m) for m in lines]
-    n = len(FeatureStore(plain).video_ids)
-    with_video = int(FeatureStore(plain).group["has_video"][:].sum())
-    assert [tuple(map(int, m.groups())) for m in got if m] == [
-        (0, n, with_video),
-        (with_video, n, 0),
+    assert run_extract(manifest, out / "first", k, cache=cache) == 0
+    assert run_extract(manifest, out / "second", k, cache=cache) == 0
+    edited = json.loads(json.dumps(CFG))
+    edited["recipes"]["r2plus1d18"]["input_size"] = 48
+    assert run_extract(manifest, out / "edited", k, edited, cache=cache) == 0
+    err = capsys.readouterr().err
+    with (extracted / "shards" / f"shard{k}" / "status.tsv").open() as fh:
+        status = [r["status"] for r in csv.DictReader(fh, delimiter="\t")]
+    n_audio = sum(st in ("ok", "no_video") for st in status)
+    n_video = sum(st in ("ok", "no_audio") for st in status)
+    decoded = [int(m) for m in re.findall(r"videos \(.*\), (\d+) decoded", err)]
+    assert decoded == [sum(st != "failed" for st in status), 0, n_video]
+    computed = [
+        (r, int(c), int(h))
+        for r, c, h in re.findall(r"(\w+): (\d+) videos computed, (\d+) from", err)
     ]
-    assert len(list(cache.rglob("*.npz"))) == with_video
-    for other in (first, second):
-        a, b = zarr.open_group(str(plain), mode="r"), zarr.open_group(str(other), mode="r")
-        for name, arr in a.arrays():
-            assert arr[:].tobytes() == b[name][:].tobytes(), name
+    assert computed == [
+        ("vggish", n_audio, 0),
+        ("r2plus1d18", n_video, 0),
+        ("vggish", 0, n_audio),
+        ("r2plus1d18", 0, n_video),
+        ("vggish", 0, n_audio),  # another recipe's options: this one comes from the cache
+        ("r2plus1d18", n_video, 0),
+    ]
+    for name in ("vggish.zarr", "r2plus1d18.zarr"):
+        a = zarr.open_group(str(extracted / "shards" / f"shard{k}" / name), mode="r")
+        b = zarr.open_group(str(out / "second" / f"shard{k}" / name), mode="r")
+        for arr_name, arr in a.arrays():
+            assert arr[:].tobytes() == b[arr_name][:].tobytes(), (name, arr_name)
+    a = zarr.open_group(str(out / "first" / f"shard{k}" / "vggish.zarr"), mode="r")
+    b = zarr.open_group(str(out / "edited" / f"shard{k}" / "vggish.zarr"), mode="r")
+    assert a["features"][:].tobytes() == b["features"][:].tobytes()
 
 
-def test_failures_table(decoded: Path) -> None:
-    out = decoded / "failures.tsv"
-    assert (
-        main(
-            [
-                "extract",
-                "failures",
-                *map(str, sorted((decoded / "decode").glob("*.tsv"))),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+def test_failures_table(extracted: Path) -> None:
+    out = extracted / "failures.tsv"
+    tables = [str(extracted / "shards" / f"shard{k}" / "status.tsv") for k in range(2)]
+    assert main(["extract", "failures", *tables, "--out", str(out)]) == 0
     with out.open() as fh:
         rows = {r["video_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
     assert {v: r["status"] for v, r in rows.items()} == {
@@ -149,27 +143,29 @@ def test_failures_table(decoded: Path) -> None:
         "f": "failed",
     }
     assert rows["e"]["reason"].startswith("cannot open")
+    assert {r["shard"] for r in rows.values()} <= {"0", "1"}
 
 
-def test_unknown_recipe_option_is_named(decoded: Path) -> None:
-    cfg = json.dumps({"recipe": "vggish", "options": {"weigths": "random"}, "device": "cpu"})
-    out = decoded / "bad.zarr"
-    assert (
-        main(
-            [
-                "extract",
-                "shard",
-                "--decoded",
-                str(decoded / "decode" / "shard0.zarr"),
-                "--config-json",
-                cfg,
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
-    assert not out.exists()
+def test_on_error_raise_stops_without_outputs(
+    extracted: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = {**CFG, "on_error": "raise"}
+    out = extracted / "raise"
+    assert run_extract(extracted / "manifest", out, shard_of("e", 2), cfg) == 1
+    err = capsys.readouterr().err
+    assert "cannot open" in err or "missing" in err
+    assert not out.exists() or not [p for p in out.iterdir() if ".tmp-" not in p.name]
+
+
+def test_unknown_keys_and_options_are_named(extracted: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = {**CFG, "recipes": {"vggish": {"weigths": "random"}}}
+    assert run_extract(extracted / "manifest", extracted / "bad", 0, bad) == 2
+    assert "weigths" in capsys.readouterr().err
+    assert run_extract(extracted / "manifest", extracted / "bad", 0, {**CFG, "fps": 3}) == 2
+    hop = {**CFG, "recipes": {"vggish": {"weights": "random", "hop_s": 0.96}}}
+    assert run_extract(extracted / "manifest", extracted / "bad", 0, hop) == 2
+    assert "segment grid" in capsys.readouterr().err
+    assert not (extracted / "bad").exists()
 
 
 def test_import_cli_on_the_real_ave_file(shared_data: Path, tmp_path: Path) -> None:
@@ -210,13 +206,13 @@ def _commands(wd: Path, *targets: str) -> dict[str, str]:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     out = {}
-    for cmd in re.findall(r"(avpipe (?:decode|extract) [^\n]*)", r.stdout):
+    for cmd in re.findall(r"(avpipe extract [^\n]*)", r.stdout):
         key = re.search(r"--out (\S+)", cmd)
         out[key.group(1) if key else cmd] = cmd
     return out
 
 
-def test_editing_one_recipe_changes_only_its_jobs(workflow_copy: Path) -> None:
+def test_editing_one_recipe_changes_only_the_shard_jobs(workflow_copy: Path) -> None:
     for d in ("ave", "llp"):
         (workflow_copy / "results" / "synthetic" / d).mkdir(parents=True)
     targets = [f"results/extract/synth_ave/{r}.zarr" for r in ("vggish", "vgg19_pool5")]
@@ -226,8 +222,12 @@ def test_editing_one_recipe_changes_only_its_jobs(workflow_copy: Path) -> None:
     cfg["extract"]["overrides"]["synth_ave"]["vgg19_pool5"]["input_size"] = 96
     cfg_path.write_text(yaml.safe_dump(cfg))
     after = _commands(workflow_copy, *targets)
-    assert (
-        len(before) == 8 and before.keys() == after.keys()
-    )  # 2 decode, 2 x 2 shard jobs, 2 gathers
+    assert len(before) == 4 and before.keys() == after.keys()  # 2 shard jobs, 2 gathers
     changed = sorted(k for k in before if before[k] != after[k])
-    assert changed == [f"results/extract/synth_ave/vgg19_pool5/shard{k}.zarr" for k in range(2)]
+    assert changed == [f"results/extract/synth_ave/shards/shard{k}" for k in range(2)]
+    for k in changed:  # one job computes both recipes of the dataset
+        assert (
+            '"vgg19_pool5":' in after[k]
+            and '"vggish":' in after[k]
+            and '"input_size":96' in after[k]
+        )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 
 from avpipe.utils.provenance import source_hash

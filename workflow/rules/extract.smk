@@ -1,11 +1,11 @@
-# Stage "extract": one job per (dataset, recipe, shard) runs the recipe's extractor over
-# the decoded shard -> results/extract/<dataset>/<recipe>/shard<k>.zarr; one gather job
-# per (dataset, recipe) concatenates the shards into results/extract/<dataset>/<recipe>.zarr
-# (one writer, whole chunks); failures.tsv lists the videos decoding could not use.
-# Each job's params hold only its own recipe's options, so editing one recipe reruns
-# only that store (unless it raises the dataset's decode frames_per_segment).
-# A per-video cache outside the outputs (extract.cache, avpipe/io/cache.py) makes a rerun
-# shard job (e.g. after videos were added to the manifest) compute only the new videos.
+# Stage "extract": one job per (dataset, shard) decodes each of its videos once, in memory,
+# and computes every recipe of extract.stores.<dataset> from that one decode:
+# results/extract/<dataset>/shards/shard<k>/{<recipe>.zarr,status.tsv}. One gather job per
+# (dataset, recipe) concatenates the shards into results/extract/<dataset>/<recipe>.zarr
+# (one writer, whole chunks); failures.tsv lists the videos that could not be used.
+# A per-video cache outside the outputs (extract.cache, avpipe/io/cache.py), keyed by the
+# video file's content, makes a rerun shard job compute only what changed: after a recipe
+# edit only that recipe's features, after adding videos only the new videos.
 
 
 # Datasets with stores that are defined under `datasets` (others are skipped, so the DAG
@@ -17,34 +17,42 @@ EXTRACT_DATASETS = [
 
 rule extract:
     input:
-        decoded="results/decode/{dataset}/shard{shard}.zarr",
+        samples="results/manifest/{dataset}/samples.tsv",
+        meta="results/manifest/{dataset}/meta.json",
     output:
-        directory("results/extract/{dataset}/{recipe}/shard{shard}.zarr"),
+        directory("results/extract/{dataset}/shards/shard{shard}"),
     log:
-        "logs/extract/{dataset}/{recipe}/shard{shard}.log",
-    threads: config["extract"].get("num_threads", 2)
+        "logs/extract/{dataset}/shard{shard}.log",
+    threads: config["extract"].get("workers", 2)
     resources:
         mem_mb=config["extract"].get("mem_mb", 8000),
         runtime=600,
         gpu=GPU_JOB,
     params:
-        cfg=lambda wildcards: as_json(
-            extract_slice(wildcards.dataset, wildcards.recipe)
+        cfg=lambda wildcards: as_json(extract_slice(wildcards.dataset)),
+        code=code(
+            "features",
+            "io/cache",
+            "io/decode",
+            "io/grid",
+            "io/store",
+            "datasets/manifest",
+            "stages/extract",
         ),
-        code=code("features", "io/cache", "io/decode", "io/store", "stages/extract"),
-        cache=lambda wildcards: extract_cache_arg(wildcards.dataset, wildcards.recipe),
+        cache=lambda wildcards: extract_cache_arg(wildcards.dataset),
+        manifest=lambda wildcards, input: os.path.dirname(input.samples),
     shell:
-        "avpipe extract shard --decoded {input.decoded:q} --config-json {params.cfg:q} "
-        "{params.cache} --out {output:q} > {log} 2>&1"
+        "avpipe extract shard --manifest {params.manifest:q} --shard {wildcards.shard} "
+        "--config-json {params.cfg:q} {params.cache} --workers {threads} --out {output:q} "
+        "> {log} 2>&1"
 
 
 rule extract_gather:
     input:
         lambda wildcards: expand(
-            "results/extract/{dataset}/{recipe}/shard{shard}.zarr",
+            "results/extract/{dataset}/shards/shard{shard}",
             dataset=wildcards.dataset,
-            recipe=wildcards.recipe,
-            shard=decode_shards(wildcards.dataset),
+            shard=extract_shards(wildcards.dataset),
         ),
     output:
         directory("results/extract/{dataset}/{recipe}.zarr"),
@@ -55,17 +63,20 @@ rule extract_gather:
         mem_mb=4000,
         runtime=120,
     params:
+        stores=lambda wildcards, input: " ".join(
+            shlex.quote(f"{d}/{wildcards.recipe}.zarr") for d in input
+        ),
         code=code("io/store", "stages/extract"),
     shell:
-        "avpipe extract gather {input:q} --out {output:q} > {log} 2>&1"
+        "avpipe extract gather {params.stores} --out {output:q} > {log} 2>&1"
 
 
 rule extract_failures:
     input:
         lambda wildcards: expand(
-            "results/decode/{dataset}/shard{shard}.tsv",
+            "results/extract/{dataset}/shards/shard{shard}",
             dataset=wildcards.dataset,
-            shard=decode_shards(wildcards.dataset),
+            shard=extract_shards(wildcards.dataset),
         ),
     output:
         "results/extract/{dataset}/failures.tsv",
@@ -76,9 +87,12 @@ rule extract_failures:
         mem_mb=500,
         runtime=10,
     params:
+        tables=lambda wildcards, input: " ".join(
+            shlex.quote(f"{d}/status.tsv") for d in input
+        ),
         code=code("stages/extract"),
     shell:
-        "avpipe extract failures {input:q} --out {output:q} > {log} 2>&1"
+        "avpipe extract failures {params.tables} --out {output:q} > {log} 2>&1"
 
 
 ALL_TARGETS.extend(

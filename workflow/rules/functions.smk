@@ -74,33 +74,6 @@ def cpsp_threads(wildcards):
     return cpsp_config(wildcards.dataset, wildcards.experiment)["data"]["num_threads"]
 
 
-# --- decode -------------------------------------------------------------------
-def decode_slice(dataset):
-    """config["decode"] with the dataset's overrides; frames_per_segment "auto" resolved."""
-    dec = config["decode"]
-    out = {k: v for k, v in dec.items() if k not in ("overrides", "temp")}
-    out.update(dec.get("overrides", {}).get(dataset, {}))
-    if out.get("frames_per_segment", "auto") == "auto":
-        rates = [
-            extract_options(dataset, r).get("frames_per_segment", 0)
-            for r in config["extract"].get("stores", {}).get(dataset, [])
-        ]
-        out["frames_per_segment"] = max(rates, default=0) or 1
-    return out
-
-
-def decode_shards(dataset):
-    return range(decode_slice(dataset).get("shards", 2))
-
-
-def decode_output(path):
-    return (
-        temp(directory(path))
-        if config["decode"].get("temp", False)
-        else directory(path)
-    )
-
-
 # --- em -----------------------------------------------------------------------
 def em_inputs(wildcards):
     ds, seed, k = wildcards.dataset, wildcards.seed, int(wildcards.round)
@@ -152,25 +125,43 @@ def extract_options(dataset, recipe):
     return opts
 
 
-def extract_cache_arg(dataset, recipe):
-    """`--cache-dir <extract.cache_dir>/<dataset>/<recipe>`, or "" when extract.cache is false."""
-    import shlex
+def decode_slice(dataset):
+    """config["decode"] with the dataset's overrides."""
+    dec = config["decode"]
+    out = {k: v for k, v in dec.items() if k != "overrides"}
+    out.update(dec.get("overrides", {}).get(dataset, {}))
+    return out
 
+
+def extract_shards(dataset):
+    return range(decode_slice(dataset).get("shards", 2))
+
+
+def extract_cache_arg(dataset):
+    """`--cache-dir <extract.cache_dir>/<dataset>`, or "" when extract.cache is false."""
     ext = config["extract"]
     if not ext.get("cache", True):
         return ""
     root = ext.get("cache_dir", "results/cache/extract")
-    return "--cache-dir " + shlex.quote(f"{root}/{dataset}/{recipe}")
+    return "--cache-dir " + shlex.quote(f"{root}/{dataset}")
 
 
-def extract_slice(dataset, recipe):
-    ext = config["extract"]
+def extract_slice(dataset):
+    """What one (dataset, shard) job computes: every recipe of the dataset, and how."""
+    ext, dec = config["extract"], decode_slice(dataset)
     return {
-        "recipe": recipe,
-        "options": extract_options(dataset, recipe),
+        "recipes": {
+            r: extract_options(dataset, r)
+            for r in config["extract"].get("stores", {}).get(dataset, [])
+        },
+        "shards": dec.get("shards", 2),
+        "on_error": dec.get("on_error", "skip"),
+        "truncation_tolerance_s": dec.get("truncation_tolerance_s", 1.0),
         "batch_size": ext.get("batch_size", 16),
         "num_threads": ext.get("num_threads", 2),
-        "prefetch": ext.get("prefetch", 3),
+        "prefetch": ext.get("prefetch", 2),
+        "prepare": ext.get("prepare", "auto"),
+        "keep_decoded": ext.get("keep_decoded", False),
         "device": config["run"]["device"],
     }
 
