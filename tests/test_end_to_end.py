@@ -1,7 +1,7 @@
 """The whole default DAG, from generated MP4s to the report, on the smoke preset.
 
 This is command 1 of the README on a smaller dataset: every rule kind runs for real
-(synthetic -> manifest -> decode -> extract -> pretrain/selflabel/em, cpsp, avvp ->
+(synthetic -> manifest -> extract -> pretrain/selflabel/em, cpsp, avvp ->
 evaluate -> report), then a second dry run must find nothing to do.
 """
 
@@ -80,7 +80,6 @@ def test_every_rule_ran(study: WorkflowCopy) -> None:
     expected = {
         "synthetic",
         "manifest",
-        "decode",
         "extract",
         "pretrain",
         "selflabel",
