@@ -133,9 +133,14 @@ def load(
     splits: tuple[str, ...] = ("train", "val", "test"),
     use_frames: bool = True,
 ) -> tuple[Manifest, dict[str, AVVPSplit], Dims]:
-    """Manifest, one ``AVVPSplit`` per split (present samples only) and the input dimensions."""
+    """Manifest, one ``AVVPSplit`` per split (present samples only) and the input dimensions.
+
+    Raises :class:`~avpipe.io.store.GridMismatchError` when a store is not on the
+    manifest's segment grid."""
     manifest = Manifest.read(manifest_dir)
     stores = [FeatureStore(p) for p in (audio_store, frames_store, motion_store)]
+    for st in stores:
+        st.check_grid(manifest.segment_hop, manifest.segment_win)
     out: dict[str, AVVPSplit] = {}
     for name in splits:
         samples = [

@@ -17,6 +17,13 @@ on the exact published inputs (``shared/specs/datasets.md`` §2.3, §3.2):
 Values are stored as ``dtype`` (float32 by default; the releases are float64).
 Every video gets ``n_segments`` = the file's T and ``has_audio`` / ``has_video``
 True: the releases do not say which videos lacked a stream.
+
+Row t of every release stands for the 1-s segment t, so the stores get the grid
+``{"hop_s": 1.0, "window_s": 1.0}`` that loaders check against the dataset's
+(:func:`avpipe.io.store.check_grid`).  ``placement`` says how the release cut its
+windows: ``"segment"`` (computed from segment t's own frames or audio) for all but the
+LLP VGGish folder, whose rows are ``"contiguous"`` 0.96-s patches (row t covers
+[0.96 t, 0.96 (t + 1)) s); ``grid_note`` says so in words.
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ from avpipe.utils.provenance import provenance
 log = logging.getLogger(__name__)
 
 AUDIO_RECIPES = ("vggish",)
+RELEASE_GRID = {"hop_s": 1.0, "window_s": 1.0}
+GRID_NOTES = {
+    "segment": "released features: row t was computed from 1-s segment t",
+    "contiguous": (
+        "released LLP VGGish: row t is the contiguous 0.96-s patch [0.96 t, 0.96 (t + 1)) s "
+        "of the whole clip, used as 1-s segment t"
+    ),
+}
 FRAMES_PER_SEGMENT = {"resnet152_llp": 8}  # per-frame releases averaged into segments
 
 
@@ -42,7 +57,9 @@ def _flag(recipe: str) -> str:
     return "has_audio" if recipe in AUDIO_RECIPES else "has_video"
 
 
-def _attrs(source: Path, recipe: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _attrs(
+    source: Path, recipe: str, extra: dict[str, Any], placement: str = "segment"
+) -> dict[str, Any]:
     return {
         "extractor": recipe,
         "recipe": recipe,
@@ -55,6 +72,8 @@ def _attrs(source: Path, recipe: str, extra: dict[str, Any]) -> dict[str, Any]:
         if source.is_file() and source.stat().st_size < 1 << 30
         else "",
         "padding": "as released (no padding)",
+        "grid": {**RELEASE_GRID, "placement": placement},
+        "grid_note": GRID_NOTES[placement],
         **provenance({"import": str(source), "recipe": recipe}),
         **extra,
     }
@@ -153,6 +172,8 @@ def import_npy_dir(
         source,
         recipe,
         {"npy_shape": list(first.shape), "npy_dtype": str(first.dtype), "frames_per_segment": k},
+        # the LLP VGGish release ran VGGish over the whole clip: back-to-back 0.96-s patches
+        placement="contiguous" if recipe in AUDIO_RECIPES else "segment",
     )
     flag = _flag(recipe)
     with StoreWriter(out, len(files), max(lengths), spec, attrs, flags=(flag,)) as w:

@@ -15,6 +15,10 @@ Layout (readable with plain ``zarr``, ``dask.array.from_zarr`` or xarray)::
 
 Segments past a video's length hold ``fill_value`` (0) and are False in ``mask``:
 padding happens at batch time, never silently in the data.
+
+The attribute ``grid`` = ``{"hop_s", "window_s", "placement"}`` says on which segment
+grid the rows sit (segment t covers [t * hop_s, t * hop_s + window_s)); loaders compare
+it with the dataset's grid (:func:`check_grid`) and refuse a store that disagrees.
 """
 
 from __future__ import annotations
@@ -35,6 +39,59 @@ from avpipe.utils.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 INDEX_ARRAYS = ("video_id", "n_segments", "mask", "has_audio")
+GRID_TOL_S = 1e-6
+
+
+class GridMismatchError(ValueError):
+    """A feature store's segment grid differs from the dataset's."""
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= GRID_TOL_S
+
+
+def check_grid(attrs: Mapping[str, Any], hop_s: float, window_s: float, where: str) -> None:
+    """Raise :class:`GridMismatchError` unless the store ``where`` (attributes ``attrs``)
+    sits on the dataset's grid: hop ``hop_s`` s, window ``window_s`` s.
+
+    * ``grid`` attribute: its hop and window must both match.
+    * no ``grid`` but ``hop_s`` (stores of older avpipe versions, which cut windows on
+      the extractor's own grid): a visual store's grid is (hop_s, hop_s); an audio
+      store is checked on its hop only (VGGish kept its 0.975-s window on any hop).
+    * neither (stores written by hand, without provenance): nothing to check.
+    """
+    grid = attrs.get("grid")
+    want = f"hop {hop_s:g} s, window {window_s:g} s"
+    if grid is not None:
+        try:
+            got_hop, got_win = float(grid["hop_s"]), float(grid["window_s"])
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError(
+                f"{where}: attribute 'grid' is {grid!r}, expected a mapping with "
+                "numeric 'hop_s' and 'window_s'"
+            ) from e
+        if not (_same(got_hop, hop_s) and _same(got_win, window_s)):
+            raise GridMismatchError(
+                f"{where}: the store's grid (hop {got_hop:g} s, window {got_win:g} s) differs "
+                f"from the dataset's ({want}); re-extract the store on the dataset's grid, "
+                "or set the dataset's segment_hop/segment_win to the store's"
+            )
+        return
+    if "hop_s" not in attrs:
+        return
+    got_hop = float(attrs["hop_s"])
+    if attrs.get("modality") == "visual":
+        ok = _same(got_hop, hop_s) and _same(got_hop, window_s)
+        got = f"hop {got_hop:g} s, window {got_hop:g} s"
+    else:
+        ok = _same(got_hop, hop_s)
+        got = f"hop {got_hop:g} s, window {float(attrs.get('window_s', got_hop)):g} s"
+    if not ok:
+        raise GridMismatchError(
+            f"{where}: the store ({got}, no 'grid' attribute) was written before extraction "
+            f"put windows on the dataset's grid ({want}) and does not sit on it; "
+            "re-extract it"
+        )
 
 
 def _chunks(shape: tuple[int, ...], videos_per_chunk: int) -> tuple[int, ...]:
@@ -132,6 +189,10 @@ class FeatureStore:
 
     def array(self, name: str = "features") -> zarr.Array:
         return self.group[name]
+
+    def check_grid(self, hop_s: float, window_s: float) -> None:
+        """:func:`check_grid` of this store against the dataset grid (hop_s, window_s)."""
+        check_grid(self.attrs, hop_s, window_s, str(self.path))
 
     def rows(self, video_ids: Sequence[str]) -> np.ndarray:
         missing = [v for v in video_ids if v not in self._row]

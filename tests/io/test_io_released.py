@@ -11,7 +11,7 @@ import pytest
 
 from avpipe.datasets.manifest import Manifest, Sample
 from avpipe.io.released import import_ave_h5, import_npy_dir
-from avpipe.io.store import FeatureStore
+from avpipe.io.store import FeatureStore, GridMismatchError
 
 
 def test_real_ave_noisy_audio_file(shared_data: Path, tmp_path: Path) -> None:
@@ -81,3 +81,32 @@ def test_llp_npy_folder_resnet_frames_are_averaged_per_segment(tmp_path: Path) -
     )
     np.testing.assert_allclose(s.load(["yt_a"], "frames")[0, :40], clips["yt_a"], rtol=1e-6)
     assert not s.load(["yt_a"])[0, 5:].any() and s.mask[0].tolist() == [True] * 5 + [False] * 5
+
+
+@pytest.mark.parametrize(
+    ("recipe", "placement"),
+    [("vggish", "contiguous"), ("r2plus1d18", "segment"), ("resnet152_llp", "segment")],
+)
+def test_llp_npy_imports_carry_the_one_second_grid(
+    tmp_path: Path, recipe: str, placement: str
+) -> None:
+    folder = tmp_path / recipe
+    folder.mkdir()
+    np.save(folder / "yt_a.npy", np.ones((80 if recipe == "resnet152_llp" else 10, 4)))
+    import_npy_dir(folder, tmp_path / "s.zarr", recipe)
+    s = FeatureStore(tmp_path / "s.zarr")
+    assert s.attrs["grid"] == {"hop_s": 1.0, "window_s": 1.0, "placement": placement}
+    assert ("0.96-s patch" in s.attrs["grid_note"]) == (placement == "contiguous")
+    s.check_grid(1.0, 1.0)
+    with pytest.raises(GridMismatchError, match="s.zarr"):
+        s.check_grid(0.32, 0.96)
+
+
+@pytest.mark.parametrize("recipe", ["vggish", "vgg19_pool5"])
+def test_ave_h5_imports_carry_the_one_second_grid(tmp_path: Path, recipe: str) -> None:
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["avadataset"] = np.zeros((2, 10, 3))
+    import_ave_h5(tmp_path / "f.h5", tmp_path / "s.zarr", recipe)
+    attrs = FeatureStore(tmp_path / "s.zarr").attrs
+    assert attrs["grid"] == {"hop_s": 1.0, "window_s": 1.0, "placement": "segment"}
+    assert "1-s segment t" in attrs["grid_note"]

@@ -1,4 +1,5 @@
-"""StoreWriter (sequential, chunk-aligned, complete-or-absent) and gather_stores."""
+"""StoreWriter (sequential, chunk-aligned, complete-or-absent), gather_stores and the
+segment-grid check of stores against a dataset's grid."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import numpy as np
 import pytest
 import zarr
 
-from avpipe.io.store import ArraySpec, FeatureStore, StoreWriter, gather_stores, write_store
+from avpipe.io.store import (
+    ArraySpec,
+    FeatureStore,
+    GridMismatchError,
+    StoreWriter,
+    check_grid,
+    gather_stores,
+    write_store,
+)
 
 
 def _rows(n: int, t: int, seed: int) -> list[np.ndarray]:
@@ -128,3 +137,82 @@ def test_gather_refuses_shards_with_different_settings(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="different settings"):
         gather_stores([tmp_path / "s0.zarr", tmp_path / "s1.zarr"], tmp_path / "all.zarr", {})
     assert not (tmp_path / "all.zarr").exists()
+
+
+def _grid(hop: float, win: float) -> dict:
+    return {"grid": {"hop_s": hop, "window_s": win, "placement": "segment"}}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "hop", "win"),
+    [
+        (_grid(1.0, 1.0), 1.0, 1.0),
+        (_grid(1.0 + 5e-7, 1.0 - 5e-7), 1.0, 1.0),  # within the 1e-6-s tolerance
+        (_grid(0.32, 0.96), 0.32, 0.96),
+        # a grid attribute wins over the legacy hop_s/window_s of the extractor spec
+        ({**_grid(1.0, 1.0), "modality": "audio", "hop_s": 0.96, "window_s": 0.975}, 1.0, 1.0),
+        ({"modality": "visual", "hop_s": 1.0, "window_s": 1.0}, 1.0, 1.0),
+        # a legacy audio store is checked on its hop only (VGGish's window was 0.975 s)
+        ({"modality": "audio", "hop_s": 1.0, "window_s": 0.975}, 1.0, 1.0),
+        ({"modality": "audio", "hop_s": 0.32, "window_s": 0.975}, 0.32, 0.96),
+        ({}, 0.32, 0.96),  # written by hand, without provenance: nothing to check
+        ({"recipe": "toy"}, 1.0, 1.0),
+    ],
+)
+def test_check_grid_accepts_stores_on_the_dataset_grid(attrs: dict, hop: float, win: float) -> None:
+    assert check_grid(attrs, hop, win, "s.zarr") is None
+
+
+@pytest.mark.parametrize(
+    ("attrs", "hop", "win", "message"),
+    [
+        (_grid(0.32, 0.96), 1.0, 1.0, r"grid \(hop 0.32 s, window 0.96 s\) differs"),
+        (_grid(1.0, 0.96), 1.0, 1.0, r"window 0.96 s\) differs from the dataset's \(hop 1 s, win"),
+        (_grid(1.0 + 2e-6, 1.0), 1.0, 1.0, r"hop 1 s, window 1 s\) differs"),
+        (
+            {"modality": "audio", "hop_s": 0.96, "window_s": 0.975},
+            1.0,
+            1.0,
+            r"\(hop 0.96 s, window 0.975 s, no 'grid' attribute\) was written before extraction",
+        ),
+        # a legacy visual store's window was its hop: 0.32 s, not the UnAV-100 0.96 s
+        (
+            {"modality": "visual", "hop_s": 0.32, "window_s": 0.32},
+            0.32,
+            0.96,
+            r"\(hop 0.32 s, window 0.32 s, no 'grid'.*\(hop 0.32 s, window 0.96 s\)",
+        ),
+        ({"modality": "visual", "hop_s": 0.5}, 1.0, 1.0, r"hop 0.5 s, window 0.5 s"),
+    ],
+)
+def test_check_grid_rejects_stores_off_the_dataset_grid(
+    attrs: dict, hop: float, win: float, message: str
+) -> None:
+    with pytest.raises(GridMismatchError, match=message) as e:
+        check_grid(attrs, hop, win, "results/extract/ave/x.zarr")
+    assert str(e.value).startswith("results/extract/ave/x.zarr: ")
+    assert "re-extract" in str(e.value)
+    if "grid" in attrs:
+        assert "segment_hop/segment_win" in str(e.value)
+
+
+@pytest.mark.parametrize("grid", [{"hop_s": 1.0}, [1.0, 1.0], {"hop_s": "a", "window_s": 1}])
+def test_check_grid_refuses_a_malformed_grid(grid: object) -> None:
+    with pytest.raises(ValueError, match="attribute 'grid'") as e:
+        check_grid({"grid": grid}, 1.0, 1.0, "s.zarr")
+    assert not isinstance(e.value, GridMismatchError)
+
+
+def test_feature_store_checks_its_own_grid(tmp_path: Path) -> None:
+    rows = _rows(3, 4, 0)
+    ids = ["a", "b", "c"]
+    _write(tmp_path / "on.zarr", ids, rows, 4, _grid(1.0, 1.0))
+    _write(tmp_path / "off.zarr", ids, rows, 4, _grid(0.32, 0.96))
+    FeatureStore(tmp_path / "on.zarr").check_grid(1.0, 1.0)
+    with pytest.raises(GridMismatchError, match=f"^{tmp_path / 'off.zarr'}: "):
+        FeatureStore(tmp_path / "off.zarr").check_grid(1.0, 1.0)
+    # gathering keeps the shards' grid
+    gather_stores([tmp_path / "off.zarr"], tmp_path / "all.zarr", {})
+    with pytest.raises(GridMismatchError, match="all.zarr"):
+        FeatureStore(tmp_path / "all.zarr").check_grid(1.0, 1.0)
+    FeatureStore(tmp_path / "all.zarr").check_grid(0.32, 0.96)

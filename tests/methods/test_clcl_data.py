@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 import torch
 from clcl_fixtures import make_dataset
+from grid_cases import CASES, ONE_SECOND, stamp
 
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Event, Manifest, Sample
+from avpipe.io.store import GridMismatchError
 from avpipe.methods.clcl import pipeline
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import open_features
@@ -31,6 +34,41 @@ def test_normalizer_zscores_real_segments(tmp_path) -> None:
     streamed = open_features(m, v, a, ids, 0)
     assert not streamed.in_memory
     np.testing.assert_allclose(streamed.fit_normalizer().a_std, feats.norm.a_std, rtol=1e-3)
+
+
+def test_stores_on_the_manifest_grid_load(tmp_path) -> None:
+    """Hand-made stores (no grid attributes) and stores on the 1-s grid give the same data."""
+    m, v, a = make_dataset(tmp_path, n_train=6, n_test=2)
+    ids = [s.video_id for s in m.samples]
+    plain = open_features(m, v, a, ids, 4096)
+    for store in (v, a):
+        stamp(store, ONE_SECOND)
+    on_grid = open_features(m, v, a, ids, 4096)
+    assert on_grid.video_ids == plain.video_ids == ids and on_grid.T == 10
+    b1, b2 = (f.batch(np.arange(len(ids)), torch.device("cpu")) for f in (plain, on_grid))
+    assert torch.equal(b1.visual, b2.visual) and torch.equal(b1.audio, b2.audio)
+    assert b1.audio.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("case", "which"),
+    [("grid hop 0.32", "visual"), ("grid hop 0.32", "audio"), ("legacy vggish", "audio")],
+)
+def test_stores_off_the_manifest_grid_are_refused(tmp_path, case: str, which: str) -> None:
+    m, v, a = make_dataset(tmp_path, n_train=6, n_test=2)
+    bad, good = (v, a) if which == "visual" else (a, v)
+    stamp(good, ONE_SECOND)
+    attrs, message = CASES[case]
+    stamp(bad, attrs)
+    with pytest.raises(GridMismatchError, match=message) as e:
+        open_features(m, v, a, [s.video_id for s in m.samples], 4096)
+    assert str(e.value).startswith(f"{bad}: ")
+    # on a manifest with the store's grid the same store is accepted
+    if "grid" in attrs:
+        grid = attrs["grid"]
+        m = m.replace(segment_hop=grid["hop_s"], segment_win=grid["window_s"])
+        stamp(good, {"grid": {**grid}})
+        assert len(open_features(m, v, a, [s.video_id for s in m.samples], 4096)) == 8
 
 
 def test_absent_videos_are_dropped_and_logged(tmp_path, caplog) -> None:

@@ -162,6 +162,46 @@ def test_streamed_maps_equal_in_memory_maps(tmp_path) -> None:
     assert np.allclose(n1.v_mean, n2.v_mean) and np.allclose(n1.a_std, n2.a_std)
 
 
+def test_load_splits_accepts_stores_on_the_manifest_grid(tmp_path) -> None:
+    """Hand-made stores (no grid attributes) and stores on the 1-s grid give the same data."""
+    from cpsp_toy import make_toy
+    from grid_cases import ONE_SECOND, stamp
+
+    from avpipe.methods.cpsp.data import load_splits
+
+    manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
+    plain = load_splits(manifest, v, a, ("train", "test"))
+    for store in (v, a):
+        stamp(store, ONE_SECOND)
+    on_grid = load_splits(manifest, v, a, ("train", "test"))
+    for name in ("train", "test"):
+        assert on_grid[name].sample_ids == plain[name].sample_ids and on_grid[name].T == 10
+        np.testing.assert_array_equal(on_grid[name].audio, plain[name].audio)
+        np.testing.assert_array_equal(on_grid[name].visual, plain[name].visual)
+    assert len(on_grid["test"]) == 2 and np.abs(on_grid["test"].audio).sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("case", "which"),
+    [("grid hop 0.32", "visual"), ("grid hop 0.32", "audio"), ("legacy vggish", "audio")],
+)
+def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, which: str) -> None:
+    from cpsp_toy import make_toy
+    from grid_cases import CASES, ONE_SECOND, stamp
+
+    from avpipe.io.store import GridMismatchError
+    from avpipe.methods.cpsp.data import load_splits
+
+    manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
+    bad, good = (v, a) if which == "visual" else (a, v)
+    stamp(good, ONE_SECOND)
+    attrs, message = CASES[case]
+    stamp(bad, attrs)
+    with pytest.raises(GridMismatchError, match=message) as e:
+        load_splits(manifest, v, a, ("train",))
+    assert str(e.value).startswith(f"{bad}: ")
+
+
 def test_fit_restores_the_best_validation_epoch() -> None:
     from avpipe.training.loop import TrainConfig, fit
 

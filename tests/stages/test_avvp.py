@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 from avvp_fixtures import make_avvp_dataset, small_config
+from grid_cases import CASES, ONE_SECOND, stamp
 
 from avpipe.cli import main
 from avpipe.datasets.manifest import Manifest
+from avpipe.io.store import GridMismatchError
 from avpipe.metrics import avvp
 
 METHODS = ("han", "coleaf")
@@ -160,6 +162,45 @@ def test_data_targets_and_frames(runs: dict) -> None:
     feats = st.load(test.sample_ids[:3])
     assert np.allclose(test.frames[:3].astype(np.float32).mean(2), feats, atol=1e-2)
     assert len(splits["train"]) == 64 and not splits["train"].dense_audio.any()
+
+
+def test_data_accepts_stores_on_the_manifest_grid(tmp_path: Path) -> None:
+    """Hand-made stores (no grid attributes) and stores on the 1-s grid give the same data."""
+    from avpipe.datasets import avvp as data
+
+    p = make_avvp_dataset(tmp_path, sizes=(4, 2, 2))
+    stores = (p["audio"], p["frames"], p["motion"])
+    _, plain, _ = data.load(p["manifest"], *stores)
+    for store in stores:
+        stamp(store, ONE_SECOND)
+    _, on_grid, dims = data.load(p["manifest"], *stores)
+    assert dims.frames_per_segment == 2 and len(on_grid["test"]) == 2
+    for name in ("train", "val", "test"):
+        for x in ("audio", "frames", "motion", "dense_audio"):
+            np.testing.assert_array_equal(getattr(on_grid[name], x), getattr(plain[name], x))
+    assert np.abs(on_grid["test"].motion.astype(np.float32)).sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("case", "which"),
+    [
+        ("grid hop 0.32", "audio"),
+        ("grid hop 0.32", "frames"),
+        ("grid hop 0.32", "motion"),
+        ("legacy vggish", "audio"),
+    ],
+)
+def test_data_refuses_stores_off_the_manifest_grid(tmp_path: Path, case: str, which: str) -> None:
+    from avpipe.datasets import avvp as data
+
+    p = make_avvp_dataset(tmp_path, sizes=(4, 2, 2))
+    for store in {"audio", "frames", "motion"} - {which}:
+        stamp(p[store], ONE_SECOND)
+    attrs, message = CASES[case]
+    stamp(p[which], attrs)
+    with pytest.raises(GridMismatchError, match=message) as e:
+        data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
+    assert str(e.value).startswith(f"{p[which]}: ")
 
 
 def test_standardize_uses_train_statistics(runs: dict) -> None:

@@ -190,10 +190,14 @@ def open_features(
     budget_mb: int,
     norm: Normalizer | None = None,
 ) -> VideoFeatures:
-    """Features of ``video_ids`` (those absent from a store dropped), z-scored by ``norm``."""
-    feats = VideoFeatures(
-        FeatureStore(visual_store), FeatureStore(audio_store), video_ids, budget_mb
-    )
+    """Features of ``video_ids`` (those absent from a store dropped), z-scored by ``norm``.
+
+    Raises :class:`~avpipe.io.store.GridMismatchError` when a store is not on the
+    manifest's segment grid."""
+    visual, audio = FeatureStore(visual_store), FeatureStore(audio_store)
+    for st in (visual, audio):
+        st.check_grid(manifest.segment_hop, manifest.segment_win)
+    feats = VideoFeatures(visual, audio, video_ids, budget_mb)
     feats.norm = norm
     return feats
 

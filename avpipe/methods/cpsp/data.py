@@ -189,8 +189,12 @@ def load_splits(
     budget_mb: int = 4096,
 ) -> dict[str, SplitData]:
     """Present samples of each split; maps of a split stay in memory (float16) when they
-    fit ``budget_mb``, else every batch reads them from the store."""
+    fit ``budget_mb``, else every batch reads them from the store.  Raises
+    :class:`~avpipe.io.store.GridMismatchError` when a store is not on the manifest's
+    segment grid."""
     vs, au = FeatureStore(visual), FeatureStore(audio)
+    for st in (vs, au):
+        st.check_grid(manifest.segment_hop, manifest.segment_win)
     out = {}
     for name in splits:
         samples = [s for s in manifest.split(name) if s.present]
