@@ -17,7 +17,7 @@
 #   SLURM_CPUS         CPUs advertised for the node           (default: max(nproc, 8))
 #   SLURM_MEM_MB       RealMemory in MB                       (default: max(physical - 1024, 65536))
 #                      Both may exceed the hardware: SlurmdParameters=config_overrides makes
-#                      slurmd trust the config, so avpipe's profile (8 cores for decode, 32 GB
+#                      slurmd trust the config, so avpipe's profile (8 cores and 32 GB
 #                      for extract) schedules on a small CI box; limits are not enforced anyway.
 #   SLURM_PARTITION    name of the default (CPU) partition    (default: cpu)
 #   SLURM_GPU_PARTITION name of the GPU partition, same node  (default: gpu)
