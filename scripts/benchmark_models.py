@@ -45,7 +45,14 @@ def parse() -> argparse.Namespace:
     p.add_argument("--vggish-segments", type=int, default=32, help="segments per VGGish batch")
     p.add_argument("--iters", type=int, default=2, help="timed batches per configuration")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--frame-hw", type=int, nargs=2, default=(240, 320), help="decoder H W")
+    p.add_argument(
+        "--frame-hw",
+        type=int,
+        nargs=2,
+        default=None,
+        help="frame H W fed to the model (default: the recipe's input size, as the pipeline "
+        "feeds it; a larger size adds the on-device resize)",
+    )
     p.add_argument(
         "--option",
         action="append",
@@ -70,7 +77,7 @@ def bench_recipe(recipe: str, opts: dict[str, Any], args: argparse.Namespace) ->
     device = torch.device(args.device)
     spec = registry.spec_for(recipe, opts)
     segments = args.vggish_segments if spec.modality == "audio" else args.segments
-    batch = bench.synthetic_batch(spec, segments, tuple(args.frame_hw))
+    batch = bench.synthetic_batch(spec, segments, tuple(args.frame_hw) if args.frame_hw else None)
     rows = []
     for name in args.configs:
         ext = registry.build(recipe, {**opts, **CONFIGS[name]}).to(device)

@@ -2,8 +2,9 @@
 
 Used by ``scripts/benchmark_models.py`` (and the pipeline's own throughput check):
 the "bare" number is the extractor's ``__call__`` on batches that already sit in
-memory (uint8 frames at decoder resolution or 16 kHz audio), so it includes the
-on-device resize/normalisation but no decoding, batching across videos or writing.
+memory (uint8 frames at the recipe's input size, as the pipeline feeds them, or 16 kHz
+audio), so it includes the on-device normalisation but no decoding, resizing, batching
+across videos or writing.
 Items are frames for the 2D networks, clips for R(2+1)D and patches for VGGish.
 """
 
@@ -52,14 +53,18 @@ def items_per_segment(spec: ExtractorSpec) -> int:
 
 
 def synthetic_batch(
-    spec: ExtractorSpec, segments: int, frame_hw: tuple[int, int] = (240, 320), seed: int = 0
+    spec: ExtractorSpec, segments: int, frame_hw: tuple[int, int] | None = None, seed: int = 0
 ) -> torch.Tensor:
-    """Random uint8 frames (S, F, H, W, 3) at a decoder resolution, or audio (S, n)."""
+    """Random uint8 frames (S, F, H, W, 3), or audio (S, n).
+
+    ``frame_hw`` defaults to the recipe's input size (what the pipeline feeds); another
+    size adds the extractor's own resize to the measurement.
+    """
     g = torch.Generator().manual_seed(seed)
     if spec.modality == "audio":
         n = round(spec.window_s * spec.sample_rate)
         return 0.1 * torch.randn(segments, n, generator=g)
-    shape = (segments, spec.frames_per_segment, *frame_hw, 3)
+    shape = (segments, spec.frames_per_segment, *(frame_hw or spec.input_size), 3)
     return torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
 
 
