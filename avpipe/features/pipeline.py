@@ -172,8 +172,6 @@ class _Videos(torch.utils.data.Dataset):
 
     def _missing(self, digest: str, info: dict[str, Any]) -> list[tuple[ExtractorSpec, Any]]:
         """The runs this video needs computed: it has their modality, and no valid entry."""
-        if info["status"] == "failed":
-            return []
         n = info["n_segments"]
         return [
             (spec, cache)
@@ -208,10 +206,8 @@ class _Videos(torch.utils.data.Dataset):
                 truncation_tolerance_s=self.s.truncation_tolerance_s,
                 threads=threads,
             )
-        except DecodeError as e:
-            info = {k: None for k in INFO_KEYS} | {"status": "failed", "reason": str(e)}
-            self.decode_cache.put(digest, info)
-            return {**item, **info}
+        except DecodeError as e:  # not cached: the next run tries again
+            return {**item, **{k: None for k in INFO_KEYS}, "status": "failed", "reason": str(e)}
         info = {
             "status": d.status,
             "reason": d.reason,
@@ -356,6 +352,7 @@ def _compute(
                 n, digest = expected[(name, row)]
                 got = sum(len(p["features"]) for p in parts[(name, row)])
                 if got == n:
+                    del expected[(name, row)]
                     pieces = parts.pop((name, row))
                     shapes = entry_shapes(run.spec, n)
                     data = {
