@@ -11,12 +11,17 @@ Targets (methods spec §1.2, §5.4):
         target (LLP weak labels; UnAV-100: the classes of its annotated events);
     ``dense_audio`` / ``dense_visual`` (N, T, C): per-modality segment labels of the
         dense annotations (val/test); audio-visual events count for both modalities.
+
+Videos whose stores say they have no audio or no video stream (all-zero rows) are left
+out of every split, training and evaluation alike (:mod:`avpipe.training.streams`):
+HAN and CoLeaF attend across the two modalities and have no clean way to mask one, and
+their weak labels do not say which modality an event is heard or seen in.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ import torch
 
 from avpipe.datasets.manifest import Manifest, Sample
 from avpipe.io.store import FeatureStore
+from avpipe.training.streams import drop_missing_streams
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ class AVVPSplit:
     labels: np.ndarray  # (N, C) float32
     dense_audio: np.ndarray  # (N, T, C) float32
     dense_visual: np.ndarray  # (N, T, C) float32
+    # reason ("no_audio", "no_video") -> video ids left out for a missing stream
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -105,12 +113,6 @@ def load_split(
                 f"{st.path}: T_max {st.array().shape[1]} differs from {audio.path} ({T})"
             )
     mask = audio.mask[audio.rows(ids)][:, :T]
-    if audio.has_audio is not None:
-        silent = ~audio.has_audio[audio.rows(ids)]
-        if silent.any():
-            log.info(
-                "%d videos without an audio stream keep zero audio features", int(silent.sum())
-            )
     weak = manifest.video_targets(samples, ("unspecified",))
     labels = np.where(weak.any(1, keepdims=True), weak, manifest.video_targets(samples))
     return AVVPSplit(
@@ -133,7 +135,8 @@ def load(
     splits: tuple[str, ...] = ("train", "val", "test"),
     use_frames: bool = True,
 ) -> tuple[Manifest, dict[str, AVVPSplit], Dims]:
-    """Manifest, one ``AVVPSplit`` per split (present samples only) and the input dimensions.
+    """Manifest, one ``AVVPSplit`` per split (present samples with both streams; the
+    others in ``AVVPSplit.missing``) and the input dimensions.
 
     Raises :class:`~avpipe.io.store.GridMismatchError` when a store is not on the
     manifest's segment grid."""
@@ -154,9 +157,14 @@ def load(
                 name,
                 dropped,
             )
+        where = f"{manifest.dataset}/{name}"
+        kept, missing = drop_missing_streams([s.video_id for s in samples], stores, where)
+        keep = set(kept)
+        samples = [s for s in samples if s.video_id in keep]
         if not samples:
             raise ValueError(f"{manifest.dataset}: split {name!r} has no sample with features")
         out[name] = load_split(manifest, samples, *stores, use_frames=use_frames)
+        out[name].missing = missing
     first = out[splits[0]]
     dims = Dims(
         audio=first.audio.shape[2],

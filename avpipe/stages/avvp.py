@@ -2,7 +2,9 @@
 
 Trains on the weak video labels of the train split, selects the epoch on the
 validation split's dense labels, and writes to ``--out-dir``:
-``model.pt`` (the deployed model: HAN, or CoLeaF's Anchor, with its config),
+``model.pt`` (the deployed model: HAN, or CoLeaF's Anchor, with its config, and in
+``missing_stream`` the videos of each split left out because a store says they have no
+audio or no video stream; val and test are then scored on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
 ``split``) and ``history.tsv`` (losses and validation metrics per epoch).
 """
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         best_val_score=result.best_score,
         seed=args.seed,
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
+        missing_stream={k: v.missing for k, v in splits.items()},
     )
     pred = loop.collect_predictions(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:

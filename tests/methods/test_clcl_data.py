@@ -9,14 +9,16 @@ import pytest
 import torch
 from clcl_fixtures import make_dataset
 from grid_cases import CASES, ONE_SECOND, stamp
+from stream_flags import drop_stream
 
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Event, Manifest, Sample
-from avpipe.io.store import GridMismatchError
+from avpipe.io.store import FeatureStore, GridMismatchError
 from avpipe.methods.clcl import pipeline
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import open_features
 from avpipe.metrics.unsupervised import evaluate
+from avpipe.training.streams import by_split
 
 
 def test_normalizer_zscores_real_segments(tmp_path) -> None:
@@ -125,3 +127,56 @@ def test_visual_weight_scales_the_visual_half() -> None:
     assert torch.equal(g[:, :2], f[:, :2]) and torch.equal(g[:, 2:], 0.5 * f[:, 2:])
     same = from_dict(SelflabelStage, {})
     assert pipeline._annotator_input(f, same) is f
+
+
+def test_videos_without_a_stream_are_dropped_from_training_and_predictions(
+    tmp_path, caplog
+) -> None:
+    """v001 (train) has no video stream, v009 (test) no audio stream: both are left out,
+    named in the log and the summary, and their zero rows are not in the statistics."""
+    m, v, a = make_dataset(tmp_path, n_train=8, n_test=4)
+    drop_stream(v, "has_video", ["v001"])
+    drop_stream(a, "has_audio", ["v009"])
+    train = [s.video_id for s in m.split("train")]
+    with caplog.at_level(logging.WARNING):
+        feats = open_features(m, v, a, train, 4096, where="toy/train")
+    kept = [i for i in train if i != "v001"]
+    assert feats.video_ids == kept
+    assert feats.missing == {"no_video": ["v001"], "no_audio": []}
+    assert "toy/train: 1 of 8 videos lack a stream" in caplog.text and "v001" in caplog.text
+    norm = feats.fit_normalizer()
+    vis = FeatureStore(v).load(kept).reshape(-1, feats.visual_dim)
+    aud = FeatureStore(a).load(kept).reshape(-1, feats.audio_dim)
+    np.testing.assert_allclose(norm.v_mean, vis.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.v_std, vis.std(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.a_mean, aud.mean(0), atol=2e-3)  # float16 in memory
+    everything = open_features(m, v, a, [s.video_id for s in m.samples], 4096)
+    assert everything.video_ids == [f"v{i:03d}" for i in range(12) if i not in (1, 9)]
+    assert by_split(m.samples, everything.missing) == {
+        "train": {"no_video": ["v001"], "no_audio": []},
+        "test": {"no_video": [], "no_audio": ["v009"]},
+    }
+
+    cfg = {
+        "data": {"device": "cpu", "standardize": True},
+        "pretrain": {"epochs": 1, "batch_size": 8, "encoder": {"d_model": 8, "heads": 2}},
+        "selflabel": {"hidden": 8, "top_k": 2, "epochs": 1},
+        "em": {"rounds": 1, "epochs": 1, "annotator_epochs": 1},
+    }
+    pre = pipeline.run_pretrain(
+        m, v, a, from_dict(PretrainStage, {k: cfg[k] for k in ("data", "pretrain")}), 0, tmp_path
+    )
+    assert pre["n_videos"] == 7
+    assert pre["missing_stream"] == {"train": {"no_video": ["v001"], "no_audio": []}}
+    sl = from_dict(SelflabelStage, {k: cfg[k] for k in ("data", "selflabel")})
+    pipeline.run_selflabel(m, v, a, tmp_path, sl, 0, tmp_path / "sl")
+    em = from_dict(EMStage, {k: cfg[k] for k in ("data", "selflabel", "em")})
+    out = tmp_path / "round1"
+    summary = pipeline.run_em_round(m, v, a, tmp_path, tmp_path / "sl", None, 1, em, 0, out)
+    assert summary["missing_stream"] == {
+        "train": {"no_video": ["v001"], "no_audio": []},
+        "test": {"no_video": [], "no_audio": ["v009"]},
+    }
+    with np.load(out / "predictions.npz") as z:
+        assert z["sample_id"].tolist() == [f"s{i:03d}" for i in range(12) if i not in (1, 9)]
+        assert len(z["train_sample_id"]) == 7

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from avvp_fixtures import make_avvp_dataset, small_config
+from avvp_fixtures import DIMS, make_avvp_dataset, small_config
 from grid_cases import CASES, ONE_SECOND, stamp
+from stream_flags import drop_stream
 
 from avpipe.cli import main
 from avpipe.datasets.manifest import Manifest
@@ -215,3 +217,42 @@ def test_standardize_uses_train_statistics(runs: dict) -> None:
     want = (raw_test - stats["audio_mean"]) / stats["audio_std"]
     assert np.allclose(splits["test"].audio.astype(np.float32), want, atol=1e-2)
     assert stats["frames_mean"].shape == (24,)
+
+
+def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
+    """vid003 (train) has no video stream, vid026 (test) no audio stream: neither is
+    trained on, in the standardisation statistics or scored; model.pt names them."""
+    from avpipe.datasets import avvp as data
+    from avpipe.io.store import FeatureStore
+    from avpipe.training.checkpoint import load_checkpoint
+
+    p = make_avvp_dataset(tmp_path, sizes=(16, 8, 8))
+    for name in ("frames", "motion"):
+        drop_stream(p[name], "has_video", ["vid003"])
+    drop_stream(p["audio"], "has_audio", ["vid026"])
+    with caplog.at_level(logging.WARNING):
+        _, splits, _ = data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
+    assert "toy_llp/test: 1 of 8 videos lack a stream" in caplog.text and "vid026" in caplog.text
+    kept = [f"vid{i:03d}" for i in range(16) if i != 3]
+    assert splits["train"].sample_ids == kept
+    assert splits["test"].sample_ids == [f"vid{i:03d}" for i in range(24, 32) if i != 26]
+    assert splits["train"].missing == {"no_video": ["vid003"], "no_audio": []}
+    assert splits["test"].missing == {"no_video": [], "no_audio": ["vid026"]}
+    stats = data.standardize(splits)
+    for name in ("audio", "motion"):
+        x = FeatureStore(p[name]).load(kept).reshape(-1, DIMS[name])
+        np.testing.assert_allclose(stats[f"{name}_mean"], x.mean(0), atol=2e-3)
+        np.testing.assert_allclose(stats[f"{name}_std"], x.std(0), rtol=2e-3)
+    x = FeatureStore(p["frames"]).load(kept, name="frames").reshape(-1, DIMS["frames"])
+    np.testing.assert_allclose(stats["frames_mean"], x.mean(0), atol=2e-3)
+
+    out = tmp_path / "han"
+    cfg = {"data": {"device": "cpu", "num_threads": 1}, "han": small_config("han", epochs=1)}
+    args = ["--seed", "0", "--config-json", json.dumps(cfg), "--out-dir", str(out)]
+    assert main(["avvp", "--method", "han", *_store_args(p), *args]) == 0
+    missing = load_checkpoint(out / "model.pt")["missing_stream"]
+    assert missing["train"] == {"no_video": ["vid003"], "no_audio": []}
+    assert missing["test"] == {"no_video": [], "no_audio": ["vid026"]}
+    with np.load(out / "predictions.npz") as z:
+        ids = z["sample_id"].tolist()
+    assert len(ids) == 15 and "vid026" not in ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import cache
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 from cpsp_toy import make_toy, tiny_config
+from stream_flags import drop_stream
 
 from avpipe.cli import main
+from avpipe.io.store import FeatureStore
+from avpipe.methods.cpsp.data import load_splits
 from avpipe.training.checkpoint import load_checkpoint
 
 W0 = {"avpsp": 0, "spsa": 0, "vpsa": 0, "ss": 0}
@@ -168,3 +172,42 @@ def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> 
     assert parsed["cpsp_full"].run.weights.spsa == 0.01 and parsed["cpsp_full"].data.standardize
     assert parsed["cpsp_full_resnet"].data.visual_recipe == "resnet152_maps"
     assert "resnet152_maps.zarr" in r.stdout
+
+
+def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
+    """v001 (train) has no video stream, v020 (test) no audio stream: neither is trained
+    on, predicted or counted in the statistics, and the summary names them."""
+    manifest, v, a = make_toy(tmp_path, sizes=(12, 6, 6), scale=40.0)
+    drop_stream(v, "has_video", ["v001"])
+    drop_stream(a, "has_audio", ["v020"])
+    with caplog.at_level(logging.WARNING):
+        splits = load_splits(manifest, v, a, ("train", "val", "test"))
+    assert "toy/train: 1 of 12 videos lack a stream" in caplog.text
+    assert "no audio stream: 1 (v020)" in caplog.text
+    assert splits["train"].sample_ids == [f"s{i:03d}" for i in range(12) if i != 1]
+    assert splits["test"].sample_ids == [f"s{i:03d}" for i in range(18, 24) if i != 20]
+    assert splits["train"].missing == {"no_video": ["v001"], "no_audio": []}
+    assert splits["val"].missing == {"no_video": [], "no_audio": []}
+    assert splits["test"].missing == {"no_video": [], "no_audio": ["v020"]}
+    norm = splits["train"].fit_normalizer()
+    kept = [f"v{i:03d}" for i in range(12) if i != 1]
+    vis = FeatureStore(v).load(kept).reshape(-1, 16).astype(np.float64)
+    aud = FeatureStore(a).load(kept).reshape(-1, 32).astype(np.float64)
+    np.testing.assert_allclose(norm.v_mean, vis.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(norm.v_std, vis.std(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.a_mean, aud.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(norm.a_std, aud.std(0), rtol=1e-3)
+
+    cfg = tiny_config("cpsp_full", "full", RUNS["cpsp_full"][1], epochs=1)
+    out = tmp_path / "out"
+    args = ["--visual-store", str(v), "--audio-store", str(a), "--seed", "0"]
+    rc = main(
+        ["cpsp", "--manifest", str(tmp_path / "manifest"), *args,
+         "--config-json", json.dumps(cfg), "--out-dir", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (11, 6, 5)
+    assert summary["missing_stream"]["test"] == {"no_video": [], "no_audio": ["v020"]}
+    with np.load(out / "predictions.npz") as z:
+        assert "s020" not in z["sample_id"].tolist() and len(z["sample_id"]) == 5

@@ -4,10 +4,13 @@ Visual maps ``(N, T, H, W, C_v)`` and audio ``(N, T, 128)`` come from two featur
 stores keyed by video id.  They are held in memory as float16 when both fit the
 configured budget, otherwise every batch is read from the Zarr store.  H, W, C_v
 and T are read from the store, never assumed (VGG-19 7x7x512, ResNet-152 7x7x2048).
-Videos missing from either store (extraction skips undecodable ones) are dropped with a
-warning.  With ``data.standardize`` every stage z-scores the inputs with statistics of the
-training videos (:meth:`VideoFeatures.fit_normalizer`); without it random-weight stores
-(VGGish std ~0.006) leave the encoder's audio branch near-constant.
+Videos missing from either store (extraction skips undecodable ones) and videos whose
+store says they have no video or no audio stream (all-zero rows; the contrastive losses
+pair the two streams, so there is nothing to mask, see :mod:`avpipe.training.streams`)
+are dropped with a warning.  With ``data.standardize`` every stage z-scores the inputs
+with statistics of the training videos (:meth:`VideoFeatures.fit_normalizer`); without
+it random-weight stores (VGGish std ~0.006) leave the encoder's audio branch
+near-constant.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from avpipe.datasets.manifest import Manifest, Sample
 from avpipe.io.store import FeatureStore
+from avpipe.training.streams import drop_missing_streams
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,12 @@ class VideoFeatures:
     """Visual + audio features of a fixed list of videos, indexed 0..N-1."""
 
     def __init__(
-        self, visual: FeatureStore, audio: FeatureStore, video_ids: list[str], budget_mb: int
+        self,
+        visual: FeatureStore,
+        audio: FeatureStore,
+        video_ids: list[str],
+        budget_mb: int,
+        where: str = "videos",
     ):
         missing = [v for v in dict.fromkeys(video_ids) if v not in visual or v not in audio]
         if missing:
@@ -61,9 +70,15 @@ class VideoFeatures:
                 ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""),
             )
         gone = set(missing)
-        self.video_ids = [v for v in video_ids if v not in gone]
-        if not self.video_ids:
+        present = [v for v in video_ids if v not in gone]
+        if not present:
             raise ValueError(f"none of the videos is in both {visual.path} and {audio.path}")
+        # reason -> video ids without that stream, dropped (stages record them)
+        self.video_ids, self.missing = drop_missing_streams(present, (visual, audio), where)
+        if not self.video_ids:
+            raise ValueError(
+                f"{where}: every video lacks a stream in {visual.path} or {audio.path}"
+            )
         self.norm: Normalizer | None = None
         self._v_rows = visual.rows(self.video_ids)
         self._a_rows = audio.rows(self.video_ids)
@@ -80,10 +95,6 @@ class VideoFeatures:
         self.audio_dim = int(az.shape[2])
         n_seg = np.minimum(visual.n_segments[self._v_rows], audio.n_segments[self._a_rows])
         self.mask = np.arange(self.T)[None, :] < np.clip(n_seg, 1, None)[:, None]
-        if audio.has_audio is not None:
-            self.has_audio = audio.has_audio[self._a_rows]
-        else:
-            self.has_audio = np.ones(len(self.video_ids), bool)
         need_mb = (
             len(self.video_ids)
             * self.T
@@ -120,8 +131,8 @@ class VideoFeatures:
     def fit_normalizer(self, chunk: int = 64) -> Normalizer:
         """Channel statistics over the real segments of these videos (float64 sums).
 
-        Visual statistics pool segments and spatial positions; audio statistics pool
-        the segments of videos that have audio.
+        Visual statistics pool segments and spatial positions; videos without a stream
+        are not among these videos, so their zero rows count nowhere.
         """
         v_sum = np.zeros(self.visual_dim)
         v_sq = np.zeros(self.visual_dim)
@@ -136,7 +147,7 @@ class VideoFeatures:
             v_sum += x.sum(0)
             v_sq += (x * x).sum(0)
             n_v += len(x)
-            y = np.asarray(a, np.float64)[m & self.has_audio[idx][:, None]]
+            y = np.asarray(a, np.float64)[m]
             a_sum += y.sum(0)
             a_sq += (y * y).sum(0)
             n_a += len(y)
@@ -164,7 +175,6 @@ class VideoFeatures:
             a = a * m[:, :, None]
         v = torch.from_numpy(v).reshape(len(idx), self.T, self.spatial, self.visual_dim)
         a = torch.from_numpy(np.asarray(a, np.float32))
-        a = a * torch.from_numpy(self.has_audio[idx].astype(np.float32))[:, None, None]
         return Batch(v.to(device), a.to(device), torch.from_numpy(self.mask[idx]).to(device))
 
 
@@ -189,15 +199,17 @@ def open_features(
     video_ids: list[str],
     budget_mb: int,
     norm: Normalizer | None = None,
+    where: str | None = None,
 ) -> VideoFeatures:
-    """Features of ``video_ids`` (those absent from a store dropped), z-scored by ``norm``.
+    """Features of ``video_ids`` (those absent from a store or without a stream dropped;
+    ``where`` names them in the log, default the dataset), z-scored by ``norm``.
 
     Raises :class:`~avpipe.io.store.GridMismatchError` when a store is not on the
     manifest's segment grid."""
     visual, audio = FeatureStore(visual_store), FeatureStore(audio_store)
     for st in (visual, audio):
         st.check_grid(manifest.segment_hop, manifest.segment_win)
-    feats = VideoFeatures(visual, audio, video_ids, budget_mb)
+    feats = VideoFeatures(visual, audio, video_ids, budget_mb, where or manifest.dataset)
     feats.norm = norm
     return feats
 

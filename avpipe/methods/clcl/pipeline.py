@@ -1,7 +1,10 @@
 """The three stages of paper 000 as library functions: inputs on disk -> outputs on disk.
 
 Each function reads the manifest and the two feature stores, trains, and writes its
-folder (every file atomically):
+folder (every file atomically).  ``summary.json`` records under ``missing_stream`` the
+videos left out because a store says they have no video or no audio stream
+(:mod:`avpipe.training.streams`), per split: training videos, and for an EM round also
+those absent from ``predictions.npz`` (so evaluated on fewer videos):
 
 * :func:`run_pretrain` -> ``encoder.pt``, ``embeddings.npz`` (video_id, embed_visual,
   embed_audio (N, d)), ``history.tsv``, ``summary.json``
@@ -52,6 +55,7 @@ from avpipe.methods.clcl.model import Annotator, CollaborativeEncoder, Localizer
 from avpipe.methods.clcl.pretrain import train_encoder
 from avpipe.training.checkpoint import load_checkpoint, save_checkpoint
 from avpipe.training.epochs import seed_everything
+from avpipe.training.streams import by_split
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
@@ -60,10 +64,14 @@ log = logging.getLogger(__name__)
 
 def _setup(
     cfg_data, manifest: Manifest, visual: Path, audio: Path
-) -> tuple[VideoFeatures, torch.device]:
+) -> tuple[VideoFeatures, torch.device, dict]:
+    """Training features, device, and the videos dropped for a missing stream by split."""
     torch.set_num_threads(cfg_data.num_threads)
-    videos = unique_videos(train_samples(manifest, cfg_data.train_split))
-    feats = open_features(manifest, visual, audio, videos, cfg_data.memory_budget_mb)
+    samples = train_samples(manifest, cfg_data.train_split)
+    where = f"{manifest.dataset}/{samples[0].split}"
+    feats = open_features(
+        manifest, visual, audio, unique_videos(samples), cfg_data.memory_budget_mb, where=where
+    )
     if cfg_data.standardize:
         # train statistics; every stage refits them on the same videos (deterministic)
         feats.norm = feats.fit_normalizer()
@@ -74,7 +82,7 @@ def _setup(
             feats.norm.a_mean.mean(),
             feats.norm.a_std.mean(),
         )
-    return feats, resolve_device(cfg_data.device)
+    return feats, resolve_device(cfg_data.device), by_split(samples, feats.missing)
 
 
 def _fresh_encoder(ckpt: dict) -> CollaborativeEncoder:
@@ -95,7 +103,7 @@ def run_pretrain(
     manifest: Manifest, visual: Path, audio: Path, cfg: PretrainStage, seed: int, out: Path
 ) -> dict:
     t0 = time.perf_counter()
-    feats, device = _setup(cfg.data, manifest, visual, audio)
+    feats, device, missing = _setup(cfg.data, manifest, visual, audio)
     res = train_encoder(feats, cfg.pretrain, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -119,6 +127,7 @@ def run_pretrain(
     summary = {
         "seconds": time.perf_counter() - t0,
         "n_videos": len(feats),
+        "missing_stream": missing,
         "seed": seed,
         **provenance(to_dict(cfg)),
     }
@@ -159,7 +168,7 @@ def run_selflabel(
 ) -> dict:
     """First E-step: uniform gamma over the stage-A encoder's features."""
     t0 = time.perf_counter()
-    feats, device = _setup(cfg.data, manifest, visual, audio)
+    feats, device, missing = _setup(cfg.data, manifest, visual, audio)
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
     f = _annotator_input(representations(encoder, feats, 256, device), cfg)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
@@ -180,6 +189,7 @@ def run_selflabel(
     summary = {
         "seconds": time.perf_counter() - t0,
         "n_videos": len(feats),
+        "missing_stream": missing,
         "n_pseudo_classes": C,
         "nonempty_pseudo_classes": int(len(np.unique(z.argmax(1)))),
         "seed": seed,
@@ -237,7 +247,7 @@ def run_em_round(
 ) -> dict:
     """E-step (round 1: the self-label stage's Z) then M-step, inference and outputs."""
     t0 = time.perf_counter()
-    feats, device = _setup(cfg.data, manifest, visual, audio)
+    feats, device, _ = _setup(cfg.data, manifest, visual, audio)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
     pre = load_checkpoint(pretrain_dir / "encoder.pt")
     encoder = _encoder_from(pre).to(device)
@@ -282,7 +292,7 @@ def run_em_round(
         out / "annotator.pt", ann.state_dict(), to_dict(cfg), seed=seed, round=round_k, n_classes=C
     )
     _save_labels(out, feats.video_ids, z)
-    _write_predictions(manifest, visual, audio, loc, cfg, feats, z, f, device, out)
+    predicted = _write_predictions(manifest, visual, audio, loc, cfg, feats, z, f, device, out)
     hist.rows = [{"phase": "e_step", **r} for r in e_rows] + [
         {"phase": "m_step", **r} for r in hist.rows
     ]
@@ -290,6 +300,7 @@ def run_em_round(
     summary = {
         "seconds": time.perf_counter() - t0,
         "round": round_k,
+        "missing_stream": predicted,
         "gamma_flipped": flipped,
         "n_pseudo_classes": C,
         "nonempty_pseudo_classes": int(len(np.unique(z.argmax(1)))),
@@ -311,12 +322,21 @@ def _write_predictions(
     f: torch.Tensor,
     device: torch.device,
     out: Path,
-) -> None:
-    """Localizer output for every present sample of every split, plus the E-step labels."""
+) -> dict:
+    """Localizer output for every present sample of every split, plus the E-step labels.
+
+    Returns the videos left out for a missing stream, by split (:func:`by_split`)."""
     samples = [s for s in manifest.samples if s.present]
     feats = open_features(
-        manifest, visual, audio, unique_videos(samples), cfg.data.memory_budget_mb, train_feats.norm
+        manifest,
+        visual,
+        audio,
+        unique_videos(samples),
+        cfg.data.memory_budget_mb,
+        train_feats.norm,
+        where=f"{manifest.dataset} (predictions, all splits)",
     )
+    missing = by_split(samples, feats.missing)
     kept = set(feats.video_ids)
     samples = [s for s in samples if s.video_id in kept]
     res = infer(loc, feats, 256, device)
@@ -354,3 +374,4 @@ def _write_predictions(
     atomic.write_tsv(
         out / "timelines.tsv", ["video_id", "pseudo_class", "onset_s", "offset_s", "score"], rows
     )
+    return missing

@@ -6,6 +6,9 @@ the manifest: segment labels (N, T) with background = C, the foreground indicato
 video-level multi-hot labels (N, C) and one category per video.  Maps stay in memory
 as float16 (AVE: ~2 GiB) when they fit ``memory_budget_mb``, else each batch reads
 them from the store (VGGSound-AVEL100k: ~50 GB); they become float32 per batch.
+Samples whose video has no video or no audio stream (all-zero rows in a store) are left
+out of every split, training and evaluation alike (:mod:`avpipe.training.streams`):
+PSP's fusion has no way to mask a modality.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from avpipe.datasets.manifest import Manifest, Sample
 from avpipe.io.store import FeatureStore
 from avpipe.metrics.ave import segment_labels
+from avpipe.training.streams import drop_missing_streams
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +105,8 @@ class SplitData:
         self._vz, self._v_rows = vz, v_rows
         self.visual = visual.load(vids, dtype=np.float16) if self.in_memory else None
         self.audio = audio.load(vids, dtype=np.float32)[:, : self.T]
-        if audio.has_audio is not None:
-            self.audio *= audio.has_audio[a_rows].astype(np.float32)[:, None, None]
+        # reason -> video ids left out for a missing stream (set by load_splits)
+        self.missing: dict[str, list[str]] = {}
         self.labels = segment_labels(manifest, samples, n_segments=self.T)
         self.fg = ((self.labels < self.n_classes) & self.mask).astype(np.float32)
         self.video_label = manifest.video_targets(samples)
@@ -188,8 +192,9 @@ def load_splits(
     splits: tuple[str, ...],
     budget_mb: int = 4096,
 ) -> dict[str, SplitData]:
-    """Present samples of each split; maps of a split stay in memory (float16) when they
-    fit ``budget_mb``, else every batch reads them from the store.  Raises
+    """Present samples of each split, less those whose video lacks a stream (recorded in
+    ``SplitData.missing``); maps of a split stay in memory (float16) when they fit
+    ``budget_mb``, else every batch reads them from the store.  Raises
     :class:`~avpipe.io.store.GridMismatchError` when a store is not on the manifest's
     segment grid."""
     vs, au = FeatureStore(visual), FeatureStore(audio)
@@ -202,7 +207,14 @@ def load_splits(
             raise ValueError(
                 f"manifest {manifest.dataset!r} has no present samples in split {name!r}"
             )
+        where = f"{manifest.dataset}/{name}"
+        kept, missing = drop_missing_streams([s.video_id for s in samples], (vs, au), where)
+        keep = set(kept)
+        samples = [s for s in samples if s.video_id in keep]
+        if not samples:
+            raise ValueError(f"{where}: every present sample's video lacks a stream")
         out[name] = SplitData(manifest, samples, vs, au, budget_mb)
+        out[name].missing = missing
     return out
 
 

@@ -11,7 +11,9 @@ AVE, 2/3 of the videos are events from 0 to 10 s).
 :func:`run_experiment` trains on train, selects the epoch on val segment accuracy
 (never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz`` (``sample_id``,
 ``segment_pred`` (N, T), background = C; see :mod:`avpipe.metrics.ave`),
-``history.tsv`` and ``summary.json``.
+``history.tsv`` and ``summary.json``; the summary's ``missing_stream`` names, per split,
+the videos left out because a store says they have no video or no audio stream (the
+evaluated split then has fewer samples: ``n_<split>``).
 """
 
 from __future__ import annotations
@@ -199,6 +201,8 @@ def run_experiment(
         "cpu_seconds": time.process_time() - cpu_start,
         "n_train": len(train),
         "n_val": len(val),
+        f"n_{cfg.data.evaluate_split}": len(test),
+        "missing_stream": {name: s.missing for name, s in splits.items()},
         "n_parameters": sum(p.numel() for p in model.parameters()),
         **provenance(to_dict(cfg)),
     }
