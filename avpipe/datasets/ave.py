@@ -11,7 +11,15 @@ has ``sample_id = video_id``, its later rows ``<video_id>#2``, ``#3``; ``row`` i
 
 Splits come from ``trainSet/valSet/testSet.txt`` (same 5-field lines) or from
 ``train/val/test_order.h5`` (dataset ``order``: 0-based rows of the header-less file).
-Class index = order of first appearance (= ``categories.txt``).  Reported, not
+Each split-file line takes one annotation row; a line listed more often than the
+annotation file holds it (a duplicate within or across split files) is an error
+naming both lines.
+
+Classes (``common.choose_classes``): ``classes_file`` if set; else, when any
+category is one of AVE's 28, those 28 in ``categories.txt`` order, and any other
+category is an error naming its line with the closest AVE class (``Church bel``
+-> ``Church bell``); else (a dataset of one's own in the AVE layout, e.g. the
+synthetic one without ``classes_file``) the order of first appearance.  Reported, not
 fixed: the zero-length row and the 18 videos whose rows fall into different splits
 (published numbers use the official split as is).
 """
@@ -26,13 +34,14 @@ from typing import Any
 
 from avpipe.datasets.common import (
     Anomalies,
+    ClassList,
     DatasetConfig,
     DatasetError,
+    choose_classes,
     index_videos,
     make_sample,
     parse_config,
     parse_number,
-    read_class_file,
     read_lines,
     require_file,
     source_files,
@@ -45,6 +54,37 @@ HEADER = ("category", "videoid", "quality", "starttime", "endtime")
 SPLITS = ("train", "val", "test")
 TXT_NAMES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 H5_NAMES = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
+# categories.txt of AVE.zip = order of first appearance in Annotations.txt (specs §2.1).
+AVE_CLASSES = (
+    "Church bell",
+    "Male speech, man speaking",
+    "Bark",
+    "Fixed-wing aircraft, airplane",
+    "Race car, auto racing",
+    "Female speech, woman speaking",
+    "Helicopter",
+    "Violin, fiddle",
+    "Flute",
+    "Ukulele",
+    "Frying (food)",
+    "Truck",
+    "Shofar",
+    "Motorcycle",
+    "Acoustic guitar",
+    "Train horn",
+    "Clock",
+    "Banjo",
+    "Goat",
+    "Baby cry, infant cry",
+    "Bus",
+    "Chainsaw",
+    "Cat",
+    "Horse",
+    "Toilet flush",
+    "Rodents, rats, mice",
+    "Accordion",
+    "Mandolin",
+)
 
 
 @dataclass(frozen=True)
@@ -85,9 +125,9 @@ def parse_line(line: str, where: str) -> Row:
     return Row(category, video_id, quality, start, end)
 
 
-def read_rows(path: Path) -> tuple[list[Row], bool]:
+def read_rows(path: Path, what: str = "AVE annotation file") -> tuple[list[Row], bool]:
     """Data rows of an AVE annotation file and whether it had a header line."""
-    lines = read_lines(path)
+    lines = read_lines(path, what)
     while lines and not lines[-1].strip():
         lines.pop()
     header = bool(lines) and is_header(lines[0])
@@ -113,26 +153,53 @@ def split_source(cfg: DatasetConfig, folder: Path) -> str:
     )
 
 
-def splits_from_txt(folder: Path, rows: list[Row]) -> tuple[dict[int, str], list[Path]]:
-    """Row -> split by matching each split-file line to an unused identical annotation row."""
+def splits_from_txt(
+    folder: Path, rows: list[Row], where: list[str]
+) -> tuple[dict[int, str], list[Path]]:
+    """Row -> split by matching each split-file line to an unused identical annotation row.
+
+    ``where[i]``: ``file:line`` of annotation row ``i``, for the messages.
+    """
     free: dict[tuple, deque[int]] = defaultdict(deque)
     for i, r in enumerate(rows):
         free[r.key].append(i)
+    listed: dict[tuple, list[str]] = defaultdict(list)  # key -> split-file lines so far
     out: dict[int, str] = {}
     files = []
     for split in SPLITS:
         path = require_file(folder / TXT_NAMES[split], f"AVE {split} split file")
         files.append(path)
-        for n, line in enumerate(read_lines(path), 1):
+        for n, line in enumerate(read_lines(path, f"AVE {split} split file"), 1):
             if not line.strip():
                 continue
             row = parse_line(line, f"{path}:{n}")
-            if not free.get(row.key):
-                raise DatasetError(
-                    f"{path}:{n}: {line!r} matches no (unused) row of the annotation file"
-                )
+            if row.key not in free:
+                raise DatasetError(f"{path}:{n}: {line!r} matches no row of the annotation file")
+            if not free[row.key]:
+                raise _listed_twice(row.key, listed[row.key], f"{path}:{n}", line, rows, where)
+            listed[row.key].append(f"{path}:{n}")
             out[free[row.key].popleft()] = split
     return out, files
+
+
+def _listed_twice(
+    key: tuple, earlier: list[str], here: str, line: str, rows: list[Row], where: list[str]
+) -> DatasetError:
+    """A split line whose annotation rows are all taken: blame the duplicate, name the rest.
+
+    A repeat within one file is that file's later line; across files both are named,
+    as either may be the wrong one.
+    """
+    rows_at = [w for w, r in zip(where, rows, strict=True) if r.key == key]
+    same_file = [w for w in earlier if w.rsplit(":", 1)[0] == here.rsplit(":", 1)[0]]
+    if same_file:
+        first = f"duplicates line {same_file[0].rsplit(':', 1)[1]} of the same file"
+    else:
+        first = f"is also listed at {', '.join(earlier)}"
+    return DatasetError(
+        f"{here}: {line!r} {first}; the annotation file has it {len(rows_at)} time(s) "
+        f"({', '.join(rows_at)}) and each row belongs to one split"
+    )
 
 
 def splits_from_h5(folder: Path, n_rows: int) -> tuple[dict[int, str], list[Path]]:
@@ -161,30 +228,19 @@ def splits_from_h5(folder: Path, n_rows: int) -> tuple[dict[int, str], list[Path
     return out, files
 
 
-def class_list(
-    cfg: DatasetConfig, rows: list[Row], path: Path, header: bool
-) -> tuple[list[str], str]:
-    if cfg.classes_file is None:
-        return list(dict.fromkeys(r.category for r in rows)), "first-appearance"
-    classes = read_class_file(cfg.file(cfg.classes_file))
-    known = set(classes)
-    for i, r in enumerate(rows):
-        if r.category not in known:
-            raise DatasetError(
-                f"{path}:{i + 1 + header}: class {r.category!r} is not in {cfg.classes_file}"
-            )
-    return classes, "file"
-
-
 def load(cfg: DatasetConfig | dict[str, Any], name: str = "ave") -> Manifest:
     cfg = parse_config(cfg, name)
     path = cfg.file(cfg.annotations or "Annotations.txt")
+    require_file(path, "AVE annotation file", f"datasets.{name}.annotations, relative to root")
     rows, header = read_rows(path)
-    classes, class_order = class_list(cfg, rows, path, header)
+    where = [f"{path}:{i + 1 + header}" for i in range(len(rows))]
+    classes: ClassList = choose_classes(
+        cfg, [(w, r.category) for w, r in zip(where, rows, strict=True)], AVE_CLASSES, "ave"
+    )
     folder = cfg.file(cfg.split_dir) if cfg.split_dir else cfg.root_path
     kind = split_source(cfg, folder)
     split_of, split_files = (
-        splits_from_txt(folder, rows) if kind == "txt" else splits_from_h5(folder, len(rows))
+        splits_from_txt(folder, rows, where) if kind == "txt" else splits_from_h5(folder, len(rows))
     )
     anomalies = Anomalies(cfg.on_anomaly == "raise")
     media = index_videos(cfg.videos_path)
@@ -192,23 +248,22 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "ave") -> Manifest:
     samples, events = [], []
     seen: dict[str, int] = defaultdict(int)
     for i, r in enumerate(rows):
-        where = f"{path}:{i + 1 + header}"
         seen[r.video_id] += 1
         sample_id = r.video_id if seen[r.video_id] == 1 else f"{r.video_id}#{seen[r.video_id]}"
         if i not in split_of:
             anomalies.add(
-                "row_in_no_split", where, f"row {i} ({r.video_id}) is in no split file; left out"
+                "row_in_no_split", where[i], f"row {i} ({r.video_id}) is in no split file; left out"
             )
             continue
         if r.end == r.start:
             anomalies.add(
                 "zero_length_event",
-                where,
+                where[i],
                 f"{r.category} [{r.start}, {r.end}): kept, all background",
             )
         if r.end > cfg.nominal_duration:
             anomalies.add(
-                "event_outside_duration", where, f"end {r.end} > {cfg.nominal_duration} s"
+                "event_outside_duration", where[i], f"end {r.end} > {cfg.nominal_duration} s"
             )
         samples.append(
             make_sample(cfg, media, sample_id, r.video_id, split_of[i], cfg.nominal_duration, row=i)
@@ -220,12 +275,14 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "ave") -> Manifest:
         "annotations": str(path),
         "header": header,
         "split_source": kind,
-        "class_order": class_order,
+        "class_order": classes.order,
         "n_rows": len(rows),
         "source_files": source_files([path, *split_files]),
         "anomalies": anomalies.to_dict(),
     }
-    return Manifest(name, "ave", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta)
+    return Manifest(
+        name, "ave", classes.names, samples, events, cfg.segment_hop, cfg.segment_win, meta
+    )
 
 
 def _report_cross_split(rows: list[Row], split_of: dict[int, str], anomalies: Anomalies) -> None:

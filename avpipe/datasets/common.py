@@ -15,6 +15,7 @@ Bad input is never dropped silently: a line that cannot be parsed raises
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import re
@@ -29,6 +30,8 @@ from avpipe.datasets.probe import probe
 
 log = logging.getLogger(__name__)
 
+# Containers PyAV (FFmpeg) demuxes, in preference order when one id has several files:
+# video containers first, then audio-only ones (a sample without a video stream).
 VIDEO_EXTENSIONS = (
     ".mp4",
     ".mkv",
@@ -40,7 +43,33 @@ VIDEO_EXTENSIONS = (
     ".mpeg",
     ".flv",
     ".wmv",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".3gp",
+    ".3g2",
+    ".ogv",
+    ".asf",
+    ".vob",
 )
+AUDIO_EXTENSIONS = (
+    ".m4a",
+    ".mka",
+    ".mp3",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".aac",
+    ".ac3",
+    ".wma",
+    ".aif",
+    ".aiff",
+    ".amr",
+    ".caf",
+)
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
 MAX_EXAMPLES = 10
 
 
@@ -137,16 +166,97 @@ def source_files(paths: Iterable[Path]) -> dict[str, str]:
     return {str(p): sha256(p) for p in paths}
 
 
-def require_file(path: Path, what: str) -> Path:
+def require_file(path: Path, what: str, hint: str = "") -> Path:
+    """``path`` if it is a file; else a DatasetError naming ``what``, the path and ``hint``."""
     if not path.is_file():
-        raise DatasetError(f"{what} not found: {path}")
+        raise DatasetError(f"{what} not found: {path}" + (f" ({hint})" if hint else ""))
     return path
 
 
-def read_lines(path: Path) -> list[str]:
+def read_text(path: Path, what: str = "annotation file") -> str:
+    """The UTF-8 text of ``path`` (a BOM tolerated); every failure is one DatasetError.
+
+    A missing file names ``what``; bytes that are not UTF-8 name the line and byte
+    offset of the first bad byte, so the user can find it in an editor.
+    """
+    require_file(path, what)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        bad = data[start : start + 1].hex()
+        raise DatasetError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{bad} at byte offset {start}: {e.reason}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def read_lines(path: Path, what: str = "annotation file") -> list[str]:
     """Lines without line endings (CRLF tolerated); a trailing empty line is dropped."""
-    text = require_file(path, "annotation file").read_text(encoding="utf-8-sig")
-    return text.splitlines()
+    return read_text(path, what).splitlines()
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """A dataset's classes (index = position), how they were chosen and where from.
+
+    ``order`` is ``file`` (``classes_file``), ``<format>-reference`` (the published
+    list) or ``first-appearance``; ``source`` names the list in error messages.
+    """
+
+    names: list[str]
+    order: str
+    source: str
+
+    def check(self, where: str, label: str) -> None:
+        """Raise naming ``where``, the label and the closest known class if ``label`` is unknown."""
+        if label in self.names:
+            return
+        close = difflib.get_close_matches(label, self.names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DatasetError(f"{where}: unknown class {label!r} (not in {self.source}){hint}")
+
+
+def choose_classes(
+    cfg: DatasetConfig, labels: list[tuple[str, str]], reference: tuple[str, ...], fmt: str
+) -> ClassList:
+    """The class list of a format with a published one, checked against ``labels``.
+
+    ``labels``: ``(where, label)`` in file order.  The rule:
+
+    1. ``classes_file`` set: that list; any other label is an error.
+    2. else, if any label is one of the ``reference`` classes, the data is that
+       dataset: the reference list in reference order; any other label (a typo)
+       is an error naming its file and line, with the closest reference class.
+    3. else (a layout of one's own, e.g. the synthetic data): first appearance,
+       unchecked; set ``classes_file`` to have the labels checked.
+    """
+    if cfg.classes_file is not None:
+        path = cfg.file(cfg.classes_file)
+        classes = ClassList(read_class_file(path), "file", f"classes_file {path}")
+    elif any(label in reference for _, label in labels):
+        classes = ClassList(
+            list(reference),
+            f"{fmt}-reference",
+            f"the {len(reference)} {fmt.upper()} classes; "
+            "set classes_file for a class list of your own",
+        )
+    else:
+        names = list(dict.fromkeys(label for _, label in labels))
+        log.info(
+            "no %s class name in the labels: %d classes in first-appearance order",
+            fmt.upper(),
+            len(names),
+        )
+        return ClassList(names, "first-appearance", "the classes of the labels")
+    for where, label in labels:
+        classes.check(where, label)
+    return classes
 
 
 def parse_number(text: str, where: str, what: str, integer: bool) -> float:
@@ -160,7 +270,7 @@ def parse_number(text: str, where: str, what: str, integer: bool) -> float:
 
 def read_class_file(path: Path) -> list[str]:
     classes: list[str] = []
-    for i, line in enumerate(read_lines(path), 1):
+    for i, line in enumerate(read_lines(path, "class list (classes_file)"), 1):
         name = line.strip()
         if not name:
             continue
@@ -174,11 +284,11 @@ def read_class_file(path: Path) -> list[str]:
 
 # -- media --------------------------------------------------------------------------
 def index_videos(folder: Path) -> dict[str, Path]:
-    """``{stem: path}`` of the video files in ``folder`` (``.mp4`` wins over other extensions)."""
+    """``{stem: path}`` of the media files in ``folder`` (earlier ``MEDIA_EXTENSIONS`` win)."""
     if not folder.is_dir():
         log.warning("video folder %s does not exist: every video counts as missing", folder)
         return {}
-    rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
+    rank = {ext: i for i, ext in enumerate(MEDIA_EXTENSIONS)}
     out: dict[str, Path] = {}
     for p in folder.iterdir():
         ext = p.suffix.lower()

@@ -3,8 +3,11 @@
 ``coverage.tsv``: ``split  samples  listed  present  decodable  with_audio`` (videos are
 counted once per split; AVE's train split has 3,339 samples but fewer videos), plus
 a final ``all`` row over distinct videos.  ``problems.tsv``: one line per video and
-problem (``missing``, ``undecodable``, ``no_audio``) with the reason, so that no
-video is dropped silently by later stages.
+problem with the reason, so that no video is dropped silently by later stages:
+``missing`` (no file), ``unreadable`` (PyAV cannot open it: that one line only),
+``undecodable`` (opens, no video frame decodes), ``no_audio`` (opens, no audio
+stream), and ``skipped`` for the folder entries an adapter did not take as media
+(``meta.json: skipped_files``; ``video_id`` and ``split`` empty).
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ class VideoStatus:
     decodable: bool
     with_audio: bool
     reason: str
+    readable: bool = True
 
 
 def video_status(path: str, present: bool, decode: bool) -> VideoStatus:
     if not present:
-        return VideoStatus(False, False, False, "file not found")
+        return VideoStatus(False, False, False, "file not found", readable=False)
     info = probe(path, decode)
     decodable = bool(info.decodable) if decode else info.has_video
-    return VideoStatus(True, decodable, info.has_audio, info.error)
+    return VideoStatus(True, decodable, info.has_audio, info.error, info.opened)
 
 
 def build(manifest: Manifest, decode: bool = True) -> tuple[list[list], list[list]]:
@@ -65,12 +69,17 @@ def build(manifest: Manifest, decode: bool = True) -> tuple[list[list], list[lis
         if not st.present:
             problems.append([vid, split, path_of[vid], "missing", st.reason])
             continue
+        if not st.readable:
+            problems.append([vid, split, path_of[vid], "unreadable", st.reason])
+            continue
         if not st.decodable:
             problems.append(
                 [vid, split, path_of[vid], "undecodable", st.reason or "no video frame"]
             )
         if not st.with_audio:
             problems.append([vid, split, path_of[vid], "no_audio", "no audio stream"])
+    for entry in manifest.meta.get("skipped_files", []):
+        problems.append(["", "", entry["path"], "skipped", f"{entry['kind']}: {entry['reason']}"])
     return coverage, problems
 
 

@@ -9,6 +9,13 @@ events.  ``video_id = filename[:11]`` (YouTube ids contain ``_``); ``sample_id =
 video_id``.  Dense rows are matched to val/test by exact ``filename``, as the
 reference evaluator does.
 
+Classes (``common.choose_classes``): ``classes_file`` if set; else, when any weak
+label is one of LLP's 25, those 25 in the reference order, and any other label is
+an error naming its file and line with the closest LLP class (``Dgo`` -> ``Dog``);
+else (a dataset of one's own in the LLP layout, e.g. the synthetic one without
+``classes_file``) the order of first appearance.  A missing file is an error naming
+the path and the option that sets it (``root``; ``eval_audio``/``eval_visual``).
+
 The known anomalies (dense filenames matching no val/test row, zero-length or
 inverted dense rows, dense classes absent from the weak label) are reported in
 ``meta.json`` and the events kept as written; ``on_anomaly: raise`` makes them fatal.
@@ -24,14 +31,16 @@ from typing import Any
 
 from avpipe.datasets.common import (
     Anomalies,
+    ClassList,
     DatasetConfig,
     DatasetError,
+    choose_classes,
     index_videos,
     make_sample,
     parse_config,
     parse_number,
-    read_class_file,
     read_lines,
+    require_file,
     sha256,
     source_files,
 )
@@ -140,22 +149,10 @@ def read_dense(path: Path) -> list[DenseRow]:
     return rows
 
 
-def class_list(cfg: DatasetConfig, weak: list[WeakRow]) -> tuple[list[str], str]:
-    """The reference 25-class order if the data uses only those; else a file or first appearance."""
-    if cfg.classes_file is not None:
-        classes, order = read_class_file(cfg.file(cfg.classes_file)), "file"
-    else:
-        used = list(dict.fromkeys(c for r in weak for c in r.labels))
-        if set(used) <= set(LLP_CLASSES):
-            classes, order = list(LLP_CLASSES), "llp-reference"
-        else:
-            classes, order = used, "first-appearance"
-    known = set(classes)
-    for r in weak:
-        for c in r.labels:
-            if c not in known:
-                raise DatasetError(f"{r.where}: unknown class {c!r} (class list: {order})")
-    return classes, order
+def class_list(cfg: DatasetConfig, weak: list[WeakRow]) -> ClassList:
+    """The class list by ``common.choose_classes``, LLP's reference 25 as the known list."""
+    labels = [(r.where, c) for r in weak for c in r.labels]
+    return choose_classes(cfg, labels, LLP_CLASSES, "llp")
 
 
 def eval_file_info(path: Path) -> dict[str, str]:
@@ -165,11 +162,20 @@ def eval_file_info(path: Path) -> dict[str, str]:
 
 def load(cfg: DatasetConfig | dict[str, Any], name: str = "llp") -> Manifest:
     cfg = parse_config(cfg, name)
+    for split, fname in WEAK_FILES.items():
+        require_file(cfg.file(fname), f"LLP {split} file", f"fixed name in datasets.{name}.root")
+    eval_paths = {"audio": cfg.file(cfg.eval_audio), "visual": cfg.file(cfg.eval_visual)}
+    for modality, path in eval_paths.items():
+        require_file(
+            path,
+            f"LLP {modality} eval file",
+            f"set by datasets.{name}.eval_{modality}, relative to root",
+        )
     anomalies = Anomalies(cfg.on_anomaly == "raise")
     weak: list[WeakRow] = []
     for split, fname in WEAK_FILES.items():
         weak += read_weak(cfg.file(fname), split)
-    classes, class_order = class_list(cfg, weak)
+    classes = class_list(cfg, weak)
     by_filename = _index_weak(weak)
     _check_full_list(cfg, by_filename, anomalies)
 
@@ -183,16 +189,15 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "llp") -> Manifest:
         events += [Event(vid, c, "unspecified") for c in r.labels]
 
     eval_files, unmatched = {}, {}
-    for modality, fname in (("audio", cfg.eval_audio), ("visual", cfg.eval_visual)):
-        path = cfg.file(fname)
-        eval_files[modality] = eval_file_info(path)
+    for modality, path in eval_paths.items():
         dense = read_dense(path)
+        eval_files[modality] = eval_file_info(path)
         unmatched[modality] = sorted({d.filename for d in dense} - set(by_filename))
-        events += _dense_events(dense, modality, by_filename, set(classes), cfg, anomalies)
+        events += _dense_events(dense, modality, by_filename, classes, cfg, anomalies)
     anomalies.log_summary()
     versions = {v["version"] for v in eval_files.values()}
     meta = {
-        "class_order": class_order,
+        "class_order": classes.order,
         "eval_version": eval_files["audio"]["version"],
         "eval_files": eval_files,
         "eval_versions_seen": sorted(versions),
@@ -201,7 +206,9 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "llp") -> Manifest:
         "source_files": source_files([cfg.file(f) for f in WEAK_FILES.values()]),
         "anomalies": anomalies.to_dict(),
     }
-    return Manifest(name, "llp", classes, samples, events, cfg.segment_hop, cfg.segment_win, meta)
+    return Manifest(
+        name, "llp", classes.names, samples, events, cfg.segment_hop, cfg.segment_win, meta
+    )
 
 
 def _dense_counts(samples: list, events: list[Event]) -> dict[str, dict[str, int]]:
@@ -255,14 +262,13 @@ def _dense_events(
     rows: list[DenseRow],
     modality: str,
     by_filename: dict[str, WeakRow],
-    classes: set[str],
+    classes: ClassList,
     cfg: DatasetConfig,
     anomalies: Anomalies,
 ) -> list[Event]:
     out = []
     for d in rows:
-        if d.label not in classes:
-            raise DatasetError(f"{d.where}: unknown class {d.label!r}")
+        classes.check(d.where, d.label)
         weak = by_filename.get(d.filename)
         if weak is None or weak.split not in ("val", "test"):
             anomalies.add(

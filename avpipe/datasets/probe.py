@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 class ProbeResult:
     """``duration``: seconds from container metadata (None if unknown).
 
-    ``decodable`` is None when decoding was not attempted.
+    ``decodable`` is None when decoding was not attempted; ``opened`` is False when
+    PyAV could not open the file at all (then nothing else is known).
     """
 
     duration: float | None
@@ -27,6 +28,7 @@ class ProbeResult:
     has_audio: bool
     decodable: bool | None
     error: str = ""
+    opened: bool = True
 
 
 @functools.cache
@@ -48,7 +50,9 @@ def probe(path: str, decode: bool = True) -> ProbeResult:
                 )
             return ProbeResult(duration, has_video, has_audio, decodable, error)
     except (av.FFmpegError, OSError, ValueError) as e:
-        return ProbeResult(None, False, False, False if decode else None, f"cannot open: {e}")
+        return ProbeResult(
+            None, False, False, False if decode else None, f"cannot open: {e}", opened=False
+        )
 
 
 def _duration(container: av.container.InputContainer) -> float | None:

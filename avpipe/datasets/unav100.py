@@ -27,7 +27,7 @@ from avpipe.datasets.common import (
     make_sample,
     parse_config,
     read_class_file,
-    require_file,
+    read_text,
     source_files,
 )
 from avpipe.datasets.manifest import Event, Manifest
@@ -58,11 +58,9 @@ def _no_duplicate_keys(path: Path):  # noqa: ANN202 - json object_pairs_hook
 
 
 def read_database(path: Path) -> dict[str, Any]:
-    require_file(path, "UnAV-100 annotation file")
+    text = read_text(path, "UnAV-100 annotation file")
     try:
-        data = json.loads(
-            path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys(path)
-        )
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys(path))
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):

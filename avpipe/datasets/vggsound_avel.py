@@ -21,6 +21,7 @@ later start is taken (the author's advice, CPSP#3) and the choice is reported.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import re
@@ -35,7 +36,7 @@ from avpipe.datasets.common import (
     make_sample,
     parse_config,
     read_class_file,
-    require_file,
+    read_text,
     source_files,
 )
 from avpipe.datasets.manifest import Event, Manifest
@@ -51,8 +52,7 @@ _CLIP = re.compile(r"^(?P<id>.+)_(?P<start>\d{6})$")
 
 def read_list(path: Path) -> list[tuple[str, str, str, str]]:
     """``(where, category, video_id, split)`` per data row."""
-    require_file(path, "VGGSound-AVEL list")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(read_text(path, "VGGSound-AVEL list"), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -75,9 +75,9 @@ def read_list(path: Path) -> list[tuple[str, str, str, str]]:
 
 def read_labels(path: Path) -> dict[str, list[int]]:
     """``{video_id: [0/1 per segment]}`` from any of the documented JSON layouts."""
-    require_file(path, "VGGSound-AVEL segment labels")
+    text = read_text(path, "VGGSound-AVEL segment labels")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
     if not isinstance(data, dict):

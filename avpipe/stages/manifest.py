@@ -7,8 +7,10 @@ JSON), runs its format's adapter (``avpipe/datasets/registry.py``) and writes in
     samples.tsv  events.tsv  classes.txt  meta.json     the manifest (avpipe/datasets/manifest.py)
     coverage.tsv  problems.tsv                          listed/present/decodable/with audio
 
-Annotation errors stop the stage with a message naming the file and line;
-reportable anomalies go to ``meta.json`` (or stop it with ``on_anomaly: raise``).
+Annotation errors (malformed, unknown class, not UTF-8, missing or unreadable
+file) stop the stage with one message naming the file and line and exit status 1,
+without a traceback; reportable anomalies go to ``meta.json`` (or stop it with
+``on_anomaly: raise``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = parse_config(raw, args.dataset)
     try:
         manifest = registry.load(raw, args.dataset)
-    except (DatasetError, ManifestError, KeyError) as e:
-        log.error("dataset %s: %s", args.dataset, e)
+    except (DatasetError, ManifestError, KeyError, OSError) as e:
+        # str(KeyError) quotes its message; OSError: e.g. an unreadable HDF5 split file.
+        log.error("dataset %s: %s", args.dataset, e.args[0] if isinstance(e, KeyError) else e)
         return 1
     manifest.meta["provenance"] = provenance(raw)
     manifest.write(args.out_dir)

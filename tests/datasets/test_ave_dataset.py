@@ -63,7 +63,60 @@ def test_class_order_is_first_appearance(by_txt, shared_data: Path) -> None:
     assert by_txt.classes[:5] == AVE_CLASSES_FIRST5
     assert by_txt.classes[-1] == "Mandolin"
     cats = (shared_data / "AVE" / "AVE_Dataset" / "categories.txt").read_text().splitlines()
-    assert by_txt.classes == [c for c in cats if c]
+    assert by_txt.classes == [c for c in cats if c] == list(ave.AVE_CLASSES)
+    assert by_txt.meta["class_order"] == "ave-reference"
+
+
+def _ave_files(root: Path, rows: list[str], splits: dict[str, list[str]]) -> None:
+    (root / "Annotations.txt").write_text("\n".join(rows) + "\n")
+    for split, name in ave.TXT_NAMES.items():
+        (root / name).write_text("".join(line + "\n" for line in splits.get(split, [])))
+
+
+def test_misspelled_ave_class_is_an_error_with_did_you_mean(tmp_path: Path) -> None:
+    """Without classes_file a typo used to become a 3rd class; AVE's 28 classes are known."""
+    rows = ["Church bell&v1&good&0&10", "Bark&v2&good&0&10", "Church bel&v3&good&2&5"]
+    _ave_files(tmp_path, rows, {"train": rows})
+    with pytest.raises(DatasetError) as e:
+        ave.load({"format": "ave", "root": str(tmp_path)})
+    assert str(e.value) == (
+        f"{tmp_path / 'Annotations.txt'}:3: unknown class 'Church bel' (not in the 28 AVE "
+        "classes; set classes_file for a class list of your own); did you mean 'Church bell'?"
+    )
+    (tmp_path / "cats.txt").write_text("Church bell\nBark\n")
+    with pytest.raises(
+        DatasetError,
+        match=r"Annotations.txt:3: unknown class 'Church bel' "
+        r"\(not in classes_file .*cats.txt\); did you mean 'Church bell'\?",
+    ):
+        ave.load({"format": "ave", "root": str(tmp_path), "classes_file": "cats.txt"})
+
+
+def test_subset_of_ave_classes_keeps_the_28_in_reference_order(tmp_path: Path) -> None:
+    rows = ["Mandolin&v1&good&0&10", "Bark&v2&good&0&10"]
+    _ave_files(tmp_path, rows, {"train": rows})
+    m = ave.load({"format": "ave", "root": str(tmp_path)})
+    assert len(m.classes) == 28 and m.classes.index("Bark") == 2 and m.classes[-1] == "Mandolin"
+    assert m.meta["class_order"] == "ave-reference"
+
+
+def test_duplicate_split_line_is_blamed_on_its_own_file(tmp_path: Path) -> None:
+    rows = ["Bark&v1&good&0&10", "Bark&v2&good&0&10", "Bark&v3&good&0&10"]
+    ann = tmp_path / "Annotations.txt"
+    _ave_files(tmp_path, rows, {"train": [rows[0], rows[1], rows[0]], "test": [rows[2]]})
+    with pytest.raises(DatasetError) as e:
+        ave.load({"format": "ave", "root": str(tmp_path)})
+    assert str(e.value) == (
+        f"{tmp_path / 'trainSet.txt'}:3: 'Bark&v1&good&0&10' duplicates line 1 of the same "
+        f"file; the annotation file has it 1 time(s) ({ann}:1) and each row belongs to one split"
+    )
+    _ave_files(tmp_path, rows, {"train": rows[:2], "test": [rows[1], rows[2]]})
+    with pytest.raises(DatasetError) as e:
+        ave.load({"format": "ave", "root": str(tmp_path)})
+    assert str(e.value).startswith(
+        f"{tmp_path / 'testSet.txt'}:1: 'Bark&v2&good&0&10' is also listed at "
+        f"{tmp_path / 'trainSet.txt'}:2; the annotation file has it 1 time(s) ({ann}:2)"
+    )
 
 
 def test_multi_row_video_ids(by_txt) -> None:
@@ -154,7 +207,8 @@ def test_split_line_not_in_annotations_and_unknown_class(tmp_path: Path, shared_
     (tmp_path / "cats.txt").write_text("Church bell\nBark\n")
     with pytest.raises(
         DatasetError,
-        match=r"Annotations.txt:\d+: class 'Male speech, man speaking' is not in cats.txt",
+        match=r"Annotations.txt:190: unknown class 'Male speech, man speaking' "
+        r"\(not in classes_file .*cats.txt\)",
     ):
         ave.load({"format": "ave", "root": str(tmp_path), "classes_file": "cats.txt"})
 

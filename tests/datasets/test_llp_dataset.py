@@ -177,3 +177,30 @@ def test_synthetic_class_names_use_first_appearance(tmp_path: Path) -> None:
         ("syn00000003", "beep", "visual", 1.0, 4.0),
     ]
     assert m.meta["anomalies"] == {} and m.meta["eval_version"] == "unknown"
+
+
+def test_misspelled_weak_label_is_an_error_not_a_26th_class(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    root = _copy(shared_data / "LLP", tmp_path)
+    lines = (root / "AVVP_train.csv").read_text().splitlines()
+    assert lines[1].split("\t")[1] == "Speech,Dog"
+    lines[1] = lines[1].replace("Speech,Dog", "Speech,Dgo")
+    (root / "AVVP_train.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as e:
+        _load(root)
+    assert str(e.value) == (
+        f"{root / 'AVVP_train.csv'}:2: unknown class 'Dgo' (not in the 25 LLP classes; "
+        "set classes_file for a class list of your own); did you mean 'Dog'?"
+    )
+
+
+def test_missing_eval_file_names_path_and_option(shared_data: Path, tmp_path: Path) -> None:
+    root = _copy(shared_data / "LLP", tmp_path)
+    (root / "AVVP_eval_visual.csv").unlink()
+    with pytest.raises(DatasetError) as e:
+        _load(root)
+    assert str(e.value) == (
+        f"LLP visual eval file not found: {root / 'AVVP_eval_visual.csv'} "
+        "(set by datasets.llp.eval_visual, relative to root)"
+    )
