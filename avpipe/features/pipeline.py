@@ -22,7 +22,8 @@ Batches are made of *segments*, not videos, so short and long videos fill them a
 Videos that lack a recipe's modality (no audio stream for VGGish, no video stream for a
 visual recipe) are not computed: their rows are zeros and the store's ``has_audio`` /
 ``has_video`` flag says so.  Videos that cannot be decoded are not in the stores; the
-job's ``status.tsv`` names them and says why.
+job's ``status.tsv`` names them and says why.  Videos whose decoding stopped early are
+in the stores with the segments decoded (status ``partial``, the reason says where).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from tqdm import tqdm
 from avpipe.features.base import Extractor, ExtractorSpec
 from avpipe.io.cache import DecodeCache, FeatureCache, file_digest
 from avpipe.io.decode import (
+    DOWNMIX,
     NATIVE,
     PADDING,
     STATUS_COLUMNS,
@@ -445,7 +447,7 @@ def _assemble(run: RecipeRun, included: list[dict[str, Any]], out: Path) -> None
     spec = run.spec
     flag = "has_audio" if spec.modality == "audio" else "has_video"
     t_max = max((int(v["n_segments"]) for v in included), default=1)
-    info_attrs = {"padding": PADDING, **run.attrs}
+    info_attrs = {"padding": PADDING, "downmix": DOWNMIX, **run.attrs}
     with StoreWriter(out, len(included), t_max, output_arrays(spec), info_attrs, (flag,)) as w:
         for v in included:
             video_id, n, digest = v["video_id"], int(v["n_segments"]), v["digest"]

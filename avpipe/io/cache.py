@@ -18,7 +18,8 @@ The key (sha256) covers everything the arrays depend on:
 
 An entry that cannot be read, or whose arrays do not have the expected names, shapes and
 dtypes, is ignored (the video is recomputed and the entry rewritten).  Entries are written
-atomically (``avpipe/utils/atomic.py``), so concurrent jobs and interrupted writes are safe.
+atomically (``avpipe/utils/atomic.py``), so concurrent jobs (the last writer of an entry
+wins) and interrupted writes are safe.
 Nothing ever expires: delete the folder to reclaim space.
 """
 

@@ -16,17 +16,30 @@ hand the result to the models.  What comes out serves every recipe of a job:
   same conversion share the converted frames (``pools``; ``index`` maps each
   recipe's (T, F) frames into its pool).
 * audio: float32 mono at ``sample_rate`` via PyAV's ``AudioResampler`` (libswresample;
-  ~7x faster than resampy ``kaiser_best``, checked against librosa/soxr in the tests).
+  ~7x faster than resampy ``kaiser_best``, checked against librosa/soxr in the tests),
+  downmixed by ``DOWNMIX``: the mean of the channels but LFE, so that the level of a
+  sound does not depend on the layout it was stored in (recorded in every store).
 
 Time zero is the first video frame (the first audio sample for audio-only files);
-audio that starts later is delayed by zeros, audio before it is dropped.  A video has
-``n_segments = segment_count(duration, hop)`` segments; content past the end is padded:
-frames by repeating the last decoded frame, audio with zeros (``PADDING`` is recorded
-in every store).
+audio that starts later is delayed by zeros, audio before it is dropped.  The duration
+is the end of the longest stream: the video's last frame plus one frame, the audio's
+last sample, less the encoder's padding (AAC codes whole 1024-sample frames: an 8-kHz
+10-s clip decodes to 10.112 s; samples past the stream's declared end that fit in its
+last frame are dropped).  A video has ``n_segments = segment_count(duration, hop)``
+segments; content past the end is padded: frames by repeating the last decoded frame,
+audio with zeros (``PADDING`` is recorded in every store).
 
-Problems are ``DecodeError`` with a short reason (``missing``, ``cannot open``,
-``no streams``, ``corrupt``, ``truncated``, ``zero-length``); a missing audio stream is
-not an error (``has_audio = False``), nor is a missing video stream (``has_video = False``).
+A decode that stops early keeps what it decoded, with status ``partial``: a decoder
+error mid-stream (``corrupt: decoding stopped at X of Y s: <error>``), or a file that
+ends, or fails on a packet cut off by its end, before its declared duration less
+``truncation_tolerance_s`` (``truncated: decoded X of Y s``).  Its duration is where
+the streams still decoding stopped (the shortest of them), so ``n_segments`` counts
+decoded segments only, and the store's ``mask`` is False past them.
+
+Problems that leave nothing are ``DecodeError`` with a short reason (``missing``,
+``cannot open``, ``no streams``, ``corrupt``, ``truncated``, ``zero-length``); a missing
+audio stream is not an error (``has_audio = False``), nor is a missing video stream
+(``has_video = False``).
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ log = logging.getLogger(__name__)
 PADDING = (
     "frames: repeat last decoded frame; audio: zeros; beyond n_segments: fill 0 and mask False"
 )
+DOWNMIX = "mean of the channels but LFE (a signal identical in every channel keeps its level)"
 STATUS_COLUMNS = ["video_id", "path", "status", "reason", "n_segments", "duration_s", "source"]
 NATIVE = "native"
 
@@ -117,6 +131,7 @@ class DecodedVideo:
     pools: dict[str, np.ndarray] = field(default_factory=dict)
     index: dict[str, np.ndarray] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # recipe -> conversion key
+    problem: str = ""  # why decoding stopped early ("truncated: ...", "corrupt: ...")
 
     def frames(self, recipe: str) -> np.ndarray:
         """(T, F, h, w, 3) uint8 frames of ``recipe``."""
@@ -124,13 +139,16 @@ class DecodedVideo:
 
     @property
     def status(self) -> str:
+        if self.problem:
+            return "partial"
         return "no_video" if not self.has_video else "ok" if self.has_audio else "no_audio"
 
     @property
     def reason(self) -> str:
-        if self.has_audio and self.has_video:
-            return ""
-        return "no video stream" if not self.has_video else "no audio stream"
+        notes = [self.problem] if self.problem else []
+        if not (self.has_audio and self.has_video):
+            notes.append("no video stream" if not self.has_video else "no audio stream")
+        return "; ".join(notes)
 
 
 class _FrameSampler:
@@ -226,6 +244,144 @@ def _declared_duration(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base if container.duration else None
 
 
+def _stream_end(stream: av.stream.Stream | None) -> float | None:
+    """Where ``stream`` ends by the file's index (seconds), if the file says."""
+    if stream is None or not stream.duration or not stream.time_base:
+        return None
+    return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+
+
+def _file_end(container: av.container.InputContainer) -> float | None:
+    if not container.duration:
+        return None
+    return (container.duration + (container.start_time or 0)) / av.time_base
+
+
+class _Audio:
+    """Source audio frames in -> float32 mono at ``rate``, downmixed by ``DOWNMIX``.
+
+    libswresample converts each frame to planar float at ``rate`` in the source's own
+    layout, and the channels are averaged here: its default matrix to mono scales by
+    layout (1/sqrt(2) per stereo channel, centre-weighted 5.1), so one tone measured
+    RMS 0.22, 0.32 and 0.76 from mono, stereo and 5.1.  LFE channels are left out of
+    the mean (band-limited below ~120 Hz; AAC encoders low-pass them).
+    """
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.first: float | None = None
+        self.chunks: list[np.ndarray] = []
+        self.last_frame = 0  # output samples of the last source frame (bounds its padding)
+        self._resampler: av.AudioResampler | None = None
+        self._setup: tuple | None = None
+        self._keep: list[int] = [0]  # the channels averaged (all but LFE)
+
+    def push(self, frame: av.AudioFrame) -> None:
+        if self.first is None:
+            self.first = frame.time
+        setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if setup != self._setup:  # the layout or rate changed mid-stream: a new resampler
+            self.flush()
+            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=self.rate)
+            self._setup = setup
+            names = [c.name for c in frame.layout.channels]
+            self._keep = [i for i, c in enumerate(names) if c != "LFE"] or list(range(len(names)))
+        self._add(self._resampler.resample(frame))
+        self.last_frame = round(frame.samples * self.rate / frame.sample_rate)
+
+    def flush(self) -> None:
+        if self._resampler is not None:
+            self._add(self._resampler.resample(None))
+
+    def _add(self, frames: list[av.AudioFrame]) -> None:
+        for out in frames:
+            x = out.to_ndarray()  # (channels, samples)
+            self.chunks.append(x[0] if len(x) == 1 else x[self._keep].mean(0, dtype=np.float32))
+
+    def samples(self, t0: float, end: float | None) -> np.ndarray:
+        """Mono audio from ``t0`` (seconds): a later start is delayed by zeros, an earlier
+        one cut; samples past ``end`` (seconds since ``t0``) are dropped when they fit in
+        the last frame (the encoder's padding: AAC codes whole 1024-sample frames)."""
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        if self.first is None:
+            return audio
+        shift = round((self.first - t0) * self.rate)
+        audio = (
+            np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
+        )
+        if end is not None:
+            excess = audio.size - round(end * self.rate)
+            if 0 < excess <= self.last_frame:
+                audio = audio[:-excess]
+        return audio
+
+
+@dataclass
+class _Stop:
+    """What stopped decoding before the end of the file."""
+
+    error: Exception
+    stream: str  # "video" / "audio" / "" (the demuxer)
+    cut: bool  # the failing packet reaches the end of the file: the file is truncated
+
+    def describe(self) -> str:
+        where = f"{self.stream} packet" if self.stream else "demuxer"
+        return " ".join(f"{where}: {self.error}".split())  # one line (status.tsv)
+
+
+def _decode_all(
+    container: av.container.InputContainer,
+    streams: list[av.stream.Stream],
+    sampler: _FrameSampler,
+    audio: _Audio,
+    path: str | Path,
+) -> tuple[float | None, _Stop | None]:
+    """Decode every packet; (time of the first video frame, what stopped decoding early)."""
+    first_video: float | None = None
+    packet = None
+    try:
+        for packet in container.demux(*streams):
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                if isinstance(frame, av.VideoFrame):
+                    first_video = frame.time if first_video is None else first_video
+                    sampler.push(frame.time - first_video, frame)
+                else:
+                    audio.push(frame)
+        audio.flush()
+    except (av.FFmpegError, ValueError) as e:
+        stream = packet.stream.type if packet is not None and packet.stream else ""
+        size = Path(path).stat().st_size
+        cut = packet is not None and packet.pos >= 0 and packet.pos + packet.size >= size
+        return first_video, _Stop(e, stream, cut)
+    return first_video, None
+
+
+def _problem(
+    stop: _Stop | None,
+    ends: dict[str, tuple[float, float | None]],
+    declared: float | None,
+    tol: float,
+) -> tuple[float, str]:
+    """(duration, problem): ``ends`` holds per decoded stream (decoded end, declared end).
+
+    A complete decode lasts as long as its longest stream.  A decode that stopped early
+    (an error, or more than ``tol`` s short of the declared duration) keeps what every
+    stream that had not yet reached its declared end decoded: the shortest of these.
+    """
+    longest = max(end for end, _ in ends.values())
+    if stop is None and (declared is None or declared - longest <= tol):
+        return longest, ""
+    open_ends = [end for end, want in ends.values() if want is None or end < want - tol]
+    duration = min(open_ends) if open_ends else longest
+    of = f"{declared:.2f}" if declared is not None else "?"
+    if stop is None or stop.cut:
+        why = f" ({stop.describe()})" if stop is not None else ""
+        return duration, f"truncated: decoded {duration:.2f} of {of} s{why}"
+    return duration, f"corrupt: decoding stopped at {duration:.2f} of {of} s: {stop.describe()}"
+
+
 def decode_video(
     path: str | Path,
     grid: Grid | None = None,
@@ -257,59 +413,42 @@ def decode_video(
         if vstream is not None:
             vstream.thread_type = "SLICE"  # per-frame threads do not pay for small clips
             vstream.thread_count = threads
-        sampler = _FrameSampler(grid, needs)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        first: dict[str, float | None] = {"video": None, "audio": None}
-        try:
-            for packet in container.demux(*(s for s in (vstream, astream) if s is not None)):
-                for frame in packet.decode():
-                    if frame.time is None:
-                        continue
-                    if isinstance(frame, av.VideoFrame):
-                        first["video"] = frame.time if first["video"] is None else first["video"]
-                        sampler.push(frame.time - first["video"], frame)
-                    else:
-                        first["audio"] = frame.time if first["audio"] is None else first["audio"]
-                        for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except (av.FFmpegError, ValueError) as e:
-            raise DecodeError("corrupt", f"{path}: {e}") from e
+        sampler, audio = _FrameSampler(grid, needs), _Audio(sample_rate)
+        streams = [s for s in (vstream, astream) if s is not None]
+        first_video, stop = _decode_all(container, streams, sampler, audio, path)
         declared = _declared_duration(container)
-    if first["video"] is None and first["audio"] is None:
+        own = {"video": _stream_end(vstream), "audio": _stream_end(astream)}
+        file_end = _file_end(container)
+    if first_video is None and audio.first is None:
+        if stop is not None:
+            reason = "truncated" if stop.cut else "corrupt"
+            raise DecodeError(reason, f"{path}: nothing decoded ({stop.describe()})")
         raise DecodeError("zero-length", f"{path}: no video frame or audio sample decoded")
-    t0 = first["video"] if first["video"] is not None else first["audio"]
-    audio = (
-        np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    )
-    if first["audio"] is not None:
-        shift = round((first["audio"] - t0) * sample_rate)
-        audio = (
-            np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
-        )
-    has_video = first["video"] is not None
-    video_end = sampler.last_time + (sampler.step or 1 / 25) if has_video else 0.0
-    duration = max(video_end, audio.size / sample_rate)
-    if declared is not None and declared - duration > truncation_tolerance_s:
-        raise DecodeError(
-            "truncated", f"{path}: decoded {duration:.2f} s of {declared:.2f} s declared"
-        )
+    t0 = first_video if first_video is not None else audio.first
+    has_video, has_audio = first_video is not None, audio.first is not None
+    # declared ends, seconds since t0: each stream's own, else the file's
+    declared_end = {k: None if t is None else t - t0 for k, t in (own | {"file": file_end}).items()}
+    for k in ("video", "audio"):
+        declared_end[k] = declared_end[k] if declared_end[k] is not None else declared_end["file"]
+    ends = {}  # stream -> (decoded end, declared end)
+    if has_video:
+        ends["video"] = (sampler.last_time + (sampler.step or 1 / 25), declared_end["video"])
+    # the audio's padding runs past its own end, else past the video's end (Matroska
+    # declares no stream durations, and counts the padding in the file's)
+    padded_from = own["audio"] is None and has_video
+    samples = audio.samples(t0, ends["video"][0] if padded_from else declared_end["audio"])
+    if has_audio:
+        ends["audio"] = (samples.size / sample_rate, declared_end["audio"])
+    duration, problem = _problem(stop, ends, declared, truncation_tolerance_s)
+    if problem:
+        log.warning("%s: %s", path, problem)
     n_seg = segment_count(duration, grid.hop_s)
     n_samples = round(n_seg * grid.hop_s * sample_rate) + sample_rate
-    audio = np.pad(audio[:n_samples], (0, max(0, n_samples - audio.size)))
+    samples = np.pad(samples[:n_samples], (0, max(0, n_samples - samples.size)))
     pools, index = sampler.finish(n_seg) if has_video else ({}, {})
+    keys = {n.name: n.key for n in needs}
     return DecodedVideo(
-        n_seg,
-        duration,
-        audio,
-        astream is not None and first["audio"] is not None,
-        has_video,
-        source,
-        pools,
-        index,
-        {n.name: n.key for n in needs},
+        n_seg, duration, samples, has_audio, has_video, source, pools, index, keys, problem
     )
 
 

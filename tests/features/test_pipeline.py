@@ -199,3 +199,30 @@ def test_keep_decoded_writes_the_model_inputs(videos, tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         x, decode_video(videos[1][1], Grid(), (VisualNeed("fake_visual", 2),)).frames("fake_visual")
     )
+
+
+def test_a_partial_video_keeps_its_decoded_segments(videos, tmp_path: Path) -> None:
+    """A file cut in half is in the stores with the segments it decoded (mask True only
+    there), status ``partial``, listed by the extract stage's failures table; on_error
+    raise stops only for failed videos.  The store records the downmix."""
+    from avpipe.stages.extract import read_failures
+
+    cut = make_media(tmp_path / "cut.mp4", 6.0, fps=10, options={"movflags": "faststart"})
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    shard = [*videos, ("cut", str(cut))]
+    settings = Settings(batch_size=3, workers=0, on_error="raise")
+    res = run(shard, tmp_path / "shard0", FakeVisual(2), FakeAudio(), settings=settings)
+    row = {v["video_id"]: v for v in res.videos}["cut"]
+    assert row["status"] == "partial" and row["reason"].startswith("truncated: decoded ")
+    n = row["n_segments"]
+    assert 2 <= n <= 4 and n == int(np.ceil(row["duration_s"] - 0.1))
+    for name in ("fake_visual", "fake_audio"):
+        s = FeatureStore(tmp_path / "shard0" / f"{name}.zarr")
+        i = s.video_ids.index("cut")
+        assert s.n_segments[i] == n and s.mask[i].tolist() == [
+            t < n for t in range(s.mask.shape[1])
+        ]
+        assert s.load()[i, :n].any() and s.attrs["downmix"].startswith("mean of the channels")
+    failures = read_failures([tmp_path / "shard0" / "status.tsv"])
+    assert [r[0] for r in failures] == ["audio_only", "cut", "silent"]
+    assert failures[1][2:4] == ["partial", row["reason"]]

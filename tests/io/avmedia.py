@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
 
 def tone(n: int, rate: int, freq: float = 440.0) -> np.ndarray:
     t = np.arange(n) / rate
@@ -30,7 +32,8 @@ def make_media(
     video: bool = True,
     audio: str | None = "aac",
     audio_rate: int = 16000,
-    channels: int = 1,
+    channels: int = 1,  # 1, 2 or 6 (5.1): the same tone in every channel
+    audio_seconds: float | None = None,  # another length for the audio track
     options: dict[str, str] | None = None,
 ) -> Path:
     """A ``seconds``-long clip; ``audio`` is an encoder name (aac, mp2, pcm_s16le, ...) or None."""
@@ -41,11 +44,7 @@ def make_media(
             v = out.add_stream("libx264", rate=fps)
             v.width, v.height = size
             v.pix_fmt = "yuv420p"
-        a = (
-            out.add_stream(audio, rate=audio_rate, layout="mono" if channels == 1 else "stereo")
-            if audio
-            else None
-        )
+        a = out.add_stream(audio, rate=audio_rate, layout=LAYOUTS[channels]) if audio else None
         if v is not None:
             for k in range(round(seconds * float(fps))):
                 img = np.full((size[1], size[0], 3), brightness(k), dtype=np.uint8)
@@ -54,7 +53,7 @@ def make_media(
             for pkt in v.encode():
                 out.mux(pkt)
         if a is not None:
-            n = round(seconds * audio_rate)
+            n = round((seconds if audio_seconds is None else audio_seconds) * audio_rate)
             sig = np.repeat(tone(n, audio_rate)[None, :], channels, axis=0)
             step = a.codec_context.frame_size or 1024
             fmt = a.codec_context.format.name

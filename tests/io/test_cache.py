@@ -4,8 +4,12 @@ options / weights / code or of another file are not reused, corrupt entries are 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +22,12 @@ from extract_fakes import FakeAudio, FakeVisual  # noqa: E402
 
 from avpipe.features.pipeline import RecipeRun, Settings, extract_shard  # noqa: E402
 from avpipe.io.cache import DecodeCache, FeatureCache, file_digest  # noqa: E402
+from avpipe.utils import atomic  # noqa: E402
 
 MATERIAL = {"recipe": "fake", "options": {"frames_per_segment": 2}, "weights": "none", "code": "x"}
 SETTINGS = Settings(batch_size=3, workers=0)
+CAPTURE = {"capture_output": True, "text": True, "check": True}
+RACE_KEY = "ab" * 32
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +148,44 @@ def test_failed_shard_keeps_the_entries_it_finished(media, tmp_path: Path) -> No
     assert len(list((tmp_path / "c").rglob("*.npz"))) == 2
     stats, _ = extract(before(media), tmp_path / "2", cache, settings=one)
     assert (stats.cached, stats.computed) == (2, 1)
+
+
+def _put_many(root: str, n: int, value: float) -> list[str]:
+    """``n`` puts of one key (in a process of its own); the errors, as text."""
+    cache = FeatureCache(root, MATERIAL)
+    errors = []
+    for _ in range(n):
+        try:
+            cache.put(RACE_KEY, 2, {"features": np.full((2, 3), value, np.float32)})
+        except OSError as e:
+            errors.append(repr(e))
+    return errors
+
+
+def test_concurrent_writers_of_one_key_never_fail(tmp_path: Path) -> None:
+    """Two processes x 150 puts of the same entry: none fails (a writer's temporary file is
+    never taken for a stale one), and the entry reads back whole, from one writer or the other.
+    """
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        errors = pool.starmap(_put_many, [(str(tmp_path), 150, 1.0), (str(tmp_path), 150, 2.0)])
+    assert [len(e) for e in errors] == [0, 0], errors[0][:1] + errors[1][:1]
+    data = FeatureCache(tmp_path, MATERIAL).get(RACE_KEY, 2, {"features": (2, 3)})
+    assert data is not None and np.unique(data["features"]).tolist() in ([1.0], [2.0])
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_only_leftovers_of_gone_writers_are_removed(tmp_path: Path) -> None:
+    """Before a write, temporary siblings are removed only when their writer is gone: a
+    process of this host that has exited, or an old name without a pid untouched for a day."""
+    final = tmp_path / "entry.npz"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **CAPTURE)
+    live = atomic._tmp_sibling(final)  # this process: a write in progress
+    dead = live.with_name(live.name.replace(f"-{os.getpid()}-", f"-{int(gone.stdout)}-"))
+    old, young = (final.with_name(f"entry.npz.tmp-{x}") for x in ("0123abcd", "4567cdef"))
+    for p in (live, dead, old, young):
+        p.write_bytes(b"partial")
+    os.utime(old, (time.time() - atomic.STALE_AFTER_S - 60,) * 2)
+    with atomic.atomic_path(final) as tmp:
+        tmp.write_bytes(b"done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([final.name, live.name, young.name])
+    assert final.read_bytes() == b"done"

@@ -4,6 +4,7 @@ resamplers, bad input."""
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from avmedia import brightness, tone
 
+from avpipe.datasets.manifest import segment_count
 from avpipe.io.decode import DecodeError, VisualNeed, decode_video, shard_of
 from avpipe.io.grid import Grid, crop_geometry
 
@@ -99,14 +101,46 @@ def test_garbage_file_cannot_be_opened(tmp_path: Path) -> None:
     assert e.value.reason == "cannot open"
 
 
-def test_truncated_file_is_reported(media) -> None:
-    """moov first (faststart): opens, decodes part of the declared duration -> truncated."""
+def damaged(path: Path, how: str) -> Path:
+    """``cut``: the second half of the file removed; ``garbage``: 800 random bytes mid-file."""
+    data = bytearray(path.read_bytes())
+    n = len(data)
+    if how == "cut":
+        del data[n // 2 :]
+    else:
+        data[n // 2 : n // 2 + 800] = np.random.default_rng(0).bytes(800)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def assert_decoded_prefix(d, fps: int = 10) -> None:
+    """The segments kept are the ones decoded: the frames there are the source's."""
+    assert d.status == "partial" and 1.5 < d.duration_s < 4.5
+    assert d.n_segments == segment_count(d.duration_s) < 6
+    whole = int(d.duration_s)  # segments decoded to their end
+    got = grid_brightness(d.frames("v"))[: 2 * whole].astype(int)
+    np.testing.assert_allclose(
+        got, [brightness(round(k / 2 * fps)) for k in range(2 * whole)], atol=4
+    )
+    assert 0.2 < np.abs(d.audio[: whole * 16000]).max() < 0.5
+
+
+def test_truncated_faststart_file_keeps_its_decoded_prefix(media) -> None:
+    """moov first (faststart), cut in half: the packet that reaches the end of the file is
+    cut off -> ``truncated`` (not ``corrupt``), and what was decoded stays."""
     path = media("trunc.mp4", 6.0, fps=10, size=(64, 48), options={"movflags": "faststart"})
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(DecodeError) as e:
-        decode(path)
-    assert e.value.reason in ("truncated", "corrupt")
+    d = decode(damaged(path, "cut"))
+    assert d.reason.startswith(f"truncated: decoded {d.duration_s:.2f} of 6.00 s (")
+    assert_decoded_prefix(d)
+
+
+@pytest.mark.parametrize("name", ["middle.mkv", "middle.mp4"])
+def test_bad_packet_mid_stream_keeps_the_decoded_prefix(media, name: str) -> None:
+    d = decode(damaged(media(name, 6.0, fps=10, size=(64, 48)), "garbage"))
+    # Matroska declares the AAC padding in its duration: 6.06 s
+    assert re.match(rf"corrupt: decoding stopped at {d.duration_s:.2f} of 6\.0\d s: ", d.reason)
+    assert "Invalid data" in d.reason and "\n" not in d.reason
+    assert_decoded_prefix(d)
 
 
 def test_truncated_file_without_index_cannot_be_opened(media) -> None:
@@ -172,3 +206,37 @@ def test_overlapping_windows_on_the_032_grid(media) -> None:
 def test_shard_of_is_stable() -> None:
     assert shard_of("abc", 4) == 0x352441C2 % 4  # zlib.crc32(b"abc")
     assert {shard_of(f"v{i}", 3) for i in range(30)} == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    "name,video", [("aac8k.mp4", True), ("aac8k.m4a", False), ("aac8k.mkv", True)]
+)
+def test_aac_padding_does_not_lengthen_the_clip(media, name: str, video: bool) -> None:
+    """8 kHz AAC codes whole 1024-sample frames: 10 s decode to 10.112 s; the padding is
+    not content, so the clip has 10 segments (as the manifest says), not 11.  MP4 declares
+    the audio's length; Matroska does not, and there the video's end bounds the padding."""
+    d = decode(media(name, 10.0, audio_rate=8000, video=video), NEED if video else ())
+    assert d.n_segments == 10 and d.duration_s == pytest.approx(10.0, abs=0.01)
+    assert d.status == ("ok" if video else "no_video")
+    assert np.abs(d.audio[round(9.9 * 16000) : 10 * 16000]).max() > 0.2
+
+
+@pytest.mark.parametrize("video", [True, False], ids=["video", "audio_only"])
+def test_a_longer_audio_track_still_counts(media, video: bool) -> None:
+    path = media("long_audio.mp4", 8.0, audio_rate=8000, audio_seconds=10.5, video=video)
+    d = decode(path, NEED if video else ())
+    assert d.n_segments == 11 and d.duration_s == pytest.approx(10.5, abs=0.01)
+    assert np.abs(d.audio[10 * 16000 : round(10.45 * 16000)]).max() > 0.2
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "aac"])
+def test_the_downmix_keeps_the_level_of_every_layout(media, codec: str) -> None:
+    """The same tone in every channel of mono, stereo and 5.1 gives the same mono RMS
+    (the mean of the channels; libswresample's default matrix gave 0.22, 0.32, 0.76)."""
+    rms = {}
+    for channels in (1, 2, 6):
+        path = media(f"ch{channels}.mov", 2.0, audio=codec, audio_rate=48000, channels=channels)
+        a = decode(path).audio[1600:30400]  # away from the codec's edges
+        rms[channels] = float(np.sqrt((a**2).mean()))
+    assert rms[1] == pytest.approx(0.2236, rel=0.01)  # sqrt(0.3**2 / 2 + 0.1**2 / 2)
+    assert rms[2] == pytest.approx(rms[1], rel=0.01) and rms[6] == pytest.approx(rms[1], rel=0.01)
