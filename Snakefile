@@ -7,7 +7,7 @@
 # This file only loads and validates the config and includes the stage rule files;
 # every computation lives in the avpipe package (`avpipe <stage> ...`).
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -15,7 +15,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Schema validation (defaults filled in) and cross-reference checks of the config.
+include: "workflow/rules/checks.smk"
 
 
 report: "workflow/report/workflow.rst"

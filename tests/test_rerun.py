@@ -17,6 +17,7 @@ from workflow_helpers import (
     TOY,
     TOY_CPSP_EXPERIMENT,
     WorkflowCopy,
+    drop_undefined_datasets,
     rule_names,
     seed_upstream,
 )
@@ -186,7 +187,7 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> WorkflowCopy:
     cfg["decode"].setdefault("overrides", {}).setdefault("synth_ave", {})["shards"] = 1
     for section in ("unsupervised", "cpsp", "avvp"):
         cfg[section]["datasets"] = []
-    wf.write_config(cfg)
+    wf.write_config(drop_undefined_datasets(cfg))
     wf.run("all")
     assert wf.planned() == {}
     return wf

@@ -1,21 +1,32 @@
-"""The DAG builds, validates its config and lints clean."""
+"""The DAG builds, validates its config and lints clean; a config typo stops it by name."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+
+from avpipe.workflow_checks import dataset_problems, did_you_mean, recipe_problems
+
+REPO = Path(__file__).resolve().parents[1]
+DEFINED = "(defined: synth_ave, synth_llp); did you mean"
 
 
 def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``snakemake --cores 1 ARGS`` in ``wd``, importing this checkout's avpipe."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", *args],
         cwd=wd,
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
 
@@ -56,3 +67,148 @@ def test_lint_reports_only_the_conda_finding(workflow_copy: Path) -> None:
     ]
     other = [f for f in findings if "conda" not in f.lower() and "container" not in f.lower()]
     assert other == [], other
+
+
+def config_error(wd: Path, edit: Callable[[dict[str, Any]], None]) -> str:
+    """The output of a dry run of ``all`` after ``edit`` of the config; it must fail."""
+    cfg_path = wd / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    r = snakemake(wd, "-n", "all")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert "Traceback" not in out and "Job stats" not in out, out
+    return out
+
+
+def _set(dotted: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    *parents, last = dotted.split(".")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        node = cfg
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    return edit
+
+
+def _rename(dotted: str, old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def edit(cfg: dict[str, Any]) -> None:
+        node = cfg
+        for part in dotted.split("."):
+            node = node[part]
+        node[new] = node.pop(old)
+
+    return edit
+
+
+# A typo in a dataset (or recipe) name used to drop that study or store from the DAG.
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _set("unsupervised.datasets", ["synth_avee"]),
+            f"config: unsupervised.datasets lists 'synth_avee', which is not defined "
+            f"under datasets {DEFINED} 'synth_ave'?",
+        ),
+        (
+            _set("cpsp.datasets", ["synth_avee"]),
+            f"config: cpsp.datasets lists 'synth_avee', which is not defined under "
+            f"datasets {DEFINED} 'synth_ave'?",
+        ),
+        (
+            _set("avvp.datasets", ["synth_lpp"]),
+            f"config: avvp.datasets lists 'synth_lpp', which is not defined under "
+            f"datasets {DEFINED} 'synth_llp'?",
+        ),
+        (
+            _rename("extract.stores", "synth_llp", "synth_lpp"),
+            f"config: extract.stores has the key 'synth_lpp', which is not defined "
+            f"under datasets {DEFINED} 'synth_llp'?",
+        ),
+        (
+            _rename("extract.overrides", "synth_ave", "synth_avee"),
+            f"config: extract.overrides has the key 'synth_avee', which is not defined "
+            f"under datasets {DEFINED} 'synth_ave'?",
+        ),
+        (
+            _rename("extract.overrides.synth_ave", "vgg19_pool5", "vgg19_pool"),
+            "config: extract.overrides.synth_ave has the key 'vgg19_pool', which is not a "
+            "recipe of extract.stores.synth_ave (listed: vgg19_pool5, vggish); "
+            "did you mean 'vgg19_pool5'?",
+        ),
+        (
+            _set("decode.overrides", {"synth_avee": {"shards": 1}}),
+            f"config: decode.overrides has the key 'synth_avee', which is not defined "
+            f"under datasets {DEFINED} 'synth_ave'?",
+        ),
+        (
+            _rename("unsupervised.overrides", "synth_ave", "synth_avee"),
+            f"config: unsupervised.overrides has the key 'synth_avee', which is not "
+            f"defined under datasets {DEFINED} 'synth_ave'?",
+        ),
+    ],
+    ids=[
+        "unsupervised.datasets",
+        "cpsp.datasets",
+        "avvp.datasets",
+        "extract.stores",
+        "extract.overrides-dataset",
+        "extract.overrides-recipe",
+        "decode.overrides",
+        "unsupervised.overrides",
+    ],
+)
+def test_undefined_dataset_or_recipe_is_named(
+    workflow_copy: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    out = config_error(workflow_copy, edit)
+    assert message in out.splitlines(), out
+
+
+# A recipe option typo used to surface only when the extract job ran.
+@pytest.mark.parametrize("key", ["extract.recipes.vggish", "extract.overrides.synth_ave.vggish"])
+def test_recipe_option_typo_is_named_when_the_dag_is_built(workflow_copy: Path, key: str) -> None:
+    out = config_error(workflow_copy, _set(f"{key}.weigths", "random"))
+    lines = [line for line in out.splitlines() if line.startswith("config: ")]
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"config: {key}: extractor 'vggish': unknown option(s) ['weigths']")
+    assert lines[0].endswith("did you mean 'weights'?")
+
+
+def test_schema_error_is_short(workflow_copy: Path) -> None:
+    out = config_error(workflow_copy, _set("decode.shards", "zero"))
+    assert len(out.strip().splitlines()) < 8, out  # was ~16 here, 150-600 for larger sections
+    assert (
+        "config: decode.shards = 'zero' is not allowed; expected type integer "
+        "(workflow/schemas/decode.schema.yaml)" in out.splitlines()
+    ), out
+
+
+def test_unknown_key_lists_the_allowed_ones(workflow_copy: Path) -> None:
+    out = config_error(workflow_copy, _set("decode.shard", 1))
+    assert (
+        "config: decode has the unknown key 'shard' (allowed: on_error, overrides, shards, "
+        "truncation_tolerance_s); did you mean 'shards'? (workflow/schemas/decode.schema.yaml)"
+        in out.splitlines()
+    ), out
+
+
+def test_the_default_config_has_no_problems() -> None:
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert dataset_problems(cfg) == []
+    assert recipe_problems(cfg["extract"]) == []
+
+
+def test_unknown_recipe_is_named() -> None:
+    problems = recipe_problems({"recipes": {"vggsih": {}}})
+    assert len(problems) == 1
+    assert problems[0].startswith("config: extract.recipes has the key 'vggsih', which is not")
+    assert problems[0].endswith("did you mean 'vggish'?")
+
+
+def test_did_you_mean() -> None:
+    assert did_you_mean("synth_avee", ["synth_llp", "synth_ave"]) == "; did you mean 'synth_ave'?"
+    assert did_you_mean("zzz", ["synth_ave"]) == ""

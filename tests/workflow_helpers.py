@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from avpipe.workflow_checks import DATASET_KEYS, DATASET_LISTS
+
 REPO = Path(__file__).resolve().parents[1]
 NOTHING_TO_DO = "Nothing to be done"
 TOY = "toy"
@@ -149,6 +151,20 @@ class WorkflowCopy:
         return counts
 
 
+def drop_undefined_datasets(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Remove every method list entry, store list and override of a dataset that is not
+    under ``cfg["datasets"]`` (the workflow refuses them as typos); ``cfg`` is edited."""
+    defined = set(cfg["datasets"])
+    for dotted in (*DATASET_LISTS, *DATASET_KEYS):
+        section, key = dotted.split(".")
+        value = cfg.get(section, {}).get(key)
+        if isinstance(value, list):
+            cfg[section][key] = [d for d in value if d in defined]
+        elif isinstance(value, dict):
+            cfg[section][key] = {d: v for d, v in value.items() if d in defined}
+    return cfg
+
+
 def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
     """Config for a fast study of the toy dataset; writes the outputs of missing stages.
 
@@ -196,5 +212,5 @@ def seed_upstream(wf: WorkflowCopy, seeds: tuple[int, ...] = (0,)) -> dict[str, 
     if "datasets" in cfg.get("avvp", {}):  # needs LLP-format stores, which the toy has not
         cfg["avvp"]["datasets"] = []
     cfg["report"] = {**cfg.get("report", {}), "dpi": 50, "tsne": {"max_points": 200}}
-    wf.write_config(cfg)
+    wf.write_config(drop_undefined_datasets(cfg))
     return cfg

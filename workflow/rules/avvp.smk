@@ -4,11 +4,8 @@
 # Metrics: rule evaluate_avvp in evaluate.smk.
 
 
-# Datasets of avvp.datasets that are defined under `datasets` (others are skipped,
-# so the DAG builds before any dataset is configured).
-AVVP_DATASETS = [
-    d for d in config["avvp"].get("datasets", []) if d in config["datasets"]
-]
+# Datasets of the method; each is defined under `datasets` (checks.smk).
+AVVP_DATASETS = list(config["avvp"].get("datasets", []))
 AVVP_METHODS = list(config["avvp"].get("methods", []))
 AVVP_CODE = (
     "methods/han",

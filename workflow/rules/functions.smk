@@ -115,11 +115,6 @@ def cpsp_evaluate_cfg(wildcards):
 # --- extract ------------------------------------------------------------------
 def extract_options(dataset, recipe):
     ext = config["extract"]
-    if recipe not in ext.get("recipes", {}):
-        raise ValueError(
-            f"config: extract.stores.{dataset} lists {recipe!r}, which has no entry under "
-            f"extract.recipes (defined: {', '.join(sorted(ext.get('recipes', {})))})"
-        )
     opts = dict(ext["recipes"][recipe])
     opts.update(ext.get("overrides", {}).get(dataset, {}).get(recipe, {}))
     return opts

@@ -3,11 +3,8 @@
 # that editing the selflabel or EM settings never reruns pretraining.
 
 
-# Datasets of unsupervised.datasets that are defined under `datasets` (others are
-# skipped, so the DAG builds before any dataset is configured).
-UNSUP_DATASETS = [
-    d for d in config["unsupervised"]["datasets"] if d in config["datasets"]
-]
+# Datasets of the method; each is defined under `datasets` (checks.smk).
+UNSUP_DATASETS = list(config["unsupervised"]["datasets"])
 # Sources each stage runs (editing the annotator does not rerun pretraining).
 UNSUP_CODE = tuple(
     f"methods/clcl/{m}"

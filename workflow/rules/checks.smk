@@ -1,0 +1,40 @@
+# Config checks when the DAG is built, before any rule is defined: the schemas
+# (workflow/schemas/, which also fill in the defaults), then what a schema cannot see:
+# every dataset a method, store or override names is defined under `datasets`, and
+# every recipe's options are valid (avpipe/workflow_checks.py). A failure is one line
+# per problem, naming the key and the bad value, instead of a smaller DAG or a late job.
+
+import os
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from avpipe.config import ConfigError
+from avpipe.workflow_checks import (
+    dataset_problems,
+    find_validation_error,
+    recipe_problems,
+    schema_error_message,
+)
+
+CONFIG_SCHEMA = os.path.relpath(
+    os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
+
+try:
+    validate(config, os.path.abspath(CONFIG_SCHEMA))
+except WorkflowError as e:
+    schema_error = find_validation_error(e)
+    if schema_error is None:
+        raise
+    with open(CONFIG_SCHEMA) as fh:
+        top_schema = yaml.safe_load(fh)
+    # from None: Snakemake's own message repeats the whole sub-schema
+    raise ConfigError(
+        schema_error_message(schema_error, top_schema, CONFIG_SCHEMA)
+    ) from None
+
+CONFIG_PROBLEMS = dataset_problems(config) + recipe_problems(config["extract"])
+if CONFIG_PROBLEMS:
+    raise ConfigError("\n".join(CONFIG_PROBLEMS))
