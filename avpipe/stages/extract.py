@@ -280,7 +280,8 @@ def _run_gather(args: argparse.Namespace) -> int:
 
 
 def read_failures(status_tables: list[Path]) -> list[list[Any]]:
-    """Rows of the shards' status tables whose status is not ``ok`` (no_audio is listed too)."""
+    """Rows of the shards' status tables whose status is not ``ok``: failed (not in the
+    stores), partial (the decoded prefix is), no_audio and no_video (zeros, flagged)."""
     rows = []
     for path in status_tables:
         shard = path.parent.name.removeprefix("shard")
@@ -294,7 +295,7 @@ def read_failures(status_tables: list[Path]) -> list[list[Any]]:
 def _run_failures(args: argparse.Namespace) -> int:
     rows = read_failures(args.status)
     write_tsv(args.out, FAILURE_COLUMNS, rows)
-    log.info("%s: %d videos failed or lack a stream", args.out, len(rows))
+    log.info("%s: %d videos failed, were cut short or lack a stream", args.out, len(rows))
     return 0
 
 

@@ -12,6 +12,7 @@ AVVP_CODE = (
     "methods/coleaf",
     "training/avvp",
     "training/epochs",
+    "training/streams",
     "training/checkpoint",
     "datasets/avvp",
     "datasets/manifest",

@@ -22,6 +22,7 @@ UNSUP_CODE = tuple(
 ) + (
     "training/epochs",
     "training/checkpoint",
+    "training/streams",
     "io/store",
     "datasets/manifest",
     "utils/provenance",
