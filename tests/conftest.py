@@ -1,4 +1,4 @@
-"""Shared fixtures: the real annotation files in ../shared/data, a workflow copy, tiny MP4s."""
+"""Shared fixtures: the real AVE and LLP annotation files, a workflow copy, tiny MP4s."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Same numbers as the TF AudioSet reference (``tensorflow/models`` research/audios
 * ``log(mel + 0.01)``; 96 frames x 64 bands per patch (0.96 s of hops).
 
 ``torch.stft`` would centre the 400-sample window inside the 512-point frame and
-shift every frame by 56 samples (``../shared/specs/performance.md`` §3.2), so framing
+shift every frame by 56 samples against the reference ``vggish_input.py``, so framing
 is done with ``unfold`` and the window is zero-padded on the right by ``rfft``.
 """
 

@@ -7,8 +7,8 @@ building a model (the decode stage uses it for frame rates and sizes);
 An unknown recipe raises ``KeyError`` listing the known ones; an unknown or
 ill-typed option raises :class:`~avpipe.config.ConfigError` naming it.
 
-Recipes (defaults reproduce the features the papers used; ``../shared/specs/datasets.md``
-§2.2, §3.2):
+Recipes (defaults reproduce the features the papers used: the AVE release of
+YapengTian/AVE-ECCV18 and the LLP scripts of YapengTian/AVVP-ECCV20):
 
 =============== ======== ======================================== =======================
 recipe          modality per segment                             reference

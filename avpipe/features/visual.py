@@ -5,7 +5,8 @@ pipeline (``resize_frames`` on the GPU, swscale in the CPU workers); normalisati
 on the device (``prepare``).  2D networks run on all
 S*F frames in one batch and average over F on the device, in float32.
 
-Recipes (``../shared/specs/datasets.md`` §2.2, §3.2):
+Recipes (AVE: Tian et al., ECCV 2018, YapengTian/AVE-ECCV18; LLP: Tian et al., ECCV 2020,
+YapengTian/AVVP-ECCV20 ``scripts/extract_*_feat.py``):
 
 * ``vgg19_pool5``: torchvision VGG-19 ``features`` (up to and including pool5),
   ImageNet weights ``VGG19_Weights.IMAGENET1K_V1``; 16 frames per segment averaged

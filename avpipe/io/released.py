@@ -1,7 +1,7 @@
 """Import released (published) features into avpipe's feature-store format.
 
 Users who have the papers' feature files can skip extraction and run every method
-on the exact published inputs (``shared/specs/datasets.md`` §2.3, §3.2):
+on the exact published inputs (YapengTian/AVE-ECCV18, YapengTian/AVVP-ECCV20):
 
 * AVE: ``audio_feature.h5`` / ``visual_feature.h5`` (and the ``*_noisy.h5``
   variants), HDF5 dataset ``avadataset`` of shape (rows, 10, ...) float64, one row

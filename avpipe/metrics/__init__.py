@@ -16,10 +16,10 @@ import numpy as np
 from avpipe.datasets.manifest import Manifest
 
 TASKS: dict[str, str] = {
-    "ave": "avpipe.metrics.ave",  # AVE segment accuracy (CPSP/PSP; also paper 000 after mapping)
-    # paper 000: mapping, accuracy, purity per EM round
+    "ave": "avpipe.metrics.ave",  # AVE segment accuracy (CPSP/PSP; also CLCL after mapping)
+    # CLCL: mapping, accuracy, purity per EM round
     "unsupervised": "avpipe.metrics.unsupervised",
-    "avvp": "avpipe.metrics.avvp",  # paper 002: segment/event A, V, AV, Type, Event, Ao, Vo
+    "avvp": "avpipe.metrics.avvp",  # AVVP: segment/event A, V, AV, Type, Event, Ao, Vo
 }
 
 

@@ -1,4 +1,4 @@
-"""Unsupervised evaluation of paper 000 (methods spec §2.8, §5.1-5.2, §6 item 5).
+"""Unsupervised evaluation of CLCL (methods spec §2.8, §5.1-5.2, §6 item 5).
 
 1. Mapping pseudo-class -> class, fitted on TRAINING samples only and then frozen:
    ``map(k) = argmax_c |{i : z_i = k, class_i = c}|`` (many-to-one; ties -> lowest class

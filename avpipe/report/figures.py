@@ -3,7 +3,7 @@
 ``<name>`` is ``<stage>__<dataset>__<experiment>``.  Kinds:
 
 * ``tsne``       t-SNE of the training videos' representations after each EM round,
-                 coloured by pseudo-label (paper 000 Fig. 3), last panel by true class
+                 coloured by pseudo-label (Bao et al. (AAAI 2023) Fig. 3), last panel by true class
                  (from ``embeddings.npz`` of the EM rounds; first seed)
 * ``em_rounds``  purity and accuracy per EM round, mean ± std over seeds
 * ``training``   training curves from every ``history.tsv`` of the run (first seed)

@@ -2,13 +2,13 @@
 
 They are what the papers report on the REAL datasets (AVE test, LLP test) with
 pretrained features; avpipe's numbers on the synthetic default are not comparable to
-them.  Sources (../shared/specs/methods.md quotes each table):
+them.  Sources:
 
-* paper 000 — Bao et al., AAAI 2023 (unsupervised AVEL): Table 1 (AVE accuracy, also the
+* CLCL — Bao et al., AAAI 2023 (unsupervised AVEL): Table 1 (AVE accuracy, also the
   FS / WS rows it quotes), Table 5 (purity / accuracy after each EM step, ResNet).
-* PSP (Zhou et al., CVPR 2021), quoted in paper 000 Table 1; CPSP (paper 001, TPAMI):
+* PSP (Zhou et al., CVPR 2021), quoted in Bao et al. (AAAI 2023) Table 1; CPSP (TPAMI):
   the paper body was not retrievable, its values are recalled and marked unverified.
-* paper 002 — Sardari et al., ECCV 2024 (CoLeaF): Table 1, LLP test, video-level labels,
+* CoLeaF — Sardari et al., ECCV 2024: Table 1, LLP test, video-level labels,
   fixed ("standard") thresholds, segment- and event-level F-scores.
 """
 
@@ -44,7 +44,7 @@ AVE_ACCURACY: list[AVERow] = [
     AVERow("US", "Bao et al.", "ResNet-152", 67.1, _T1),
 ]
 
-# EM step -> (purity %, accuracy %), ResNet features, AVE (paper 000 Table 5).
+# EM step -> (purity %, accuracy %), ResNet features, AVE (Bao et al. (AAAI 2023) Table 5).
 EM_ROUNDS: dict[int, tuple[float, float]] = {1: (76.90, 65.8), 2: (77.35, 66.7), 3: (77.81, 67.1)}
 EM_ROUNDS_SOURCE = "Bao et al. AAAI'23, Table 5 (AVE, ResNet-152)"
 

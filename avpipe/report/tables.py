@@ -9,11 +9,11 @@ variant ``a.b``.
 ``summary.{md,tsv}``: the papers' table layouts with our rows and, labelled
 "published", the papers' rows (:mod:`avpipe.report.published`):
 
-1. AVE segment accuracy by supervision setting (paper 000 Table 1 / PSP layout):
+1. AVE segment accuracy by supervision setting (Bao et al. (AAAI 2023) Table 1 / PSP layout):
    unsupervised (last EM round) and ``ave`` task runs (PSP/CPSP), FS/WS from the
    experiment name;
-2. unsupervised purity and accuracy per EM step (paper 000 Table 5);
-3. AVVP segment- and event-level F-scores (paper 002 Table 1), one row per method and
+2. unsupervised purity and accuracy per EM step (Bao et al. (AAAI 2023) Table 5);
+3. AVVP segment- and event-level F-scores (CoLeaF (ECCV 2024) Table 1), one row per method and
    threshold setting.
 """
 
@@ -255,8 +255,8 @@ def _ave_section(sm: Summary, groups: list[Group]) -> None:
             )
     sm.section(
         "AVE event localization: segment accuracy (%)",
-        "Layout of paper 000 Table 1 (FS = fully, WS = weakly supervised, US = unsupervised; "
-        "unsupervised rows use the last EM round).",
+        "Layout of Bao et al. (AAAI 2023) Table 1 (FS = fully, WS = weakly supervised, "
+        "US = unsupervised; unsupervised rows use the last EM round).",
         ["Setting", "Method", "Features", "Dataset", "Accuracy", "n", "Source"],
         rows,
     )
@@ -300,8 +300,8 @@ def _em_section(sm: Summary, groups: list[Group]) -> None:
             )
     sm.section(
         "Unsupervised: purity and accuracy per EM step (%)",
-        "Layout of paper 000 Table 5: purity of the pseudo-labels on the training videos, "
-        "segment accuracy on the evaluated split after the pseudo-class → class mapping.",
+        "Layout of Bao et al. (AAAI 2023) Table 5: purity of the pseudo-labels on the training "
+        "videos, segment accuracy on the evaluated split after the pseudo-class → class mapping.",
         ["Method", "Dataset", "EM step", "Purity", "Accuracy", "n", "Source"],
         rows,
     )
@@ -356,9 +356,9 @@ def _avvp_section(sm: Summary, groups: list[Group]) -> None:
     short = [c.replace("segment.", "Seg ").replace("event.", "Evt ") for c in cols]
     sm.section(
         "Audio-visual video parsing: F-scores (%)",
-        "Layout of paper 002 Table 1: segment-level (Seg) then event-level (Evt) F of audio (A), "
-        "visual (V), audio-visual (AV) events, audible-only (Ao), visible-only (Vo), Type@AV, "
-        "Type@AVo, Event@AV, Event@AVo; one row per method and threshold setting "
+        "Layout of CoLeaF (ECCV 2024) Table 1: segment-level (Seg) then event-level (Evt) F "
+        "of audio (A), visual (V), audio-visual (AV) events, audible-only (Ao), visible-only "
+        "(Vo), Type@AV, Type@AVo, Event@AV, Event@AVo; one row per method and threshold setting "
         "(avpipe's `fixed` is the papers' standard setting, `selected` the per-class one).",
         ["Method", "Dataset", "Setting", *short, "n", "Source"],
         rows,

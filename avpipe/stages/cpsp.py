@@ -1,4 +1,4 @@
-"""``avpipe cpsp``: paper 001, one PSP / CPSP / SSPSP experiment (fully or weakly
+"""``avpipe cpsp``: one PSP / CPSP / SSPSP experiment (fully or weakly
 supervised) on one dataset and seed.  Writes model.pt, predictions.npz, history.tsv
 and summary.json to ``--out-dir``."""
 

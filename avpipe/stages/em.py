@@ -1,4 +1,4 @@
-"""``avpipe em``: one EM round of paper 000 (E-step pseudo-labels, M-step MIL localizer).
+"""``avpipe em``: one EM round of CLCL (E-step pseudo-labels, M-step MIL localizer).
 
 Round 1 takes the self-label stage's pseudo-labels (uniform gamma); round k >= 2
 re-estimates them with round k-1's localizer (``--previous``).  Writes localizer.pt,

@@ -1,4 +1,4 @@
-"""``avpipe pretrain``: paper 000 stage A (collaborative encoder, instance discrimination
+"""``avpipe pretrain``: CLCL stage A (collaborative encoder, instance discrimination
 + decorrelation).  Writes encoder.pt, embeddings.npz, history.tsv, summary.json."""
 
 from __future__ import annotations

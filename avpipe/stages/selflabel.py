@@ -1,4 +1,4 @@
-"""``avpipe selflabel``: paper 000 stage B (annotator trained by label contrast on the
+"""``avpipe selflabel``: CLCL stage B (annotator trained by label contrast on the
 stage-A features, uniform gamma).  Writes annotator.pt, pseudo_labels.{npz,tsv},
 history.tsv, summary.json."""
 

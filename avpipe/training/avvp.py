@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 METHODS: dict[str, str] = {
     "han": "avpipe.methods.han.trainer",  # HAN baseline (Tian et al., ECCV'20)
-    "coleaf": "avpipe.methods.coleaf.trainer",  # paper 002: CoLeaF on the HAN Anchor
+    "coleaf": "avpipe.methods.coleaf.trainer",  # CoLeaF on the HAN Anchor
 }
 
 PRED_KEYS = (

@@ -1,4 +1,4 @@
-"""Feature access of paper 000: standardisation, absent videos, annotator input weighting."""
+"""Feature access of CLCL: standardisation, absent videos, annotator input weighting."""
 
 from __future__ import annotations
 

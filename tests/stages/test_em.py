@@ -1,4 +1,4 @@
-"""EM rounds of paper 000 end to end on clustered synthetic features (library functions)."""
+"""EM rounds of CLCL end to end on clustered synthetic features (library functions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-# Stage "avvp" (paper 002): HAN and CoLeaF, weakly supervised audio-visual video parsing.
+# Stage "avvp": HAN and CoLeaF, weakly supervised audio-visual video parsing.
 # One job per (dataset, method, seed): trains on weak labels, selects the epoch on val,
 # writes the deployed model, val+test predictions and the training history.
 # Metrics: rule evaluate_avvp in evaluate.smk.

@@ -1,4 +1,4 @@
-# Stage "cpsp" (paper 001): PSP / CPSP / SSPSP, fully and weakly supervised, one job
+# Stage "cpsp": PSP / CPSP / SSPSP, fully and weakly supervised, one job
 # per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
 # set). Each job receives its experiment resolved for the dataset:
 # cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train, the same for data;

@@ -1,4 +1,4 @@
-# Stage "em" (paper 000 stage C): EM round k = 1..unsupervised.em.rounds, one job each.
+# Stage "em" (CLCL stage C): EM round k = 1..unsupervised.em.rounds, one job each.
 # Round 1 starts from the selflabel pseudo-labels (uniform gamma); round k >= 2
 # re-estimates them with round k-1's localizer.
 

@@ -4,7 +4,7 @@
 # Each method's rules live in its own section below.
 
 
-# --- paper 000: unsupervised (task "unsupervised") ----------------------------------------
+# --- CLCL: unsupervised (task "unsupervised") -------------------------------------------
 # One evaluation per EM round: mapping pseudo-class -> class fitted on the training
 # videos, purity/NMI/ARI per round, segment accuracy on unsupervised.evaluate_split.
 # Datasets without classes (format "folder") are not evaluated: their EM rounds
@@ -53,7 +53,7 @@ if "EVAL_METRICS" in globals():
     EVAL_METRICS.extend(UNSUP_METRICS)
 
 
-# --- paper 001: PSP / CPSP (task "ave") ---------------------------------------------------
+# --- PSP / CPSP (task "ave") -------------------------------------------------------------
 # One evaluation per (dataset, experiment, seed): AVE segment accuracy (spec §5.1),
 # overall and per class (background = the last row), on cpsp.data.evaluate_split.
 
@@ -94,7 +94,7 @@ ALL_TARGETS.extend(CPSP_METRICS)
 if "EVAL_METRICS" in globals():
     EVAL_METRICS.extend(CPSP_METRICS)
 
-# --- paper 002: HAN / CoLeaF (task "avvp") ------------------------------------------------
+# --- HAN / CoLeaF (task "avvp") ----------------------------------------------------------
 # Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o)) of the test
 # split under each fixed-threshold setting and the val-selected per-class thresholds:
 # metrics.json (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv.

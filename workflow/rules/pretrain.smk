@@ -1,4 +1,4 @@
-# Stage "pretrain" (paper 000 stage A): the collaborative encoder per (dataset, seed).
+# Stage "pretrain" (CLCL stage A): the collaborative encoder per (dataset, seed).
 # Each stage of the unsupervised method gets only its own config slice (+ data), so
 # that editing the selflabel or EM settings never reruns pretraining.
 

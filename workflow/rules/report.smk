@@ -9,7 +9,7 @@
 REPORT_METRICS = report_metrics()
 REPORT_DATASETS = sorted({t.split(os.sep)[3] for t in REPORT_METRICS})
 # Training curves of the stages before the evaluated one, drawn with the "unsupervised"
-# runs: paper 000's pretrain and selflabel per dataset and seed. The input is a declared
+# runs: CLCL's pretrain and selflabel per dataset and seed. The input is a declared
 # output of that stage's job (selflabel does not declare its history.tsv), the argument
 # the history.tsv beside it. The evaluated stages' own history.tsv lie next to their
 # predictions and are found through metrics.json.

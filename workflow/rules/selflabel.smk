@@ -1,4 +1,4 @@
-# Stage "selflabel" (paper 000 stage B): pseudo-labels of every training video from
+# Stage "selflabel" (CLCL stage B): pseudo-labels of every training video from
 # the annotator trained by label contrast on the stage-A features (uniform gamma).
 
 

@@ -1,2 +1,2 @@
-"""Paper 000 (Bao et al., AAAI 2023): unsupervised AV event localization by cross-modal
+"""CLCL (Bao et al., AAAI 2023): unsupervised AV event localization by cross-modal
 label contrast and EM.  Stages: pretrain -> selflabel -> em rounds (methods spec §2)."""

@@ -1,4 +1,4 @@
-"""Stage B of paper 000: self-labelling by label contrast (spec §2.5, Eqs. 9-13).
+"""Stage B of CLCL: self-labelling by label contrast (spec §2.5, Eqs. 9-13).
 
 The video representations ``f_i`` (N, 2d) are fixed during annotator training.
 Affinity set A_i = the K most cosine-similar other videos, repulsion set R_i = the K

@@ -1,4 +1,4 @@
-"""Typed settings of the unsupervised method (paper 000, methods spec §2).
+"""Typed settings of the unsupervised method (methods spec §2).
 
 Defaults are the paper's values for real data and, where the paper is silent, the
 spec's recommendation [REC]; ``config/config.yaml`` shortens the schedules for the

@@ -1,4 +1,4 @@
-"""Stage C of paper 000: the MIL localizer (M-step) and the E-step representation (spec §2.6, §2.8).
+"""Stage C of CLCL: the MIL localizer (M-step) and the E-step representation (spec §2.6, §2.8).
 
 * :func:`representations`: ``f_i = sum_t gamma_it [a_attn_t; v_attn_t]`` from an encoder
   with uniform gamma (round 1) or with round k-1's localizer's gamma; the pooled

@@ -1,4 +1,4 @@
-"""Losses of Bao et al., AAAI'23 (paper 000; methods spec §2.4-2.6, §6 items 2-3).
+"""Losses of Bao et al., AAAI'23 (methods spec §2.4-2.6, §6 items 2-3).
 
 * :func:`instance_nce` Eq. 6: non-parametric softmax against a memory bank
   (the visual term's ``m_+`` typo read as ``m_i``).

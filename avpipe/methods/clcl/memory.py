@@ -1,4 +1,4 @@
-"""Momentum memory bank of instance discrimination (paper 000 Eq. 6; IDFD initialisation).
+"""Momentum memory bank of instance discrimination (Bao et al., AAAI 2023, Eq. 6; IDFD init).
 
 One bank per modality, ``(N, D)`` unit rows, N = number of training videos.
 Initialised uniformly in ``±1/sqrt(D/3)`` as IDFD does; after each step the rows of

@@ -1,4 +1,4 @@
-"""Networks of Bao et al., AAAI'23 (paper 000; methods spec §2.3, §2.5, §2.6).
+"""Networks of Bao et al., AAAI'23 (methods spec §2.3, §2.5, §2.6).
 
 * :class:`CollaborativeEncoder`: audio-guided spatial attention (Eqs. 1-2), projection
   to d [REC], audio-guided visual and visual-guided audio cross-attention (Eqs. 3-5),

@@ -1,4 +1,4 @@
-"""The three stages of paper 000 as library functions: inputs on disk -> outputs on disk.
+"""The three stages of CLCL as library functions: inputs on disk -> outputs on disk.
 
 Each function reads the manifest and the two feature stores, trains, and writes its
 folder (every file atomically).  ``summary.json`` records under ``missing_stream`` the

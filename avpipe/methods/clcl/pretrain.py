@@ -1,4 +1,4 @@
-"""Stage A of paper 000: self-supervised training of the collaborative encoder (spec §2.4).
+"""Stage A of CLCL: self-supervised training of the collaborative encoder (spec §2.4).
 
 Loss per step: ``w_a L_ins(audio) + w_v L_ins(visual) + w_dec (L_dec(x^a) + L_dec(x^v))``
 with SGD (lr 0.05, momentum 0.9, wd 5e-4) and cosine decay (§2.7).  No augmentation is

@@ -1,1 +1,1 @@
-"""Paper 001: PSP (Zhou et al., CVPR'21) and CPSP (Zhou et al., TPAMI; arXiv 2211.09980)."""
+"""PSP (Zhou et al., CVPR'21) and CPSP (Zhou et al., TPAMI; arXiv 2211.09980)."""

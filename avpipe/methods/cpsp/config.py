@@ -1,4 +1,4 @@
-"""Typed settings of PSP / CPSP / SSPSP (paper 001, methods spec §3).
+"""Typed settings of PSP / CPSP / SSPSP (methods spec §3).
 
 Defaults are the released CPSP scripts' values for AVE (spec §3.4, with the flags the
 run scripts meant to pass, §3.8 item 1); ``config/config.yaml`` shortens the schedule
