@@ -6,9 +6,10 @@ video containers PyAV reads (``common.MEDIA_EXTENSIONS``: mp4, mkv, webm, mov,
 avi, ..., m4a, mp3, wav, flac, ogg, opus, aac, ...); with ``recursive: true``
 sub-folders too, and then the id is the relative path without extension
 (``a/b/clip``), so equal file names in different folders do not collide.  Two files
-with one id (``x.mp4`` and ``x.mkv``) are an error.  Durations are probed with PyAV;
-a file that cannot be opened keeps duration 0 and 0 segments and is listed in
-``problems.tsv``.
+with one id (``x.mp4`` and ``x.mkv``) are an error, and so is a media file whose name
+holds a tab or a newline or is not UTF-8 (it could not go into samples.tsv).  Durations
+are probed with PyAV; a file that cannot be opened keeps duration 0 and 0 segments and
+is listed in ``problems.tsv``.
 
 Nothing is dropped silently: every other entry of the folder is skipped with a log
 line, counted per kind in ``meta.json`` (``skipped``), listed in ``meta.json``
@@ -22,6 +23,7 @@ line, counted per kind in ``meta.json`` (``skipped``), listed in ``meta.json``
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,11 @@ def _skip_reason(p: Path, recursive: bool) -> tuple[str, str] | None:
     )
 
 
+def _shown(p: Path) -> str:
+    """``p`` as text, bytes that are not UTF-8 as ``\\xNN`` (tables and logs are UTF-8)."""
+    return os.fsencode(p).decode("utf-8", "backslashreplace")
+
+
 def _entries(folder: Path, recursive: bool) -> list[Path]:
     """Every entry of ``folder`` (and, if ``recursive``, of its visible, unlinked sub-folders)."""
     out: list[Path] = []
@@ -89,15 +96,19 @@ def scan(folder: Path, recursive: bool) -> tuple[dict[str, Path], list[dict[str,
     for p in _entries(folder, recursive):
         why = _skip_reason(p, recursive)
         if why is not None:
-            skipped.append({"path": str(p), "kind": why[0], "reason": why[1]})
+            skipped.append({"path": _shown(p), "kind": why[0], "reason": why[1]})
             level = logging.WARNING if why[0] == "unknown_extension" else logging.INFO
-            log.log(level, "skipped %s: %s", p, why[1])
+            log.log(level, "skipped %s: %s", _shown(p), why[1])
             continue
         if p.is_dir():
             continue  # its entries are in the list
         vid = p.relative_to(folder).with_suffix("").as_posix()
         if any(c in vid for c in "\t\n\r"):
             raise DatasetError(f"{p}: a tab or newline in the file name cannot go into samples.tsv")
+        if _shown(p) != str(p):
+            raise DatasetError(
+                f"{_shown(p)}: the file name is not UTF-8 and cannot go into samples.tsv; rename it"
+            )
         if vid in out:
             raise DatasetError(f"duplicate video id {vid!r}: {out[vid]} and {p}")
         out[vid] = p

@@ -22,12 +22,14 @@ hand the result to the models.  What comes out serves every recipe of a job:
 
 Time zero is the first video frame (the first audio sample for audio-only files);
 audio that starts later is delayed by zeros, audio before it is dropped.  The duration
-is the end of the longest stream: the video's last frame plus one frame, the audio's
-last sample, less the encoder's padding (AAC codes whole 1024-sample frames: an 8-kHz
-10-s clip decodes to 10.112 s; samples past the stream's declared end that fit in its
-last frame are dropped).  A video has ``n_segments = segment_count(duration, hop)``
-segments; content past the end is padded: frames by repeating the last decoded frame,
-audio with zeros (``PADDING`` is recorded in every store).
+is the end of the longest stream: the video's last frame plus its duration (the
+container's, else the last gap between frames: at a variable frame rate that gap can be
+far longer than the frame), the audio's last sample, less the encoder's padding (AAC
+codes whole 1024-sample frames: an 8-kHz 10-s clip decodes to 10.112 s; samples past
+the stream's declared end that fit in its last frame are dropped).  A video has
+``n_segments = segment_count(duration, hop)`` segments; content past the end is padded:
+frames by repeating the last decoded frame, audio with zeros (``PADDING`` is recorded in
+every store).
 
 A decode that stops early keeps what it decoded, with status ``partial``: a decoder
 error mid-stream (``corrupt: decoding stopped at X of Y s: <error>``), or a file that
@@ -172,7 +174,8 @@ class _FrameSampler:
         self.prev_time = 0.0
         self.prev_ids: dict[str, int] = {}
         self.last_time = 0.0
-        self.step = 0.0  # typical source frame duration
+        self.step = 0.0  # the last gap between source frames
+        self.last_duration = 0.0  # the last frame's duration by the container (0: unknown)
 
     def _generate(self, until: float) -> None:
         while self.next_segment * self.grid.hop_s <= until:
@@ -203,6 +206,14 @@ class _FrameSampler:
             self._assign_until((self.prev_time + t) / 2)  # nearest: the midpoint decides
         self.prev, self.prev_time, self.prev_ids = frame, t, {}
         self.last_time = t
+        known = frame.duration and frame.time_base
+        self.last_duration = float(frame.duration * frame.time_base) if known else 0.0
+
+    @property
+    def end(self) -> float:
+        """Seconds since the first frame where the last one ends: its own duration, else
+        the last gap (a variable frame rate's last gap can be far longer than its frame)."""
+        return self.last_time + (self.last_duration or self.step or 1 / 25)
 
     def finish(self, n_segments: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(pools, index): per conversion key (n, h, w, 3) uint8; per need (T, F) into its pool."""
@@ -432,7 +443,7 @@ def decode_video(
         declared_end[k] = declared_end[k] if declared_end[k] is not None else declared_end["file"]
     ends = {}  # stream -> (decoded end, declared end)
     if has_video:
-        ends["video"] = (sampler.last_time + (sampler.step or 1 / 25), declared_end["video"])
+        ends["video"] = (sampler.end, declared_end["video"])
     # the audio's padding runs past its own end, else past the video's end (Matroska
     # declares no stream durations, and counts the padding in the file's)
     padded_from = own["audio"] is None and has_video

@@ -35,20 +35,33 @@ def make_media(
     channels: int = 1,  # 1, 2 or 6 (5.1): the same tone in every channel
     audio_seconds: float | None = None,  # another length for the audio track
     options: dict[str, str] | None = None,
+    codec: str = "libx264",  # video encoder (libvpx-vp9, mpeg4, ...)
+    pix_fmt: str = "yuv420p",  # yuv444p for odd frame sizes
+    frame_times: list[float] | None = None,  # seconds of each frame (variable frame rate)
 ) -> Path:
-    """A ``seconds``-long clip; ``audio`` is an encoder name (aac, mp2, pcm_s16le, ...) or None."""
+    """A ``seconds``-long clip; ``audio`` is an encoder name (aac, mp2, pcm_s16le, ...) or None.
+
+    ``frame_times`` replaces the ``seconds * fps`` evenly spaced frames (then the
+    stream's time base is 1 ms).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", options=options or {}) as out:
         v = None
         if video:
-            v = out.add_stream("libx264", rate=fps)
+            v = out.add_stream(codec, rate=fps)
             v.width, v.height = size
-            v.pix_fmt = "yuv420p"
+            v.pix_fmt = pix_fmt
+            if frame_times is not None:
+                v.codec_context.time_base = Fraction(1, 1000)
         a = out.add_stream(audio, rate=audio_rate, layout=LAYOUTS[channels]) if audio else None
         if v is not None:
-            for k in range(round(seconds * float(fps))):
+            times = frame_times
+            for k in range(round(seconds * float(fps)) if times is None else len(times)):
                 img = np.full((size[1], size[0], 3), brightness(k), dtype=np.uint8)
-                for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                if times is not None:
+                    frame.pts, frame.time_base = round(times[k] * 1000), Fraction(1, 1000)
+                for pkt in v.encode(frame):
                     out.mux(pkt)
             for pkt in v.encode():
                 out.mux(pkt)
