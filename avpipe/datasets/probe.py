@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 
 import av
@@ -37,6 +38,10 @@ def probe(path: str, decode: bool = True) -> ProbeResult:
 
     Never raises for a broken file: the reason is returned in ``error``.
     """
+    if os.path.getsize(path) == 0:
+        return ProbeResult(
+            None, False, False, False if decode else None, "empty file (0 bytes)", opened=False
+        )
     try:
         with av.open(path) as container:
             duration = _duration(container)

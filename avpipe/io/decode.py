@@ -411,6 +411,8 @@ def decode_video(
     grid = grid or Grid()
     if not Path(path).is_file():
         raise DecodeError("missing", f"{path}: no such file")
+    if Path(path).stat().st_size == 0:
+        raise DecodeError("zero-length", f"{path}: empty file (0 bytes)")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as e:

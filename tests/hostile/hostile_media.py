@@ -168,7 +168,15 @@ CASES = [
         2,
         4,
     ),
-    Case("zero.mp4", lambda p: p.write_bytes(b""), "failed", "cannot open: ", None, 0, CANNOT_OPEN),
+    Case(
+        "zero.mp4",
+        lambda p: p.write_bytes(b""),
+        "failed",
+        "zero-length: ",
+        None,
+        0,
+        (("unreadable", "empty file (0 bytes)"),),
+    ),
     Case(
         "text.mp4",
         lambda p: p.write_text("this is a text file, not a video\n"),
