@@ -11,9 +11,12 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from avpipe.config import ConfigError
 from avpipe.utils.log import setup_logging
+from avpipe.utils.provenance import version_string
 
 # stage name -> one-line help.  The name is also the module, the rule file and
 # the results/ and logs/ folder.
@@ -31,11 +34,27 @@ STAGES: dict[str, str] = {
 }
 
 
+class _Version(argparse.Action):
+    """``--version``: like argparse's, but asks git for the commit only when used."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"{parser.prog} {version_string()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avpipe", description="avpipe: one sub-command per workflow stage (see README.md)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        help="print the version and, from a git checkout, the commit (-dirty: uncommitted edits)",
+    )
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
         # add_help=False: `avpipe STAGE -h` reaches the stage's own parser (second pass).
