@@ -81,7 +81,7 @@ def make_avvp_dataset(
             root / "resnet152_llp.zarr",
             {
                 "features": frames.mean(2).astype(np.float32),
-                "frames": frames.reshape(n, T * k, -1).astype(np.float32),
+                "frames": frames.astype(np.float32),
             },
             ids,
             segs,

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from avpipe.io.store_layout import INDEX_ARRAYS, consolidate, create_array
+
 
 def drop_stream(store: Path, flag: str, video_ids: Sequence[str]) -> None:
     """Set ``flag`` False (True for the other videos) and zero every per-video array
@@ -16,8 +18,7 @@ def drop_stream(store: Path, flag: str, video_ids: Sequence[str]) -> None:
     g = zarr.open_group(str(store), mode="a")
     ids = [str(v) for v in g["video_id"][:]]
     rows = [ids.index(v) for v in video_ids]
-    index = ("video_id", "n_segments", "mask", "has_audio", "has_video")
-    for name in [k for k in g.array_keys() if k not in index]:
+    for name in [k for k in g.array_keys() if k not in INDEX_ARRAYS]:
         for r in rows:
             g[name][r] = 0
     flags = np.asarray(g[flag][:], bool) if flag in g else np.ones(len(ids), bool)
@@ -25,4 +26,5 @@ def drop_stream(store: Path, flag: str, video_ids: Sequence[str]) -> None:
     if flag in g:
         g[flag][:] = flags
     else:
-        g.create_array(flag, shape=flags.shape, dtype=bool, chunks=flags.shape)[:] = flags
+        create_array(g, flag, flags.shape, bool, ("video",), flags.shape)[:] = flags
+        consolidate(str(store))  # a new array: list it in the consolidated metadata

@@ -2,7 +2,7 @@
 
 Inputs per video (feature stores of ``avpipe extract``, one row per video):
     audio   ``vggish``         features (N, T, Da)            Da = 128
-    frames  ``resnet152_llp``  frames (N, T * k, Df) or features (N, T, Df); Df = 2048, k = 8
+    frames  ``resnet152_llp``  frames (N, T, k, Df) or features (N, T, Df); Df = 2048, k = 8
     motion  ``r2plus1d18``     features (N, T, Dm)            Dm = 512
 D, k and T are read from the stores (the synthetic default shrinks them).
 
@@ -85,8 +85,9 @@ def _frames(store: FeatureStore, ids: list[str], use_frames: bool, T: int) -> np
     """(N, T, k, Df): per-frame 2-D features grouped by segment (k = 1 for per-segment)."""
     if use_frames and "frames" in store.group:
         raw = store.load(ids, name="frames", dtype=np.float16)
-        if raw.ndim == 4:  # already (N, T, k, Df)
+        if raw.ndim == 4:  # (N, T, k, Df)
             return raw
+        # stores of avpipe before the (video, segment, frame, channel) layout: (N, T*k, Df)
         if raw.shape[1] % T:
             raise ValueError(
                 f"{store.path}: frames has {raw.shape[1]} rows per video, not a multiple of T = {T}"

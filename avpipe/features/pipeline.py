@@ -117,10 +117,10 @@ def has_modality(spec: ExtractorSpec, info: dict[str, Any]) -> bool:
 
 def output_arrays(spec: ExtractorSpec) -> dict[str, ArraySpec]:
     """The store arrays an extractor fills: ``features`` plus its extra outputs."""
-    arrays = {"features": ArraySpec(1, tuple(spec.output_shape), spec.store_dtype)}
+    arrays = {"features": ArraySpec(tuple(spec.output_shape), spec.store_dtype)}
     for name, shape in spec.extra_outputs.items():
-        # (k, ...) per segment is stored flattened along time: (T * k, ...)
-        arrays[name] = ArraySpec(int(shape[0]), tuple(shape[1:]), spec.store_dtype)
+        # (k, ...) per segment: stored (T, k, ...), cached flattened along time (T * k, ...)
+        arrays[name] = ArraySpec(tuple(shape[1:]), spec.store_dtype, frames=int(shape[0]))
     return arrays
 
 

@@ -12,7 +12,7 @@ on the exact published inputs (YapengTian/AVE-ECCV18, YapengTian/AVVP-ECCV20):
   video ids are ``row00000`` ...
 * LLP: a folder of ``<youtube_id>.npy`` per video: vggish (10, 128),
   r2plus1d_18 (10, 512), res152 (80, 2048) -> ``resnet152_llp`` (features = mean
-  of each 8 frames, ``frames`` = the 80 rows).
+  of each 8 frames, ``frames`` = the 80 rows as (10, 8, 2048): segment, frame, channel).
 
 Values are stored as ``dtype`` (float32 by default; the releases are float64).
 Every video gets ``n_segments`` = the file's T and ``has_audio`` / ``has_video``
@@ -131,7 +131,7 @@ def import_ave_h5(
                 if s.row is not None and s.row not in kept_rows:
                     dropped_identical &= bool(np.array_equal(d[s.row], d[first[s.video_id]]))
             info["dropped_rows_identical"] = dropped_identical
-        spec = {"features": ArraySpec(1, tuple(d.shape[2:]), dtype)}
+        spec = {"features": ArraySpec(tuple(d.shape[2:]), dtype)}
         attrs = _attrs(
             source,
             recipe,
@@ -165,9 +165,9 @@ def import_npy_dir(
                 f"{p}: shape {a.shape}, expected (T*{k}, {', '.join(map(str, first.shape[1:]))})"
             )
         lengths.append(a.shape[0] // k)
-    spec = {"features": ArraySpec(1, tuple(first.shape[1:]), dtype)}
+    spec = {"features": ArraySpec(tuple(first.shape[1:]), dtype)}
     if k > 1:
-        spec["frames"] = ArraySpec(k, tuple(first.shape[1:]), dtype)
+        spec["frames"] = ArraySpec(tuple(first.shape[1:]), dtype, frames=k)
     attrs = _attrs(
         source,
         recipe,

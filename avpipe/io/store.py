@@ -1,17 +1,30 @@
 """Feature stores: one Zarr v3 group per (dataset, extractor recipe).
 
-Layout (readable with plain ``zarr``, ``dask.array.from_zarr`` or xarray)::
+Layout (readable with plain ``zarr``, ``dask.array.from_zarr`` or ``xarray.open_zarr``;
+dimension names in brackets are the arrays' Zarr ``dimension_names``)::
 
     <store>.zarr/
       zarr.json            group attributes = provenance (extractor, recipe, weights,
-                           rates, window/hop, versions, config hash, padding policy)
-      features             (N, T_max, ...) per-segment features, chunked one video per chunk
-      <extra arrays>       e.g. ``frames`` (N, T_max * k, D) for per-frame features
-      video_id             (N,) fixed-width unicode, sorted
-      n_segments           (N,) int32: true number of segments of each video
-      mask                 (N, T_max) bool: segment t of video i is real (t < n_segments[i])
-      has_audio            (N,) bool, present in audio stores: False = no audio stream
-      has_video            (N,) bool, present in visual stores written by the pipeline
+                           rates, window/hop, versions, config hash, padding policy),
+                           and the consolidated metadata of every array
+      features             (N, T_max, ...) per-segment features, chunked one video per chunk:
+                           [video, segment, channel] for vectors,
+                           [video, segment, y, x, channel] for maps
+      <extra arrays>       per-frame features, e.g. ``frames`` (N, T_max, k, D)
+                           [video, segment, frame, channel] of resnet152_llp
+      video_id             (N,) [video] variable-length UTF-8 strings, sorted
+      segment_start_s      (T_max,) [segment] float64: segment t starts at t * grid.hop_s s
+      n_segments           (N,) [video] int32: true number of segments of each video
+      mask                 (N, T_max) [video, segment] bool: segment t of video i is real
+                           (t < n_segments[i])
+      has_audio            (N,) [video] bool, in audio stores: False = no audio stream
+      has_video            (N,) [video] bool, in visual stores written by the pipeline
+
+The per-video arrays name ``video_id`` and ``segment_start_s`` in their ``coordinates``
+attribute, so ``xarray.open_zarr`` makes them coordinates and the others data variables.
+The metadata is consolidated last, inside the temporary directory that is renamed into
+place: readers (and xarray) need not list the directory, where Snakemake leaves a
+``.snakemake_timestamp`` file that zarr would warn about.
 
 Segments past a video's length hold ``fill_value`` (0) and are False in ``mask``:
 padding happens at batch time, never silently in the data.
@@ -25,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +46,18 @@ from typing import Any
 import numpy as np
 import zarr
 
+from avpipe.io.store_layout import (
+    FRAME,
+    INDEX_ARRAYS,
+    check_sizes,
+    create_array,
+    dimension_names,
+    write_index,
+)
 from avpipe.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-INDEX_ARRAYS = ("video_id", "n_segments", "mask", "has_audio")
 GRID_TOL_S = 1e-6
 
 
@@ -113,7 +132,8 @@ def write_store(
 ) -> Path:
     """Write a complete store atomically (temporary directory, then rename).
 
-    ``arrays`` maps array name -> (N, ...) array, ``features`` among them; dtypes
+    ``arrays`` maps array name -> (N, T_max, ...) per-segment array, ``features`` among
+    them, or (N, T_max, k, ...) per-frame array (one axis more than ``features``); dtypes
     are kept as given (callers choose float16 for maps, float32 for vectors).
     """
     path = Path(path)
@@ -129,34 +149,20 @@ def write_store(
     t_max = arrays["features"].shape[1]
     if n_seg.size and n_seg.max(initial=0) > t_max:
         raise ValueError(f"n_segments up to {n_seg.max()} exceeds the features' T_max {t_max}")
+    per_frame = {name: a.ndim == arrays["features"].ndim + 1 for name, a in arrays.items()}
+    dims = {name: dimension_names(a.ndim, per_frame[name]) for name, a in arrays.items()}
+    check_sizes({name: (dims[name], a.shape) for name, a in arrays.items()}, str(path))
     with atomic_path(path, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
         root.attrs.update(dict(attrs))
         for name, a in arrays.items():
             row_nbytes = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
-            z = root.create_array(
-                name,
-                shape=a.shape,
-                dtype=a.dtype,
-                chunks=_chunks(a.shape, _video_chunk_for(row_nbytes)),
-                fill_value=0,
-            )
+            chunks = _chunks(a.shape, _video_chunk_for(row_nbytes))
+            z = create_array(root, name, a.shape, a.dtype, dims[name], chunks, fill_value=0)
             if n:
                 z[...] = a
-        width = max((len(v) for v in video_ids), default=1)
-        index = {
-            "video_id": np.asarray(list(video_ids), dtype=f"<U{width}"),
-            "n_segments": n_seg,
-            "mask": np.arange(t_max)[None, :] < n_seg[:, None] if n else np.zeros((0, t_max), bool),
-        }
-        if has_audio is not None:
-            index["has_audio"] = np.asarray(has_audio, dtype=bool)
-        for name, a in index.items():
-            z = root.create_array(
-                name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None
-            )
-            if a.size:
-                z[...] = a
+        flags = {} if has_audio is None else {"has_audio": has_audio}
+        write_index(root, video_ids, n_seg, t_max, flags)
     log.info(
         "wrote %s: %d videos, features %s %s",
         path,
@@ -231,15 +237,39 @@ class FeatureStore:
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """A per-video array of a store: ``steps`` rows per segment of ``shape`` each.
+    """A per-video array of a store: ``shape`` per segment, or per frame with ``frames`` = k
+    frames per segment.
 
-    ``features`` has steps=1 (stored (N, T_max, *shape)); per-frame extras such as
-    ``frames`` of resnet152_llp have steps=8 (stored (N, T_max * 8, *shape)).
+    ``features`` is per segment, stored (N, T_max, *shape); per-frame extras such as
+    ``frames`` of resnet152_llp (k = 8) are stored (N, T_max, k, *shape).
     """
 
-    steps: int
     shape: tuple[int, ...]
     dtype: str
+    frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"ArraySpec: frames per segment must be >= 1, got {self.frames}")
+
+    @property
+    def steps(self) -> int:
+        """Rows per segment in the arrays :meth:`StoreWriter.add` takes (k, or 1)."""
+        return self.frames or 1
+
+    def stored_shape(self, n_videos: int, t_max: int) -> tuple[int, ...]:
+        frame = () if self.frames is None else (self.frames,)
+        return (n_videos, t_max, *frame, *self.shape)
+
+    def dims(self) -> tuple[str, ...]:
+        return dimension_names(len(self.stored_shape(0, 0)), self.frames is not None)
+
+    @classmethod
+    def of(cls, z: zarr.Array) -> ArraySpec:
+        """The spec of a store array ``z`` (per-frame when it has a ``frame`` dimension)."""
+        if FRAME in (z.metadata.dimension_names or ()):
+            return cls(tuple(z.shape[3:]), str(z.dtype), int(z.shape[2]))
+        return cls(tuple(z.shape[2:]), str(z.dtype))
 
 
 class StoreWriter:
@@ -247,7 +277,7 @@ class StoreWriter:
 
     ::
 
-        with StoreWriter(path, n, t_max, {"features": ArraySpec(1, (128,), "float32")},
+        with StoreWriter(path, n, t_max, {"features": ArraySpec((128,), "float32")},
                          attrs, flags=("has_audio",)) as w:
             for video in ...:
                 w.add(video_id, n_segments, {"features": (n_segments, 128) array},
@@ -255,9 +285,11 @@ class StoreWriter:
 
     Rows are added in order; each chunk is written once, when it is full (chunks hold
     whole videos, so a store never sees two writers in one chunk: zarr-python #2729).
+    ``add`` takes a per-frame array as (n_segments * k, *shape), frames in time order.
     ``arrays=None`` in ``add`` leaves the row at the fill value 0 (a missing modality).
-    The index arrays (video_id, n_segments, mask, flags) are written on exit, then the
-    temporary directory is renamed to ``path``; an exception removes it instead.
+    The index arrays (video_id, segment_start_s, n_segments, mask, flags) and the
+    consolidated metadata are written on exit, then the temporary directory is renamed to
+    ``path``; an exception removes it instead.
     """
 
     def __init__(
@@ -273,6 +305,10 @@ class StoreWriter:
             raise ValueError("a feature store needs a 'features' array")
         self.path, self.n, self.t_max = Path(path), n_videos, t_max
         self.specs = dict(arrays)
+        check_sizes(
+            {k: (a.dims(), a.stored_shape(n_videos, t_max)) for k, a in self.specs.items()},
+            str(self.path),
+        )
         self.flags = {f: [] for f in flags}
         self.attrs = dict(attrs)
         self.video_ids: list[str] = []
@@ -286,11 +322,11 @@ class StoreWriter:
         self.z: dict[str, zarr.Array] = {}
         self.buf: dict[str, np.ndarray] = {}
         for name, a in self.specs.items():
-            shape = (self.n, self.t_max * a.steps, *a.shape)
+            shape = a.stored_shape(self.n, self.t_max)
             row_nbytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize
             chunks = _chunks(shape, _video_chunk_for(row_nbytes))
-            self.z[name] = self.root.create_array(
-                name, shape=shape, dtype=a.dtype, chunks=chunks, fill_value=0
+            self.z[name] = create_array(
+                self.root, name, shape, a.dtype, a.dims(), chunks, fill_value=0
             )
             self.buf[name] = np.zeros((chunks[0], *shape[1:]), dtype=a.dtype)
         return self
@@ -320,7 +356,7 @@ class StoreWriter:
                     raise ValueError(
                         f"{video_id}: array {name!r} has shape {x.shape}, expected {want}"
                     )
-                buf[i, : want[0]] = x
+                buf[i, :n_segments] = x.reshape(n_segments, *buf.shape[2:])
             if i == buf.shape[0] - 1 or row == self.n - 1:
                 start = row - i
                 self.z[name][start : row + 1] = buf[: i + 1]
@@ -347,19 +383,7 @@ class StoreWriter:
         if len(set(self.video_ids)) != self.n:
             raise ValueError("video ids in a store must be unique")
         n_seg = np.asarray(self.n_segments, dtype=np.int32)
-        width = max((len(v) for v in self.video_ids), default=1)
-        index = {
-            "video_id": np.asarray(self.video_ids, dtype=f"<U{width}"),
-            "n_segments": n_seg,
-            "mask": np.arange(self.t_max)[None, :] < n_seg[:, None],
-            **{f: np.asarray(v, dtype=bool) for f, v in self.flags.items()},
-        }
-        for name, a in index.items():
-            z = self.root.create_array(
-                name, shape=a.shape, dtype=a.dtype, chunks=a.shape if a.size else None
-            )
-            if a.size:
-                z[...] = a
+        write_index(self.root, self.video_ids, n_seg, self.t_max, self.flags)
         log.info("wrote %s: %d videos, T_max %d", self.path, self.n, self.t_max)
 
 
@@ -383,11 +407,9 @@ def gather_stores(
         )
     base = groups[0]
     flags = tuple(f for f in ("has_audio", "has_video") if f in base)
-    with warnings.catch_warnings():
-        # Snakemake leaves .snakemake_timestamp in directory() outputs; zarr warns
-        # that it is not part of the hierarchy while listing the members.
-        warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
-        names = [k for k in base.array_keys() if k not in (*INDEX_ARRAYS, "has_video")]
+    # the consolidated metadata lists the arrays: no directory listing, so no warning about
+    # the .snakemake_timestamp file that Snakemake leaves in directory() outputs
+    names = [k for k in base.array_keys() if k not in INDEX_ARRAYS]
     entries: list[tuple[str, int, int]] = []  # (video_id, shard, row)
     t_max = 1
     for s, g in enumerate(groups):
@@ -398,11 +420,7 @@ def gather_stores(
     if len(set(ids)) != len(ids):
         raise ValueError("a video appears in more than one shard")
     entries.sort()
-    specs = {}
-    for name in names:
-        z = base[name]
-        steps = z.shape[1] // max(int(base["mask"].shape[1]), 1)
-        specs[name] = ArraySpec(steps, tuple(z.shape[2:]), str(z.dtype))
+    specs = {name: ArraySpec.of(base[name]) for name in names}
     index = [{k: g[k][:] for k in ("n_segments", *flags)} for g in groups]
     cache: dict[tuple[int, str], np.ndarray] = {}
     for s, g in enumerate(groups):
@@ -416,6 +434,7 @@ def gather_stores(
             data = {}
             for name, a in specs.items():
                 src = cache.get((s, name))
-                data[name] = (src[r] if src is not None else groups[s][name][r])[: n * a.steps]
+                row = (src[r] if src is not None else groups[s][name][r])[:n]
+                data[name] = row.reshape(n * a.steps, *a.shape)
             w.add(video_id, n, data, {f: bool(index[s][f][r]) for f in flags})
     return Path(out)

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
     p.add_argument("--audio-store", required=True, type=Path, help="vggish.zarr (N, T, Da)")
     p.add_argument(
-        "--frames-store", required=True, type=Path, help="resnet152_llp.zarr (frames (N, T*k, Df))"
+        "--frames-store", required=True, type=Path, help="resnet152_llp.zarr (frames (N, T, k, Df))"
     )
     p.add_argument("--motion-store", required=True, type=Path, help="r2plus1d18.zarr (N, T, Dm)")
     p.add_argument("--seed", type=int, default=0)

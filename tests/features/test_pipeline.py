@@ -68,7 +68,9 @@ def test_visual_values_masks_and_flags(videos, tmp_path: Path) -> None:
         n = int(s.n_segments[row])
         np.testing.assert_allclose(feats[row, :n], expected_visual(videos[row][1], 2), rtol=1e-5)
         assert not feats[row, n:].any()
-    assert s.load(name="frames").shape == (4, 6, 3)
+    frames = s.load(name="frames")  # (video, segment, frame, channel)
+    assert frames.shape == (4, 3, 2, 3)
+    np.testing.assert_allclose(frames.mean(2), feats.mean((2, 3)), rtol=1e-4, atol=1e-4)
     st = res.stats["fake_visual"]
     assert (st.computed, st.cached, st.segments, st.items) == (3, 0, 6, 12)
     assert (

@@ -33,7 +33,7 @@ def _write(
     attrs: dict,
     fail_at: int | None = None,
 ) -> None:
-    spec = {"features": ArraySpec(1, (4,), "float32"), "frames": ArraySpec(2, (4,), "float16")}
+    spec = {"features": ArraySpec((4,), "float32"), "frames": ArraySpec((4,), "float16", frames=2)}
     with StoreWriter(path, len(ids), t_max, spec, attrs, flags=("has_audio",)) as w:
         for i, (v, x) in enumerate(zip(ids, rows, strict=True)):
             if i == fail_at:
@@ -63,7 +63,10 @@ def test_writer_matches_write_store_and_keeps_missing_rows_zero(tmp_path: Path) 
     assert s.n_segments.tolist() == [len(x) for x in rows]
     np.testing.assert_array_equal(s.mask, np.arange(5)[None] < s.n_segments[:, None])
     assert s.has_audio.tolist() == [i != 1 for i in range(40)]
-    assert s.array("frames").shape == (40, 10, 4)
+    assert s.array("frames").shape == (40, 5, 2, 4)
+    for i, x in enumerate(rows):  # frame j of segment t is row 2 t + j of what was added
+        want = 0 if i == 1 else np.repeat(x, 2, axis=0).astype(np.float16).reshape(len(x), 2, 4)
+        np.testing.assert_array_equal(s.load([ids[i]], "frames")[0, : len(x)], want)
     # same layout as the one-shot writer
     padded = np.zeros((40, 5, 4), np.float32)
     for i, x in enumerate(rows):
@@ -80,7 +83,7 @@ def test_writer_failure_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_writer_rejects_wrong_shapes_and_counts(tmp_path: Path) -> None:
-    spec = {"features": ArraySpec(1, (4,), "float32")}
+    spec = {"features": ArraySpec((4,), "float32")}
     with (
         pytest.raises(ValueError, match="expected"),
         StoreWriter(tmp_path / "a.zarr", 1, 3, spec, {}) as w,
@@ -115,7 +118,7 @@ def test_gather_sorts_pads_and_keeps_flags(tmp_path: Path) -> None:
     gather_stores(shards, tmp_path / "all.zarr", {"gathered": True})
     g = FeatureStore(tmp_path / "all.zarr")
     assert g.video_ids == sorted(ids) and g.attrs["gathered"] and g.attrs["recipe"] == "r"
-    assert g.array().shape == (7, 6, 4) and g.array("frames").shape == (7, 12, 4)
+    assert g.array().shape == (7, 6, 4) and g.array("frames").shape == (7, 6, 2, 4)
     for path in shards:
         s = FeatureStore(path)
         for v in s.video_ids:
@@ -123,7 +126,7 @@ def test_gather_sorts_pads_and_keeps_flags(tmp_path: Path) -> None:
             assert int(g.n_segments[g.rows([v])[0]]) == n
             np.testing.assert_array_equal(g.load([v])[0, :n], s.load([v])[0, :n])
             np.testing.assert_array_equal(
-                g.load([v], "frames")[0, : 2 * n], s.load([v], "frames")[0, : 2 * n]
+                g.load([v], "frames")[0, :n], s.load([v], "frames")[0, :n]
             )
             assert g.has_audio[g.rows([v])[0]] == s.has_audio[s.rows([v])[0]]
     # readable without avpipe

@@ -159,7 +159,7 @@ def test_data_targets_and_frames(runs: dict) -> None:
             if e.modality == "audio":
                 c = man.class_index[e.label]
                 assert test.dense_audio[i, int(e.onset) : int(e.offset), c].all()
-    # frames (N, T*k, Df) regrouped per segment; their mean is the per-segment feature
+    # frames (N, T, k, Df): their mean over k is the per-segment feature
     st = FeatureStore(p["frames"])
     feats = st.load(test.sample_ids[:3])
     assert np.allclose(test.frames[:3].astype(np.float32).mean(2), feats, atol=1e-2)
