@@ -200,6 +200,15 @@ class FeatureStore:
         """:func:`check_grid` of this store against the dataset grid (hop_s, window_s)."""
         check_grid(self.attrs, hop_s, window_s, str(self.path))
 
+    def dask(self, name: str = "features") -> Any:
+        """``name`` as a lazy dask array, one chunk per video (or per chunk of small rows).
+
+        For stores larger than memory: slice, reduce or ``.compute()`` what you need.
+        """
+        import dask.array as da
+
+        return da.from_zarr(self.array(name))
+
     def rows(self, video_ids: Sequence[str]) -> np.ndarray:
         missing = [v for v in video_ids if v not in self._row]
         if missing:

@@ -74,6 +74,9 @@ def test_writer_matches_write_store_and_keeps_missing_rows_zero(tmp_path: Path) 
             padded[i, : len(x)] = x
     write_store(tmp_path / "ref.zarr", {"features": padded}, ids, [len(x) for x in rows], {})
     np.testing.assert_array_equal(FeatureStore(tmp_path / "ref.zarr").load(), feats)
+    lazy = s.dask()  # the same numbers, read lazily a chunk at a time
+    assert lazy.shape == feats.shape and lazy.chunks[0][0] == s.array().chunks[0]
+    np.testing.assert_array_equal(lazy[:3].compute(), feats[:3])
 
 
 def test_writer_failure_leaves_nothing(tmp_path: Path) -> None:
