@@ -15,7 +15,9 @@ class TSNEConfig:
 class TimelineConfig:
     n_videos: int = 4  # test videos drawn, the first ones by sample id that have an event
     split: str = "test"
-    threshold: float = 0.5  # multi-label (AVVP) probabilities: segment AND video prob >= this
+    # AVVP: binarise as avpipe evaluate scored this setting (a key of avvp.evaluate.settings,
+    # or "selected" for its per-class thresholds); the title names the thresholds
+    avvp_setting: str = "fixed"
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,20 @@
 ``<name>`` is ``<stage>__<dataset>__<experiment>``.  Kinds:
 
 * ``tsne``       t-SNE of the training videos' representations after each EM round,
-                 coloured by pseudo-label (Bao et al. (AAAI 2023) Fig. 3), last panel by true class
+                 coloured by pseudo-label in the class colour of its Hungarian match
+                 (Bao et al. (AAAI 2023) Fig. 3), last panel by true class
                  (from ``embeddings.npz`` of the EM rounds; first seed)
-* ``em_rounds``  purity and accuracy per EM round, mean ± std over seeds
-* ``training``   training curves from every ``history.tsv`` of the run (first seed)
-* ``timelines``  events of a few test videos: ground truth and prediction, audio and
-                 visual rows, one colour per class (first seed, last round)
+* ``em_rounds``  purity and accuracy per EM round, mean ± std over seeds (one line per
+                 distinct metric, error bars within [0, 100])
+* ``training``   training curves from every ``history.tsv`` of the run (first seed), one
+                 axis per quantity, the epoch whose weights were kept marked
+* ``timelines``  events of a few test videos: ground truth and prediction as scored
+                 (AVVP: audio and visual rows binarised by the evaluation's setting;
+                 AVE, unsupervised: one audio-visual row), one colour per class
+                 (first seed, last round)
 * ``per_class``  per-class segment accuracy (``per_class.tsv``), mean ± std over seeds
 
+The values each figure draws come from :mod:`avpipe.report.figure_data`.
 A figure whose inputs are missing (a stage that writes no embeddings, a task without
 a per-class table) is skipped and logged, never faked.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -27,8 +34,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from avpipe.datasets.manifest import Manifest  # noqa: E402
+from avpipe.report import figure_data as fd  # noqa: E402
 from avpipe.report.collect import Group, Run, by_experiment, read_tsv, stat  # noqa: E402
 from avpipe.report.config import ReportConfig, TimelineConfig, TSNEConfig  # noqa: E402
 from avpipe.utils import atomic  # noqa: E402
@@ -58,28 +67,24 @@ def _class_colors(n: int) -> list:
 
 
 def em_rounds(groups: list[Group], out: Path, dpi: int) -> Path | None:
-    """Purity (training videos) and accuracy (evaluated split) per round, one experiment."""
-    metrics = [
-        m for m in ("purity", "localizer_purity", "accuracy") if m in groups[0].metric_names()
-    ]
-    if not metrics or groups[0].round is None:
+    """Purity (training videos) and accuracy (evaluated split) per round, one experiment:
+    one line per distinct metric, error bars (± std over seeds) clipped to [0, 100]."""
+    series = fd.em_series(groups)
+    if not series or groups[0].round is None:
         return None
-    rounds = [g.round for g in groups]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in metrics:
-        s = [g.stat(m) for g in groups]
-        mean = np.array([x.mean for x in s])
-        std = np.nan_to_num(np.array([x.std for x in s]))
-        ax.errorbar(rounds, mean, yerr=std, marker="o", capsize=3, label=m.replace("_", " "))
+    for s in series:
+        ax.errorbar(s.x, s.mean, yerr=s.err, marker="o", capsize=3, label=s.label)
     g0 = groups[0]
     ax.set(
         xlabel="EM round",
         ylabel="%",
-        xticks=rounds,
+        xticks=series[0].x,
+        ylim=(0, 100),
         title=f"{g0.dataset} · {g0.experiment}: per EM round (n={len(g0.runs)} seeds)",
     )
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     return _save(fig, out, dpi)
 
 
@@ -98,57 +103,85 @@ def _tsne_2d(x: np.ndarray, cfg: TSNEConfig, seed: int) -> np.ndarray:
     )
 
 
-def tsne(
-    runs: list[Run], manifest: Manifest | None, cfg: TSNEConfig, out: Path, dpi: int
-) -> Path | None:
-    """One panel per EM round of the first seed, coloured by that round's pseudo-labels;
-    a last panel colours the last round's points by true class."""
+@dataclass(frozen=True)
+class _Round:
+    run: Run
+    embedding: np.ndarray  # (M, d) training samples
+    pseudo: np.ndarray  # (M,) int
+    truth: np.ndarray | None  # (M,) class index, background = C; None without a manifest
+
+
+def _tsne_rounds(runs: list[Run], manifest: Manifest | None, seed: int) -> list[_Round]:
     from avpipe.metrics.unsupervised import sample_classes
 
-    seed = min(r.seed for r in runs)
-    rounds = sorted(
-        (r for r in runs if r.seed == seed and r.train_dir is not None), key=lambda r: r.round or 0
-    )
-    data = []
-    for r in rounds:
-        p = r.train_dir / "embeddings.npz"
-        if not p.is_file():
+    by_id = {s.sample_id: s for s in manifest.samples} if manifest and manifest.classes else {}
+    out = []
+    for r in sorted((r for r in runs if r.seed == seed), key=lambda r: r.round or 0):
+        p = r.train_dir / "embeddings.npz" if r.train_dir is not None else None
+        if p is None or not p.is_file():
             continue
         with np.load(p, allow_pickle=False) as z:
             if not {"embedding", "pseudo_label"} <= set(z.files):
                 continue
-            data.append(
-                (
-                    r,
-                    z["embedding"],
-                    z["pseudo_label"],
-                    z["sample_id"] if "sample_id" in z.files else None,
-                )
-            )
+            ids = [str(i) for i in z["sample_id"]] if "sample_id" in z.files else []
+            truth = None
+            if by_id and ids and all(i in by_id for i in ids):
+                truth = sample_classes(manifest, [by_id[i] for i in ids])
+            out.append(_Round(r, z["embedding"], z["pseudo_label"].astype(np.int64), truth))
+    return out
+
+
+def _pseudo_panel(ax: plt.Axes, xy: np.ndarray, rnd: _Round, keep: np.ndarray, C: int) -> None:
+    """Pseudo-labels in the class colour of their Hungarian match; unmatched ones as grey
+    crosses, and all of them, without ground truth, as crosses of their own palette."""
+    z = rnd.pseudo[keep]
+    K = int(rnd.pseudo.max()) + 1
+    if rnd.truth is not None:
+        match = fd.align_pseudo_labels(rnd.pseudo, rnd.truth, K, C + 1)
+        how = "class colour of Hungarian match"
+        other = plt.get_cmap("Greys")
+        own = [other(0.35 + 0.55 * k / max(K - 1, 1)) for k in range(K)]
+    else:
+        match = np.full(K, -1)
+        how = "own palette, no ground truth"
+        other = plt.get_cmap("Dark2")
+        own = [other(k % other.N) for k in range(K)]
+    colors = _class_colors(C + 1)
+    m = match[z] >= 0
+    ax.scatter(xy[m, 0], xy[m, 1], c=[colors[c] for c in match[z[m]]], s=8)
+    ax.scatter(xy[~m, 0], xy[~m, 1], c=[own[k] for k in z[~m]], s=14, marker="x", lw=0.8)
+    if rnd.truth is not None:
+        how += f"; {int((match[np.unique(z)] < 0).sum())} unmatched ×"
+    ax.set_title(
+        f"round {rnd.run.round}: pseudo-labels ({len(np.unique(z))} used)\n{how}", fontsize=8
+    )
+
+
+def tsne(
+    runs: list[Run], manifest: Manifest | None, cfg: TSNEConfig, out: Path, dpi: int
+) -> Path | None:
+    """One panel per EM round of the first seed, coloured by that round's pseudo-labels
+    (Hungarian-matched to the class colours); a last panel colours the last round's points
+    by true class."""
+    seed = min(r.seed for r in runs)
+    data = _tsne_rounds(runs, manifest, seed)
     if not data:
         return None
     rng = np.random.default_rng(seed)
-    n = len(data[0][1])
+    n = len(data[0].embedding)
     keep = (
         np.sort(rng.choice(n, cfg.max_points, replace=False))
         if n > cfg.max_points
         else np.arange(n)
     )
-    truth = None
-    if manifest is not None and manifest.classes and data[-1][3] is not None:
-        by_id = {s.sample_id: s for s in manifest.samples}
-        ids = [str(i) for i in data[-1][3]]
-        if all(i in by_id for i in ids):
-            truth = sample_classes(manifest, [by_id[i] for i in ids])
+    C = len(manifest.classes) if manifest is not None else 0
+    truth = data[-1].truth
     panels = len(data) + (truth is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.5), squeeze=False)
     last_xy = None
-    for ax, (r, emb, z, _) in zip(axes[0], data, strict=False):
-        xy = _tsne_2d(emb[keep], cfg, seed)
-        last_xy = xy
-        k = int(z.max()) + 1
-        ax.scatter(xy[:, 0], xy[:, 1], c=[_class_colors(k)[i] for i in z[keep]], s=8)
-        ax.set_title(f"round {r.round}: pseudo-labels ({len(np.unique(z))} used)", fontsize=9)
+    for ax, rnd in zip(axes[0], data, strict=False):
+        last_xy = _tsne_2d(rnd.embedding[keep], cfg, seed)
+        _pseudo_panel(ax, last_xy, rnd, keep, C)
         ax.set_xticks([]), ax.set_yticks([])
     if truth is not None and last_xy is not None:
         ax = axes[0][-1]
@@ -158,77 +191,40 @@ def tsne(
         for c in np.unique(t):
             sel = t == c
             ax.scatter(last_xy[sel, 0], last_xy[sel, 1], color=colors[c], s=8, label=names[c])
-        ax.set_title(f"round {data[-1][0].round}: true class", fontsize=9)
+        ax.set_title(f"round {data[-1].run.round}: true class", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
         ax.legend(fontsize=6, loc="best", markerscale=1.5)
-    r0 = data[0][0]
+    r0 = data[0].run
     fig.suptitle(
         f"t-SNE of training-video representations · {r0.dataset} · {r0.experiment} · seed {seed}",
         fontsize=10,
     )
+    fig.tight_layout()
     return _save(fig, out, dpi)
 
 
 # -- training curves ------------------------------------------------------------------
 
 
-def _numeric_columns(rows: list[dict[str, str]]) -> dict[str, np.ndarray]:
-    cols: dict[str, np.ndarray] = {}
-    for key in rows[0]:
-        try:
-            vals = np.array([float(r[key]) if r.get(key, "") != "" else np.nan for r in rows])
-        except ValueError:
-            continue
-        cols[key] = vals
-    return cols
-
-
-SKIP_COLUMNS = {"epoch", "step", "lr", "seconds", "time", "round"}
-
-
-def _split_validation(
-    label: str, cols: dict[str, np.ndarray]
-) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """Losses and validation scores (columns ``val*``) in separate panels: other scales."""
-    x = {"epoch": cols["epoch"]} if "epoch" in cols else {}
-    keep = {k: v for k, v in cols.items() if k not in SKIP_COLUMNS and not np.all(np.isnan(v))}
-    losses = {k: v for k, v in keep.items() if not k.startswith("val")}
-    scores = {k: v for k, v in keep.items() if k.startswith("val")}
-    out = []
-    if losses:
-        out.append((label, {**x, **losses}))
-    if scores:
-        out.append((f"{label} · validation", {**x, **scores}))
-    return out
-
-
 def training(histories: list[tuple[str, Path]], title: str, out: Path, dpi: int) -> Path | None:
-    """One panel per history file (label, path) and phase (a ``phase`` column), with
-    validation columns (``val*``) in a panel of their own; one line per numeric column
-    except epoch/step/lr/seconds."""
-    panels = []
-    for label, path in histories:
-        rows = read_tsv(path)
-        if not rows:
-            continue
-        for ph in sorted({r.get("phase", "") for r in rows}):
-            sub = [r for r in rows if r.get("phase", "") == ph]
-            panels += _split_validation(f"{label} {ph}".strip(), _numeric_columns(sub))
+    """One panel per history file (label, path), phase and quantity (losses, counts,
+    fractions, validation scores: each its own labelled axis); the kept epoch dashed."""
+    panels = fd.training_panels(histories)
     if not panels:
         return None
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.2 * nrow), squeeze=False)
-    for ax, (label, cols) in zip(axes.flat, panels, strict=False):
-        n = len(next(iter(cols.values())))
-        x = cols.get("epoch", np.arange(n))
-        for key, y in cols.items():
-            if key != "epoch":
-                ax.plot(x, y, label=key, lw=1.2)
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("epoch")
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.0 * nrow + 0.4), squeeze=False)
+    for ax, p in zip(axes.flat, panels, strict=False):
+        for key, y in p.lines.items():
+            ax.plot(p.epoch, y, label=key, lw=1.2)
+        epoch, why = p.kept
+        ax.axvline(epoch, color="k", ls="--", lw=0.9, label=f"{why}: {epoch:g}")
+        ax.set_title(p.title, fontsize=9)
+        ax.set(xlabel="epoch", ylabel=p.quantity)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=5 if len(cols) > 8 else 6, ncol=2 if len(cols) > 8 else 1)
+        ax.legend(fontsize=5 if len(p.lines) > 6 else 6, ncol=2 if len(p.lines) > 6 else 1)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
@@ -237,49 +233,6 @@ def training(histories: list[tuple[str, Path]], title: str, out: Path, dpi: int)
 
 
 # -- timelines ------------------------------------------------------------------------
-
-
-def _mapping(run: Run, names: list[str]) -> np.ndarray:
-    """pseudo-class -> class index (-1 unmapped) from the run's mapping.tsv."""
-    idx = {n: i for i, n in enumerate(names)}
-    rows = read_tsv(run.path.parent / "mapping.tsv")
-    m = np.full(1 + max((int(r["pseudo_class"]) for r in rows), default=0), -1)
-    for r in rows:
-        if r.get("class"):
-            m[int(r["pseudo_class"])] = idx.get(r["class"], -1)
-    return m
-
-
-def predicted_rows(
-    run: Run, pred: dict[str, np.ndarray], classes: list[str], th: float
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(audio, visual) predictions (N, T, C) bool from any task's predictions.npz, or None.
-
-    AVVP: segment and video probability of the modality both >= ``th``.  AVE and the
-    unsupervised task predict one audio-visual label per segment (both rows alike); the
-    unsupervised one maps the video's pseudo-class through the run's mapping.tsv."""
-    C = len(classes)
-    if {"seg_prob_audio", "seg_prob_visual"} <= set(pred):
-        out = []
-        for m in ("audio", "visual"):
-            s = pred[f"seg_prob_{m}"] >= th
-            v = pred.get(f"video_prob_{m}")
-            out.append(s & (v[:, None, :] >= th) if v is not None else s)
-        return out[0], out[1]
-    if "segment_pred" in pred:
-        lab = np.asarray(pred["segment_pred"])
-    elif {"foreground", "video_pseudo"} <= set(pred):
-        m = _mapping(run, classes)
-        vp = np.asarray(pred["video_pseudo"])
-        mapped = np.where(vp < len(m), m[np.minimum(vp, len(m) - 1)], -1)
-        lab = np.where(np.asarray(pred["foreground"], bool), mapped[:, None], C)
-    else:
-        return None
-    onehot = np.zeros((*lab.shape, C), bool)
-    ok = (lab >= 0) & (lab < C)
-    n, t = np.nonzero(ok)
-    onehot[n, t, lab[ok]] = True
-    return onehot, onehot
 
 
 def _draw_lanes(
@@ -297,13 +250,16 @@ def _draw_lanes(
                 )
                 used.add(int(c))
     ax.set_yticks(range(len(lanes)), [lab for lab, _ in lanes], fontsize=7)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_ylim(len(lanes) - 0.4, -0.6)  # first lane on top
     return used
 
 
 def timelines(
     runs: list[Run], manifest: Manifest | None, cfg: TimelineConfig, out: Path, dpi: int
 ) -> Path | None:
+    """Ground truth against the predictions as scored: AVVP audio and visual lanes binarised
+    by the evaluation's setting ``cfg.avvp_setting`` (named in the title), one audio-visual
+    lane for AVE and unsupervised predictions."""
     if manifest is None or not manifest.classes:
         return None
     seed = min(r.seed for r in runs)
@@ -312,56 +268,52 @@ def timelines(
         return None
     with np.load(run.predictions, allow_pickle=False) as z:
         pred = {k: z[k] for k in z.files}
-    C = len(manifest.classes)
-    rows = predicted_rows(run, pred, list(manifest.classes), cfg.threshold)
+    classes = list(manifest.classes)
+    binar = None
+    if "seg_prob_audio" in pred:
+        binar = fd.avvp_binarisation(run, cfg.avvp_setting, classes)
+    rows = fd.predicted_lanes(run, pred, classes, binar)
     if rows is None:
         log.info("timelines: %s has no array avpipe can draw", run.predictions)
         return None
     ids = [str(s) for s in pred["sample_id"]]
     by_id = {s.sample_id: s for s in manifest.samples}
-    T = rows[0].shape[1]
+    lanes = list(rows)
+    T = next(iter(rows.values())).shape[1]
     cand = sorted(i for i, s in enumerate(ids) if s in by_id and by_id[s].split == cfg.split)
     samples = [by_id[ids[i]] for i in cand]
-    gt_a = manifest.segment_targets(samples, ("audio", "audio-visual"), n_segments=T) > 0
-    gt_v = manifest.segment_targets(samples, ("visual", "audio-visual"), n_segments=T) > 0
-    with_event = [j for j in range(len(cand)) if gt_a[j].any() or gt_v[j].any()]
+    truth = fd.truth_lanes(manifest, samples, T, lanes) if samples else {}
+    with_event = [j for j in range(len(cand)) if any(g[j].any() for g in truth.values())]
     pick = (with_event or list(range(len(cand))))[: cfg.n_videos]
     if not pick:
         return None
-    colors = _class_colors(C)
-    fig, axes = plt.subplots(len(pick), 1, figsize=(8, 1.5 * len(pick) + 0.6), squeeze=False)
+    colors = _class_colors(len(classes))
+    fig, axes = plt.subplots(
+        len(pick), 1, figsize=(8, 0.45 * len(lanes) * 2 * len(pick) + 0.9), squeeze=False
+    )
     used: set[int] = set()
     hop = manifest.segment_hop
     for ax, j in zip(axes[:, 0], pick, strict=True):
-        i = cand[j]
-        n = samples[j].n_segments
-        lanes = [
-            ("truth · audio", gt_a[j][:n]),
-            ("truth · visual", gt_v[j][:n]),
-            ("predicted · audio", rows[0][i][:n]),
-            ("predicted · visual", rows[1][i][:n]),
-        ]
-        used |= _draw_lanes(ax, lanes, colors, hop)
+        i, n = cand[j], samples[j].n_segments
+        drawn = [(f"truth · {k}", truth[k][j][:n]) for k in lanes]
+        drawn += [(f"predicted · {k}", rows[k][i][:n]) for k in lanes]
+        used |= _draw_lanes(ax, drawn, colors, hop)
         ax.set_xlim(0, n * hop)
         ax.set_title(samples[j].sample_id, fontsize=8, loc="left")
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c]) for c in sorted(used)]
     if handles:
-        fig.legend(
-            handles,
-            [manifest.classes[c] for c in sorted(used)],
-            loc="upper right",
-            fontsize=7,
-            ncol=2,
-        )
+        fig.legend(handles, [classes[c] for c in sorted(used)], loc="upper right", fontsize=7)
+    scored = binar.describe() if binar else "predicted segment labels, as scored"
     fig.suptitle(
         f"{run.stage} · {run.dataset} · {run.experiment} · seed {seed}"
-        + (f" · round {run.round}" if run.round else ""),
-        fontsize=10,
-        x=0.4,
+        + (f" · round {run.round}" if run.round else "")
+        + f"\n{scored}",
+        fontsize=9,
+        x=0.45,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.85, 1))
     return _save(fig, out, dpi)
 
 
