@@ -92,6 +92,9 @@ def test_the_html_report_shows_the_summary_table(wf: WorkflowCopy) -> None:
             cell += f" ± {float(row['std']):.1f}"
         assert f"\t{cell}\t" in text, (row, text)
     assert "\t77.8\t" in ave  # a published row (PSP, fully supervised)
+    label = f"unsupervised · {TOY} · clcl"
+    (table,) = browser.shown_frame_text(exe, wf.wd / "report.html", "Tables", label)["tables"]
+    assert table.startswith(label) and "\n2\t" in table  # the row of EM round 2
 
 
 @pytest.mark.parametrize(

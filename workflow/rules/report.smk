@@ -4,7 +4,7 @@
 # all) and writes results/report/{summary.{md,html,tsv},tables/,figures/<kind>/}.
 # `snakemake --report report.html` gets the HTML tables (its viewer shows text/html
 # inline; Markdown would only be a download) and the figures, with the captions in
-# workflow/report/ and labels taken from the file names <stage>__<dataset>__<experiment>.
+# workflow/report/ and labels from the file names <stage>__<dataset>__<experiment>.
 
 
 REPORT_METRICS = report_metrics()
@@ -24,12 +24,10 @@ REPORT_HISTORIES = sorted(
     }
 )
 
-# Columns of the report's entry lists, from the wildcards of the patterns below.
-REPORT_LABELS = {
-    "stage": "{stage}",
-    "dataset": "{dataset}",
-    "experiment": "{experiment}",
-}
+# The label of the report's entries, from the wildcards of the patterns below. One label:
+# the report viewer turns a second label with two values into an on/off toggle, assuming
+# every combination exists, and stops rendering when one does not (Snakemake 9.27).
+REPORT_LABELS = {"experiment": "{stage} · {dataset} · {experiment}"}
 
 
 rule report:
