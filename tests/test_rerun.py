@@ -8,9 +8,11 @@ passes its config slice (``as_json``) and a hash of the avpipe sources it runs
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 
+import browser
 import pytest
 from workflow_helpers import (
     NOTHING_TO_DO,
@@ -69,6 +71,30 @@ def test_report_figures_and_tables_exist(wf: WorkflowCopy) -> None:
         f"cpsp__{TOY}__{TOY_CPSP_EXPERIMENT}": ("per_class", "timelines", "training"),
     }
     assert figs == {f"figures/{k}/{name}.png" for name, ks in kinds.items() for k in ks}
+
+
+def test_the_html_report_shows_the_summary_table(wf: WorkflowCopy) -> None:
+    """``snakemake --report``, opened in headless Chromium as a reader would (Summary, then
+    the entry's eye button), shows the summary's numbers as table text on the page."""
+    exe = browser.chromium()
+    wf.snakemake("--report", "report.html")
+    with (wf.wd / "results/report/summary.tsv").open() as fh:
+        ours = [r for r in csv.DictReader(fh, delimiter="\t") if r["source"] == "ours"]
+    shown = browser.shown_frame_text(exe, wf.wd / "report.html", "Summary", "Results summary")
+    assert shown["width"] > 300 and shown["height"] > 300, shown
+    assert shown["left"] < shown["viewport"][0] and shown["top"] < shown["viewport"][1], shown
+    ave, em, avvp = shown["tables"]
+    assert ave.startswith("AVE event localization") and em.startswith("Unsupervised")
+    for row in ours:
+        text = {"ave_accuracy": ave, "em_rounds": em, "avvp": avvp}[row["section"]]
+        cell = f"{float(row['mean']):.1f}"
+        if int(row["n_seeds"]) > 1:
+            cell += f" ± {float(row['std']):.1f}"
+        assert f"\t{cell}\t" in text, (row, text)
+    assert "\t77.8\t" in ave  # a published row (PSP, fully supervised)
+    label = f"unsupervised · {TOY} · clcl"
+    (table,) = browser.shown_frame_text(exe, wf.wd / "report.html", "Tables", label)["tables"]
+    assert table.startswith(label) and "\n2\t" in table  # the row of EM round 2
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
-"""Per-experiment tables and the cross-method summary (Markdown + TSV).
+"""Per-experiment tables and the cross-method summary (Markdown, HTML and TSV).
 
-Per (stage, dataset, experiment): ``tables/<stage>__<dataset>__<experiment>.{md,tsv}``,
+Per (stage, dataset, experiment): ``tables/<stage>__<dataset>__<experiment>.{md,html,tsv}``,
 one row per EM round (if any) and metric variant, one column per metric, mean ± std over
 the seeds, then the provenance (metric files, seeds, config hashes, versions).  A metric
 named ``a.b.c`` (AVVP: ``<setting>.<level>.<metric>``) is the column ``c`` of row
 variant ``a.b``.
 
-``summary.{md,tsv}``: the papers' table layouts with our rows and, labelled
+``summary.{md,html,tsv}``: the papers' table layouts with our rows and, labelled
 "published", the papers' rows (:mod:`avpipe.report.published`):
 
 1. AVE segment accuracy by supervision setting (Bao et al. (AAAI 2023) Table 1 / PSP layout):
@@ -15,6 +15,9 @@ variant ``a.b``.
 2. unsupervised purity and accuracy per EM step (Bao et al. (AAAI 2023) Table 5);
 3. AVVP segment- and event-level F-scores (CoLeaF (ECCV 2024) Table 1), one row per method and
    threshold setting.
+
+The Markdown and the HTML page are two renderings of the same blocks
+(:mod:`avpipe.report.document`); the TSV holds the unrounded numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from avpipe.report import document as doc
 from avpipe.report import published
 from avpipe.report.collect import Group, Run, Stat, by_experiment, features_of, provenance, stat
 from avpipe.utils import atomic
@@ -67,17 +71,20 @@ def experiment_rows(
     return columns, rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def _write_document(stem: Path, blocks: list[doc.Block], title: str) -> tuple[Path, Path]:
+    """``<stem>.md`` and ``<stem>.html`` of the same blocks."""
+    md_path, html_path = stem.with_suffix(".md"), stem.with_suffix(".html")
+    atomic.write_text(html_path, doc.to_html(blocks, title))
+    atomic.write_text(md_path, doc.to_markdown(blocks))
+    return md_path, html_path
 
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def write_experiment_table(out_dir: Path, groups: list[Group], decimals: int) -> tuple[Path, Path]:
+def write_experiment_table(out_dir: Path, groups: list[Group], decimals: int) -> list[Path]:
+    """``<stage>__<dataset>__<experiment>.{md,html,tsv}`` of one experiment's groups."""
     stage, dataset, experiment = groups[0].stage, groups[0].dataset, groups[0].experiment
     columns, rows = experiment_rows(groups)
     runs = [r for g in groups for r in g.runs]
@@ -110,28 +117,31 @@ def write_experiment_table(out_dir: Path, groups: list[Group], decimals: int) ->
             ]
         )
     name = f"{stage}__{dataset}__{experiment}"
-    md = [
-        f"# {stage} · {dataset} · {experiment}",
-        "",
-        f"Mean ± sample std over seeds {prov['seeds']} (a single seed shows the value alone).",
-        "",
-        _md_table(lead + columns + ["seeds"], md_rows),
-        "",
-        "## Provenance",
-        "",
-        f"- config hashes: {', '.join(prov['config_hashes']) or '–'}",
-        "- versions: " + (", ".join(f"{k} {v}" for k, v in prov["versions"].items()) or "–"),
-        "- metrics files:",
-        *[f"  - `{p}`" for p in prov["metrics_files"]],
-        "",
+    title = f"{stage} · {dataset} · {experiment}"
+    blocks: list[doc.Block] = [
+        doc.Table(
+            tuple(lead + columns + ["seeds"]),
+            tuple(map(tuple, md_rows)),
+            title=title,
+            note=f"Mean ± sample std over seeds {prov['seeds']} "
+            "(a single seed shows the value alone).",
+        ),
+        doc.Heading("Provenance", 2),
+        doc.Items(
+            (
+                f"config hashes: {', '.join(prov['config_hashes']) or '–'}",
+                "versions: " + (", ".join(f"{k} {v}" for k, v in prov["versions"].items()) or "–"),
+                "metrics files: " + ", ".join(f"`{p}`" for p in prov["metrics_files"]),
+            )
+        ),
     ]
-    md_path, tsv_path = out_dir / f"{name}.md", out_dir / f"{name}.tsv"
-    atomic.write_text(md_path, "\n".join(md))
+    md_path, html_path = _write_document(out_dir / name, blocks, title)
+    tsv_path = out_dir / f"{name}.tsv"
     header = ["stage", "dataset", "experiment", *lead]
     header += [f"{c}_{s}" for c in columns for s in ("mean", "std")]
     header += ["n_seeds", "seeds", "config_hashes", "avpipe"]
     atomic.write_tsv(tsv_path, header, tsv_rows)
-    return md_path, tsv_path
+    return [md_path, html_path, tsv_path]
 
 
 def write_experiment_tables(out_dir: Path, groups: list[Group], decimals: int) -> list[Path]:
@@ -162,19 +172,19 @@ def last_rounds(groups: list[Group]) -> list[Group]:
 
 
 class Summary:
-    """Markdown sections plus the long-format TSV rows, filled section by section."""
+    """Document blocks plus the long-format TSV rows, filled section by section."""
 
     def __init__(self, decimals: int, show_published: bool):
         self.decimals = decimals
         self.show_published = show_published
-        self.md: list[str] = [
-            "# Results summary",
-            "",
-            "Ours: mean ± sample std over seeds (n = number of seeds). "
-            "Rows marked **published** are the papers' numbers on the real "
-            "datasets with pretrained features, for reference only: they are "
-            "not ours and not comparable to a synthetic-data run.",
-            "",
+        self.blocks: list[doc.Block] = [
+            doc.Heading("Results summary"),
+            doc.Para(
+                "Ours: mean ± sample std over seeds (n = number of seeds). "
+                "Rows marked **published** are the papers' numbers on the real "
+                "datasets with pretrained features, for reference only: they are "
+                "not ours and not comparable to a synthetic-data run."
+            ),
         ]
         self.tsv: list[list[Any]] = []
 
@@ -192,14 +202,9 @@ class Summary:
         return f"{value:.1f}"
 
     def section(self, title: str, note: str, header: list[str], rows: list[list[str]]) -> None:
-        self.md += [
-            f"## {title}",
-            "",
-            note,
-            "",
-            _md_table(header, rows) if rows else "_no runs_",
-            "",
-        ]
+        self.blocks.append(
+            doc.Table(tuple(header), tuple(map(tuple, rows)), title=title, note=note)
+        )
 
 
 def _ave_section(sm: Summary, groups: list[Group]) -> None:
@@ -367,26 +372,30 @@ def _avvp_section(sm: Summary, groups: list[Group]) -> None:
 
 def write_summary(
     out_dir: Path, groups: list[Group], decimals: int, show_published: bool
-) -> tuple[Path, Path]:
+) -> list[Path]:
+    """``summary.{tsv,html,md}`` (written in that order) of every group."""
     sm = Summary(decimals, show_published)
     _ave_section(sm, groups)
     _em_section(sm, groups)
     _avvp_section(sm, groups)
     runs = [r for g in groups for r in g.runs]
     prov = provenance(runs)
-    sm.md += [
-        "## Provenance",
-        "",
-        f"- {len(runs)} evaluation outputs, seeds {prov['seeds']}",
-        f"- config hashes: {', '.join(prov['config_hashes']) or '–'}",
-        "- versions: " + (", ".join(f"{k} {v}" for k, v in prov["versions"].items()) or "–"),
-        "- per-experiment tables with every metric: `tables/`",
-        "",
+    sm.blocks += [
+        doc.Heading("Provenance", 2),
+        doc.Items(
+            (
+                f"{len(runs)} evaluation outputs, seeds {prov['seeds']}",
+                f"config hashes: {', '.join(prov['config_hashes']) or '–'}",
+                "versions: " + (", ".join(f"{k} {v}" for k, v in prov["versions"].items()) or "–"),
+                "per-experiment tables with every metric: `tables/`",
+            )
+        ),
     ]
-    md_path, tsv_path = out_dir / "summary.md", out_dir / "summary.tsv"
-    atomic.write_text(md_path, "\n".join(sm.md))
+    tsv_path = out_dir / "summary.tsv"
     atomic.write_tsv(tsv_path, SUMMARY_COLUMNS, sm.tsv)
-    return md_path, tsv_path
+    # the Markdown last: the workflow's target, so its presence means the summary is complete
+    md_path, html_path = _write_document(out_dir / "summary", sm.blocks, "Results summary")
+    return [tsv_path, html_path, md_path]
 
 
 __all__ = ["write_experiment_tables", "write_summary", "stat", "experiment_rows"]

@@ -4,13 +4,16 @@ Reads the ``metrics.json`` files given with ``--metrics`` (any mix of stages, da
 experiments, seeds and EM rounds; see :mod:`avpipe.report.collect` for the path layout)
 and writes into ``--out-dir`` (``results/report/``)::
 
-    summary.md  summary.tsv        the papers' table layouts, ours beside "published"
-    tables/<stage>__<dataset>__<experiment>.{md,tsv}   every metric, mean ± std, provenance
+    summary.{md,html,tsv}   the papers' table layouts, ours beside "published"
+    tables/<stage>__<dataset>__<experiment>.{md,html,tsv}   every metric, mean ± std, provenance
     figures/<kind>/<stage>__<dataset>__<experiment>.png  (kinds: avpipe.report.figures)
 
 Ground truth for timelines and t-SNE comes from ``--manifest-root/<dataset>``; training
 curves from the ``history.tsv`` next to each run's predictions and from ``--history``
 (``STAGE=PATH``: drawn with the runs of evaluation stage STAGE).
+
+The ``.md`` and ``.html`` tables hold the same rows; the HTML pages are the ones
+``snakemake --report`` shows (workflow/rules/report.smk).
 """
 
 from __future__ import annotations

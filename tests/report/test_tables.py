@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from report_fixtures import AVVP_VALUES
 
+from avpipe.report import document as doc
+
 
 def _tsv(path: Path) -> list[dict[str, str]]:
     with path.open() as fh:
@@ -77,3 +79,37 @@ def test_summary_layout_ours_and_published(results_tree: Path, report_dir: Path)
     md_rows = {(r["section"], r["setting"], r["method"], r["variant"], r["feature"]) for r in pub}
     assert md.count("**published**") == len(md_rows) + 1  # + the note above the tables
     assert "77.8" in md and "42.0 ± 2.8" in md
+
+
+def test_html_tables_hold_the_markdown_rows(report_dir: Path) -> None:
+    """The HTML pages that `snakemake --report` shows have the Markdown's cells, escaped."""
+    for md_path in [report_dir / "summary.md", *sorted(report_dir.glob("tables/*.md"))]:
+        md = md_path.read_text()
+        page = md_path.with_suffix(".html").read_text()
+        cells = {
+            c.strip()
+            for line in md.splitlines()
+            if line.startswith("| ") and not line.startswith("|---")
+            for c in line.strip("|").split(" | ")
+        }
+        for cell in cells - {""}:
+            assert doc.inline_html(cell) in page, (md_path.name, cell)
+        separators = sum(line.startswith("|---") for line in md.splitlines())
+        assert page.count("<table>") == separators, md_path.name
+        assert page.count("<caption>") == page.count("<table>")
+    page = (report_dir / "summary.html").read_text()
+    assert '<td class="num">42.0 ± 2.8</td>' in page
+    assert '<tr class="published">' in page and "<strong>published</strong>" in page
+
+
+def test_html_escapes_text() -> None:
+    blocks = [
+        doc.Table(("a<b", "n"), (("<script>x</script> & **bold** `c`", "1.5"),), title='"t"'),
+        doc.Table(("x",), (), title="empty"),
+    ]
+    page = doc.to_html(blocks, "t<")
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt; &amp;" in page
+    assert "<strong>bold</strong> <code>c</code>" in page and "<th>a&lt;b</th>" in page
+    assert '<td class="num">1.5</td>' in page and "<title>t&lt;</title>" in page
+    assert '<td colspan="1"><em>no runs</em></td>' in page
+    assert doc.to_markdown(blocks).endswith("_no runs_\n")

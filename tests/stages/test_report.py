@@ -45,6 +45,7 @@ def test_seed_filter_and_single_stage(tree: Path, tmp_path: Path) -> None:
     (row,) = [r for r in (tmp_path / "r/summary.tsv").read_text().splitlines() if "\tours\t" in r]
     assert row.split("\t")[10] == "1"  # n_seeds
     assert sorted(p.name for p in (tmp_path / "r/tables").iterdir()) == [
+        "cpsp__toy__psp_weak.html",
         "cpsp__toy__psp_weak.md",
         "cpsp__toy__psp_weak.tsv",
     ]

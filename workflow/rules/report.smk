@@ -1,9 +1,10 @@
 # Stage "report": paper-style tables and figures from every evaluation output.
 # Included last, so ALL_TARGETS already lists every metrics.json the workflow makes;
 # the report takes those under results/evaluate/ (for the seeds of report.seeds, or
-# all) and writes results/report/{summary.md,summary.tsv,tables/,figures/<kind>/}.
-# Figures and the summary go into `snakemake --report report.html` with the captions
-# in workflow/report/.
+# all) and writes results/report/{summary.{md,html,tsv},tables/,figures/<kind>/}.
+# `snakemake --report report.html` gets the HTML tables (its viewer shows text/html
+# inline; Markdown would only be a download) and the figures, with the captions in
+# workflow/report/ and labels from the file names <stage>__<dataset>__<experiment>.
 
 
 REPORT_METRICS = report_metrics()
@@ -23,6 +24,11 @@ REPORT_HISTORIES = sorted(
     }
 )
 
+# The label of the report's entries, from the wildcards of the patterns below. One label:
+# the report viewer turns a second label with two values into an on/off toggle, assuming
+# every combination exists, and stops rendering when one does not (Snakemake 9.27).
+REPORT_LABELS = {"experiment": "{stage} · {dataset} · {experiment}"}
+
 
 rule report:
     input:
@@ -32,46 +38,59 @@ rule report:
         ),
         histories=REPORT_HISTORIES,
     output:
-        summary=report(
-            "results/report/summary.md",
+        summary="results/report/summary.md",
+        summary_html=report(
+            "results/report/summary.html",
             caption="../report/summary.rst",
             category="Summary",
+            labels={"table": "Results summary (papers' layouts)"},
         ),
         summary_tsv="results/report/summary.tsv",
-        tables=directory("results/report/tables"),
+        tables=report(
+            directory("results/report/tables"),
+            patterns=["{stage}__{dataset}__{experiment}.html"],
+            caption="../report/tables.rst",
+            category="Tables",
+            labels=REPORT_LABELS,
+        ),
         figure_list="results/report/figures.txt",
         tsne=report(
             directory("results/report/figures/tsne"),
-            patterns=["{name}.png"],
+            patterns=["{stage}__{dataset}__{experiment}.png"],
             caption="../report/tsne.rst",
+            labels=REPORT_LABELS,
             category="Figures",
             subcategory="t-SNE per EM round",
         ),
         em_rounds=report(
             directory("results/report/figures/em_rounds"),
-            patterns=["{name}.png"],
+            patterns=["{stage}__{dataset}__{experiment}.png"],
             caption="../report/em_rounds.rst",
+            labels=REPORT_LABELS,
             category="Figures",
             subcategory="Purity and accuracy per EM round",
         ),
         training=report(
             directory("results/report/figures/training"),
-            patterns=["{name}.png"],
+            patterns=["{stage}__{dataset}__{experiment}.png"],
             caption="../report/training.rst",
+            labels=REPORT_LABELS,
             category="Figures",
             subcategory="Training curves",
         ),
         timelines=report(
             directory("results/report/figures/timelines"),
-            patterns=["{name}.png"],
+            patterns=["{stage}__{dataset}__{experiment}.png"],
             caption="../report/timelines.rst",
+            labels=REPORT_LABELS,
             category="Figures",
             subcategory="Event timelines",
         ),
         per_class=report(
             directory("results/report/figures/per_class"),
-            patterns=["{name}.png"],
+            patterns=["{stage}__{dataset}__{experiment}.png"],
             caption="../report/per_class.rst",
+            labels=REPORT_LABELS,
             category="Figures",
             subcategory="Per-class scores",
         ),
@@ -92,4 +111,6 @@ rule report:
         "--out-dir results/report > {log} 2>&1"
 
 
-ALL_TARGETS.append("results/report/summary.md")
+# summary.html too: a study finished before the report had it gets it on the next run,
+# and `snakemake --report` needs it.
+ALL_TARGETS += ["results/report/summary.md", "results/report/summary.html"]
