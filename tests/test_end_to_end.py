@@ -70,6 +70,43 @@ def test_stores_say_which_weights_made_them(study: WorkflowCopy) -> None:
         assert n > 0 and group["features"].shape[0] == n
 
 
+XARRAY_CHECK = """
+import json, sys, warnings
+warnings.simplefilter("error")
+import numpy as np, xarray as xr, zarr
+out = {}
+for path in sys.argv[1:]:
+    ds = xr.open_zarr(path).set_xindex("video_id")
+    g = zarr.open_group(path, mode="r")
+    ids = [str(v) for v in g["video_id"][:]]
+    row = len(ids) // 2
+    picked = ds.features.sel(video_id=ids[row]).values
+    same = bool(np.array_equal(picked, g["features"][row], equal_nan=True))
+    out[path] = [same, list(ds.features.dims), bool(ds.mask.sel(video_id=ids[row]).any())]
+assert "avpipe" not in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_every_store_of_the_run_opens_in_xarray_without_avpipe(study: WorkflowCopy) -> None:
+    """Each store kind of the synthetic run: xr.open_zarr in a process that never imports
+    avpipe, a video selected by id, the same numbers as plain zarr, no warning."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("xarray")
+    stores = sorted(str(p) for p in (study.wd / "results/extract").glob("*/*.zarr"))
+    r = subprocess.run(
+        [sys.executable, "-c", XARRAY_CHECK, *stores], capture_output=True, text=True, cwd="/"
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    assert len(got) == len(stores) == 5  # vggish x 2, vgg19_pool5, resnet152_llp, r2plus1d18
+    for path, (same, dims, real) in got.items():
+        assert same and real, path
+        assert dims[:2] == ["video", "segment"], (path, dims)
+
+
 def test_a_finished_study_has_nothing_to_do(study: WorkflowCopy) -> None:
     r = study.snakemake("-n", "--cores", "1", "all")
     assert NOTHING_TO_DO in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
