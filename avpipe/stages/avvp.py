@@ -23,6 +23,8 @@ from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
 from avpipe.datasets import avvp as data
 from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
+from avpipe.training.data import Loading, fit_standardizer
+from avpipe.training.device import resolve_device
 from avpipe.training.epochs import seed_everything
 from avpipe.utils.atomic import atomic_path
 
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     dcfg = from_dict(loop.DataConfig, raw.get("data", {}), where="avvp.data")
     cfg = from_dict(method.Config, raw.get(args.method, {}), where=f"avvp.{args.method}")
     torch.set_num_threads(dcfg.num_threads)
-    device = loop.resolve_device(dcfg.device)
+    device = resolve_device(dcfg.device)
     generator = seed_everything(args.seed)
     manifest, splits, dims = data.load(
         args.manifest,
@@ -64,8 +66,14 @@ def run(args: argparse.Namespace) -> int:
         args.frames_store,
         args.motion_store,
         use_frames=dcfg.use_frames,
+        loading=Loading(dcfg.memory_budget_mb, dcfg.loader_workers, dcfg.eval_batch_size),
     )
-    stats = data.standardize(splits) if dcfg.standardize else {}
+    stats = {}
+    if dcfg.standardize:
+        norm = fit_standardizer(splits["train"])
+        for split in splits.values():
+            split.norm = norm
+        stats = norm.flat()
     log.info(
         "%s on %s: %s, splits %s, device %s",
         args.method,

@@ -113,16 +113,6 @@ def run(args: argparse.Namespace) -> int:
     }[args.command](args)
 
 
-def resolve_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"run.device is {name!r} but CUDA is not available")
-    return torch.device(name)
-
-
 def build_extractor(recipe: str, options: dict[str, Any], grid: Any = None) -> Any:
     """The registry's extractor on the dataset's grid (a seam for tests, which pass fakes)."""
     from avpipe.features import registry
@@ -194,7 +184,9 @@ def _run_shard(args: argparse.Namespace) -> int:
     if not cfg.recipes:
         raise ConfigError("extract: no recipes to compute (extract.stores.<dataset> is empty)")
     torch.set_num_threads(cfg.num_threads)
-    device = resolve_device(cfg.device)
+    from avpipe.training.device import resolve_device
+
+    device = resolve_device(cfg.device, "run.device")
     prepare = (
         cfg.prepare if cfg.prepare != "auto" else ("device" if device.type == "cuda" else "workers")
     )

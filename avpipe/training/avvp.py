@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from avpipe.datasets.avvp import AVVPSplit
 from avpipe.metrics import avvp as metrics
+from avpipe.training.data import Split
 from avpipe.training.epochs import History, ordered_batches
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class DataConfig:
     motion_recipe: str = "r2plus1d18"
     use_frames: bool = True
     standardize: bool = False  # z-score inputs with train statistics (not in the reference codes)
+    memory_budget_mb: int = 4096  # one budget for the job's splits; the rest streams from Zarr
+    loader_workers: int = 2  # processes that read streamed batches ahead
     num_threads: int = 1
     device: str = "auto"
     eval_batch_size: int = 64
@@ -76,7 +78,7 @@ class Selection:
 class Trainer(Protocol):
     epochs: int
 
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]: ...
+    def train_epoch(self, split: Split, epoch: int) -> dict[str, float]: ...
 
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
@@ -85,20 +87,14 @@ class Trainer(Protocol):
     def load_deploy_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @torch.no_grad()
 def predict_split(
-    trainer: Trainer, split: AVVPSplit, batch_size: int, device: torch.device
+    trainer: Trainer, split: Split, batch_size: int, device: torch.device
 ) -> dict[str, np.ndarray]:
     """Deployed-model probabilities for every sample of ``split`` (arrays of ``PRED_KEYS``)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in PRED_KEYS}
-    for idx in ordered_batches(len(split), batch_size):
-        out = trainer.predict(split.batch(idx, device))
+    for _, b in split.batches(ordered_batches(len(split), batch_size), device):
+        out = trainer.predict(b)
         for k in PRED_KEYS:
             parts[k].append(out[k].float().cpu().numpy())
     pred = {k: np.concatenate(v) for k, v in parts.items()}
@@ -108,12 +104,12 @@ def predict_split(
 
 
 def split_scores(
-    pred: dict[str, np.ndarray], split: AVVPSplit, setting: metrics.Setting
+    pred: dict[str, np.ndarray], split: Split, setting: metrics.Setting
 ) -> dict[str, float]:
     """All AVVP metrics of ``pred`` against the split's dense labels."""
-    n = split.n_segments
-    Ga = [split.dense_audio[i, : n[i]].T > 0 for i in range(len(split))]
-    Gv = [split.dense_visual[i, : n[i]].T > 0 for i in range(len(split))]
+    n, dense = split.n_segments, split.targets
+    Ga = [dense["dense_audio"][i, : n[i]].T > 0 for i in range(len(split))]
+    Gv = [dense["dense_visual"][i, : n[i]].T > 0 for i in range(len(split))]
     return metrics.dataset_scores(*metrics.predict(pred, setting), Ga, Gv)
 
 
@@ -138,7 +134,7 @@ class FitResult:
 
 def fit(
     trainer: Trainer,
-    splits: dict[str, AVVPSplit],
+    splits: dict[str, Split],
     select: Selection,
     device: torch.device,
     batch_size: int,
@@ -176,7 +172,7 @@ def fit(
 
 def collect_predictions(
     trainer: Trainer,
-    splits: dict[str, AVVPSplit],
+    splits: dict[str, Split],
     names: tuple[str, ...],
     batch_size: int,
     device: torch.device,

@@ -1,9 +1,10 @@
 """A plain supervised training loop: Adam, multi-step decay, gradient clipping, and
 model selection on a validation score (never on the test split).
 
-The method supplies two closures: ``batch_loss(idx) -> (loss, parts)`` for a batch of
-training indices and ``validate() -> {"score": ..., ...}`` (higher is better).  The
-loop owns the optimiser, the schedule, the shuffling (seeded) and the history.
+The method supplies ``load(index_batches) -> (idx, batch) pairs`` (the data contract's
+:meth:`~avpipe.training.data.Split.batches`, which reads ahead), ``batch_loss(batch) ->
+(loss, parts)`` and ``validate() -> {"score": ..., ...}`` (higher is better).  The loop
+owns the optimiser, the schedule, the shuffling (seeded) and the history.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,16 +55,18 @@ class FitResult:
 def fit(
     model: torch.nn.Module,
     n_train: int,
-    batch_loss: Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]],
+    batch_loss: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
     validate: Callable[[], dict[str, float]],
     cfg: TrainConfig,
     seed: int,
     name: str = "train",
+    load: Callable[[Iterable[np.ndarray]], Iterator[tuple[np.ndarray, Any]]] | None = None,
 ) -> FitResult:
     """Train ``model`` in place and load the weights of the best validation epoch.
 
     ``validate`` runs after every epoch under ``torch.no_grad()`` with the model in
-    eval mode; its ``score`` picks the epoch (ties keep the earlier one).
+    eval mode; its ``score`` picks the epoch (ties keep the earlier one).  Without
+    ``load``, ``batch_loss`` receives the index batches themselves.
     """
     if n_train < 1:
         raise ValueError(f"{name}: no training samples")
@@ -80,8 +84,9 @@ def fit(
         sums: dict[str, float] = {}
         n = 0
         lr = opt.param_groups[0]["lr"]
-        for idx in shuffled_batches(n_train, cfg.batch_size, gen):
-            loss, parts = batch_loss(idx)
+        order = shuffled_batches(n_train, cfg.batch_size, gen)
+        for idx, batch in load(order) if load else ((i, i) for i in order):
+            loss, parts = batch_loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:

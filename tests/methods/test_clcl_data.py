@@ -16,36 +16,36 @@ from avpipe.datasets.manifest import Event, Manifest, Sample
 from avpipe.io.store import FeatureStore, GridMismatchError
 from avpipe.methods.clcl import pipeline
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
-from avpipe.methods.clcl.data import open_features
+from avpipe.methods.clcl.data import dims, open_features
 from avpipe.metrics.unsupervised import evaluate
+from avpipe.training.data import Loading, fit_standardizer
 from avpipe.training.streams import by_split
 
 
 def test_normalizer_zscores_real_segments(tmp_path) -> None:
     m, v, a = make_dataset(tmp_path, n_train=12, n_test=4)
-    ids = [s.video_id for s in m.samples]
-    feats = open_features(m, v, a, ids, 4096)
-    feats.norm = feats.fit_normalizer()
+    feats = open_features(m, v, a, m.samples, Loading(4096))
+    feats.norm = fit_standardizer(feats)
     b = feats.batch(np.arange(len(feats)), torch.device("cpu"))
-    vis = b.visual[b.mask].reshape(-1, feats.visual_dim)
+    vis = b.visual[b.mask].reshape(-1, dims(feats)[0])
     aud = b.audio[b.mask]
     for x in (vis, aud):
         assert x.mean(0).abs().max() < 1e-2
         assert (x.std(0, unbiased=False) - 1).abs().max() < 1e-2
-    # streamed (budget 0 MiB) gives the same statistics as in memory (float16 there)
-    streamed = open_features(m, v, a, ids, 0)
+    # streamed (budget 0 MiB) gives the same statistics as in memory
+    streamed = open_features(m, v, a, m.samples, Loading(0, workers=0))
     assert not streamed.in_memory
-    np.testing.assert_allclose(streamed.fit_normalizer().a_std, feats.norm.a_std, rtol=1e-3)
+    assert np.array_equal(fit_standardizer(streamed).std["audio"], feats.norm.std["audio"])
 
 
 def test_stores_on_the_manifest_grid_load(tmp_path) -> None:
     """Hand-made stores (no grid attributes) and stores on the 1-s grid give the same data."""
     m, v, a = make_dataset(tmp_path, n_train=6, n_test=2)
     ids = [s.video_id for s in m.samples]
-    plain = open_features(m, v, a, ids, 4096)
+    plain = open_features(m, v, a, m.samples, Loading(4096))
     for store in (v, a):
         stamp(store, ONE_SECOND)
-    on_grid = open_features(m, v, a, ids, 4096)
+    on_grid = open_features(m, v, a, m.samples, Loading(4096))
     assert on_grid.video_ids == plain.video_ids == ids and on_grid.T == 10
     b1, b2 = (f.batch(np.arange(len(ids)), torch.device("cpu")) for f in (plain, on_grid))
     assert torch.equal(b1.visual, b2.visual) and torch.equal(b1.audio, b2.audio)
@@ -63,21 +63,22 @@ def test_stores_off_the_manifest_grid_are_refused(tmp_path, case: str, which: st
     attrs, message = CASES[case]
     stamp(bad, attrs)
     with pytest.raises(GridMismatchError, match=message) as e:
-        open_features(m, v, a, [s.video_id for s in m.samples], 4096)
+        open_features(m, v, a, m.samples, Loading(4096))
     assert str(e.value).startswith(f"{bad}: ")
     # on a manifest with the store's grid the same store is accepted
     if "grid" in attrs:
         grid = attrs["grid"]
         m = m.replace(segment_hop=grid["hop_s"], segment_win=grid["window_s"])
         stamp(good, {"grid": {**grid}})
-        assert len(open_features(m, v, a, [s.video_id for s in m.samples], 4096)) == 8
+        assert len(open_features(m, v, a, m.samples, Loading(4096))) == 8
 
 
 def test_absent_videos_are_dropped_and_logged(tmp_path, caplog) -> None:
     m, v, a = make_dataset(tmp_path, n_train=8, n_test=4)
     ids = [s.video_id for s in m.samples]
+    ghost = Sample("ghost", "ghost", "train", "videos/ghost.mp4", 10.0, 10)
     with caplog.at_level(logging.WARNING):
-        feats = open_features(m, v, a, [*ids[:3], "ghost", *ids[3:]], 4096)
+        feats = open_features(m, v, a, [*m.samples[:3], ghost, *m.samples[3:]], Loading(4096))
     assert feats.video_ids == ids
     assert "ghost" in caplog.text
 
@@ -139,18 +140,18 @@ def test_videos_without_a_stream_are_dropped_from_training_and_predictions(
     drop_stream(a, "has_audio", ["v009"])
     train = [s.video_id for s in m.split("train")]
     with caplog.at_level(logging.WARNING):
-        feats = open_features(m, v, a, train, 4096, where="toy/train")
+        feats = open_features(m, v, a, m.split("train"), Loading(4096), name="train")
     kept = [i for i in train if i != "v001"]
     assert feats.video_ids == kept
     assert feats.missing == {"no_video": ["v001"], "no_audio": []}
     assert "toy/train: 1 of 8 videos lack a stream" in caplog.text and "v001" in caplog.text
-    norm = feats.fit_normalizer()
-    vis = FeatureStore(v).load(kept).reshape(-1, feats.visual_dim)
-    aud = FeatureStore(a).load(kept).reshape(-1, feats.audio_dim)
-    np.testing.assert_allclose(norm.v_mean, vis.mean(0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(norm.v_std, vis.std(0), rtol=1e-3)
-    np.testing.assert_allclose(norm.a_mean, aud.mean(0), atol=2e-3)  # float16 in memory
-    everything = open_features(m, v, a, [s.video_id for s in m.samples], 4096)
+    norm = fit_standardizer(feats)
+    vis = FeatureStore(v).load(kept).reshape(-1, dims(feats)[0])
+    aud = FeatureStore(a).load(kept).reshape(-1, dims(feats)[1])
+    np.testing.assert_allclose(norm.mean["visual"], vis.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.std["visual"], vis.std(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.mean["audio"], aud.mean(0), rtol=1e-5, atol=1e-6)
+    everything = open_features(m, v, a, m.samples, Loading(4096))
     assert everything.video_ids == [f"v{i:03d}" for i in range(12) if i not in (1, 9)]
     assert by_split(m.samples, everything.missing) == {
         "train": {"no_video": ["v001"], "no_audio": []},

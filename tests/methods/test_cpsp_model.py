@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from avpipe.methods.cpsp.config import ExperimentConfig, LossWeights, ModelConfig
-from avpipe.methods.cpsp.data import Batch
 from avpipe.methods.cpsp.model import (
     AudioGuidedAttention,
     Output,
@@ -15,7 +14,7 @@ from avpipe.methods.cpsp.model import (
     predict_segments,
     propagation_weights,
 )
-from avpipe.methods.cpsp.pipeline import objective
+from avpipe.methods.cpsp.pipeline import Batch, objective
 
 
 @pytest.fixture(autouse=True)
@@ -145,21 +144,23 @@ def test_padded_segments_change_nothing(setting: str) -> None:
 def test_streamed_maps_equal_in_memory_maps(tmp_path) -> None:
     from cpsp_toy import make_toy
 
-    from avpipe.io.store import FeatureStore
-    from avpipe.methods.cpsp.data import SplitData
+    from avpipe.methods.cpsp.config import DataConfig
+    from avpipe.methods.cpsp.pipeline import load_splits
+    from avpipe.training.data import fit_standardizer
 
     manifest, v, a = make_toy(tmp_path, sizes=(6, 3, 3))
-    samples = manifest.split("train")
-    mem = SplitData(manifest, samples, FeatureStore(v), FeatureStore(a), budget_mb=100)
-    streamed = SplitData(manifest, samples, FeatureStore(v), FeatureStore(a), budget_mb=0)
+    mem = load_splits(manifest, v, a, ("train",), DataConfig(memory_budget_mb=100))["train"]
+    cfg = DataConfig(memory_budget_mb=0, loader_workers=0)
+    streamed = load_splits(manifest, v, a, ("train",), cfg)["train"]
     assert mem.in_memory and not streamed.in_memory
     idx = np.array([4, 1])
     b1, b2 = mem.batch(idx, torch.device("cpu")), streamed.batch(idx, torch.device("cpu"))
     assert torch.equal(b1.visual, b2.visual) and b1.visual.shape == (2, 10, 9, 16)
     # targets from the manifest: background = C = 3 outside [onset, offset)
     assert set(b1.labels[0].tolist()) == {4 % 3, 3} and b1.video_class.tolist() == [1, 1]
-    n1, n2 = mem.fit_normalizer(), streamed.fit_normalizer()
-    assert np.allclose(n1.v_mean, n2.v_mean) and np.allclose(n1.a_std, n2.a_std)
+    n1, n2 = fit_standardizer(mem), fit_standardizer(streamed)
+    for k in ("visual", "audio"):
+        assert np.array_equal(n1.mean[k], n2.mean[k]) and np.array_equal(n1.std[k], n2.std[k])
 
 
 def test_load_splits_accepts_stores_on_the_manifest_grid(tmp_path) -> None:
@@ -167,18 +168,21 @@ def test_load_splits_accepts_stores_on_the_manifest_grid(tmp_path) -> None:
     from cpsp_toy import make_toy
     from grid_cases import ONE_SECOND, stamp
 
-    from avpipe.methods.cpsp.data import load_splits
+    from avpipe.methods.cpsp.config import DataConfig
+    from avpipe.methods.cpsp.pipeline import load_splits
 
     manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
-    plain = load_splits(manifest, v, a, ("train", "test"))
+    plain = load_splits(manifest, v, a, ("train", "test"), DataConfig())
     for store in (v, a):
         stamp(store, ONE_SECOND)
-    on_grid = load_splits(manifest, v, a, ("train", "test"))
+    on_grid = load_splits(manifest, v, a, ("train", "test"), DataConfig())
     for name in ("train", "test"):
         assert on_grid[name].sample_ids == plain[name].sample_ids and on_grid[name].T == 10
-        np.testing.assert_array_equal(on_grid[name].audio, plain[name].audio)
-        np.testing.assert_array_equal(on_grid[name].visual, plain[name].visual)
-    assert len(on_grid["test"]) == 2 and np.abs(on_grid["test"].audio).sum() > 0
+        idx = np.arange(len(plain[name]))
+        x, y = on_grid[name].raw(idx), plain[name].raw(idx)
+        for k in ("visual", "audio"):
+            assert torch.equal(x[k], y[k])
+    assert len(on_grid["test"]) == 2 and on_grid["test"].raw([0, 1])["audio"].abs().sum() > 0
 
 
 @pytest.mark.parametrize(
@@ -190,7 +194,8 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
     from grid_cases import CASES, ONE_SECOND, stamp
 
     from avpipe.io.store import GridMismatchError
-    from avpipe.methods.cpsp.data import load_splits
+    from avpipe.methods.cpsp.config import DataConfig
+    from avpipe.methods.cpsp.pipeline import load_splits
 
     manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
     bad, good = (v, a) if which == "visual" else (a, v)
@@ -198,7 +203,7 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
     attrs, message = CASES[case]
     stamp(bad, attrs)
     with pytest.raises(GridMismatchError, match=message) as e:
-        load_splits(manifest, v, a, ("train",))
+        load_splits(manifest, v, a, ("train",), DataConfig())
     assert str(e.value).startswith(f"{bad}: ")
 
 

@@ -154,16 +154,17 @@ def test_data_targets_and_frames(runs: dict) -> None:
     by = man.events_by_sample()
     for i, sid in enumerate(test.sample_ids[:5]):
         weak = {e.label for e in by[sid] if e.is_weak}
-        assert {man.classes[c] for c in np.flatnonzero(test.labels[i])} == weak
+        assert {man.classes[c] for c in np.flatnonzero(test.targets["labels"][i])} == weak
         for e in by[sid]:
             if e.modality == "audio":
                 c = man.class_index[e.label]
-                assert test.dense_audio[i, int(e.onset) : int(e.offset), c].all()
+                assert test.targets["dense_audio"][i, int(e.onset) : int(e.offset), c].all()
     # frames (N, T, k, Df): their mean over k is the per-segment feature
     st = FeatureStore(p["frames"])
     feats = st.load(test.sample_ids[:3])
-    assert np.allclose(test.frames[:3].astype(np.float32).mean(2), feats, atol=1e-2)
-    assert len(splits["train"]) == 64 and not splits["train"].dense_audio.any()
+    frames = test.batch(np.arange(3), torch.device("cpu"))["frames"]
+    assert frames.shape[2] == 2 and np.allclose(frames.mean(2), feats, atol=1e-5)
+    assert len(splits["train"]) == 64 and not splits["train"].targets["dense_audio"].any()
 
 
 def test_data_accepts_stores_on_the_manifest_grid(tmp_path: Path) -> None:
@@ -178,9 +179,13 @@ def test_data_accepts_stores_on_the_manifest_grid(tmp_path: Path) -> None:
     _, on_grid, dims = data.load(p["manifest"], *stores)
     assert dims.frames_per_segment == 2 and len(on_grid["test"]) == 2
     for name in ("train", "val", "test"):
-        for x in ("audio", "frames", "motion", "dense_audio"):
-            np.testing.assert_array_equal(getattr(on_grid[name], x), getattr(plain[name], x))
-    assert np.abs(on_grid["test"].motion.astype(np.float32)).sum() > 0
+        idx = np.arange(len(plain[name]))
+        x, y = on_grid[name].raw(idx), plain[name].raw(idx)
+        for k in ("audio", "frames", "motion"):
+            assert torch.equal(x[k], y[k])
+        dense = on_grid[name].targets["dense_audio"]
+        np.testing.assert_array_equal(dense, plain[name].targets["dense_audio"])
+    assert on_grid["test"].raw([0, 1])["motion"].abs().sum() > 0
 
 
 @pytest.mark.parametrize(
@@ -207,16 +212,25 @@ def test_data_refuses_stores_off_the_manifest_grid(tmp_path: Path, case: str, wh
 
 def test_standardize_uses_train_statistics(runs: dict) -> None:
     from avpipe.datasets import avvp as data
+    from avpipe.training.data import fit_standardizer
 
     p = runs["paths"]
     _, splits, _ = data.load(p["manifest"], p["audio"], p["frames"], p["motion"])
-    raw_test = splits["test"].audio.astype(np.float32).copy()
-    stats = data.standardize(splits)
-    a = splits["train"].audio.astype(np.float32).reshape(-1, 16)
-    assert np.allclose(a.mean(0), 0, atol=1e-2) and np.allclose(a.std(0), 1, atol=1e-2)
-    want = (raw_test - stats["audio_mean"]) / stats["audio_std"]
-    assert np.allclose(splits["test"].audio.astype(np.float32), want, atol=1e-2)
-    assert stats["frames_mean"].shape == (24,)
+    cpu = torch.device("cpu")
+    test_idx = np.arange(len(splits["test"]))
+    raw_test = splits["test"].batch(test_idx, cpu)["audio"]
+    norm = fit_standardizer(splits["train"])
+    for s in splits.values():
+        s.norm = norm
+    train = splits["train"].batch(np.arange(len(splits["train"])), cpu)
+    a = train["audio"][train["mask"]]
+    assert torch.allclose(a.mean(0), torch.zeros(16), atol=1e-4)
+    assert torch.allclose(a.std(0, unbiased=False), torch.ones(16), atol=1e-4)
+    want = (raw_test - torch.from_numpy(norm.mean["audio"])) / torch.from_numpy(norm.std["audio"])
+    got = splits["test"].batch(test_idx, cpu)
+    m = got["mask"]
+    assert torch.allclose(got["audio"][m], want[m]) and not got["audio"][~m].any()
+    assert norm.mean["frames"].shape == (24,)
 
 
 def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
@@ -225,6 +239,7 @@ def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
     from avpipe.datasets import avvp as data
     from avpipe.io.store import FeatureStore
     from avpipe.training.checkpoint import load_checkpoint
+    from avpipe.training.data import fit_standardizer
 
     p = make_avvp_dataset(tmp_path, sizes=(16, 8, 8))
     for name in ("frames", "motion"):
@@ -238,7 +253,7 @@ def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
     assert splits["test"].sample_ids == [f"vid{i:03d}" for i in range(24, 32) if i != 26]
     assert splits["train"].missing == {"no_video": ["vid003"], "no_audio": []}
     assert splits["test"].missing == {"no_video": [], "no_audio": ["vid026"]}
-    stats = data.standardize(splits)
+    stats = fit_standardizer(splits["train"]).flat()
     for name in ("audio", "motion"):
         x = FeatureStore(p[name]).load(kept).reshape(-1, DIMS[name])
         np.testing.assert_allclose(stats[f"{name}_mean"], x.mean(0), atol=2e-3)

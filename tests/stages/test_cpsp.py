@@ -15,8 +15,10 @@ from stream_flags import drop_stream
 
 from avpipe.cli import main
 from avpipe.io.store import FeatureStore
-from avpipe.methods.cpsp.data import load_splits
+from avpipe.methods.cpsp.config import DataConfig
+from avpipe.methods.cpsp.pipeline import load_splits
 from avpipe.training.checkpoint import load_checkpoint
+from avpipe.training.data import fit_standardizer
 
 W0 = {"avpsp": 0, "spsa": 0, "vpsa": 0, "ss": 0}
 RUNS = {
@@ -181,7 +183,7 @@ def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
     drop_stream(v, "has_video", ["v001"])
     drop_stream(a, "has_audio", ["v020"])
     with caplog.at_level(logging.WARNING):
-        splits = load_splits(manifest, v, a, ("train", "val", "test"))
+        splits = load_splits(manifest, v, a, ("train", "val", "test"), DataConfig())
     assert "toy/train: 1 of 12 videos lack a stream" in caplog.text
     assert "no audio stream: 1 (v020)" in caplog.text
     assert splits["train"].sample_ids == [f"s{i:03d}" for i in range(12) if i != 1]
@@ -189,14 +191,14 @@ def test_videos_without_a_stream_are_left_out(tmp_path: Path, caplog) -> None:
     assert splits["train"].missing == {"no_video": ["v001"], "no_audio": []}
     assert splits["val"].missing == {"no_video": [], "no_audio": []}
     assert splits["test"].missing == {"no_video": [], "no_audio": ["v020"]}
-    norm = splits["train"].fit_normalizer()
+    norm = fit_standardizer(splits["train"])
     kept = [f"v{i:03d}" for i in range(12) if i != 1]
     vis = FeatureStore(v).load(kept).reshape(-1, 16).astype(np.float64)
     aud = FeatureStore(a).load(kept).reshape(-1, 32).astype(np.float64)
-    np.testing.assert_allclose(norm.v_mean, vis.mean(0), rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(norm.v_std, vis.std(0), rtol=1e-3)
-    np.testing.assert_allclose(norm.a_mean, aud.mean(0), rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(norm.a_std, aud.std(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.mean["visual"], vis.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(norm.std["visual"], vis.std(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.mean["audio"], aud.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(norm.std["audio"], aud.std(0), rtol=1e-3)
 
     cfg = tiny_config("cpsp_full", "full", RUNS["cpsp_full"][1], epochs=1)
     out = tmp_path / "out"

@@ -14,6 +14,8 @@ AVVP_CODE = (
     "training/epochs",
     "training/streams",
     "training/checkpoint",
+    "training/data",
+    "training/device",
     "datasets/avvp",
     "datasets/manifest",
     "io/store",

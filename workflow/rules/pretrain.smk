@@ -23,6 +23,8 @@ UNSUP_CODE = tuple(
     "training/epochs",
     "training/checkpoint",
     "training/streams",
+    "training/data",
+    "training/device",
     "io/store",
     "datasets/manifest",
     "utils/provenance",

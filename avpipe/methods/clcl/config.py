@@ -22,8 +22,9 @@ class DataConfig:
     n_pseudo_classes: int | Literal["auto"] = "auto"
     # split whose videos train every stage; "auto" = train, else unlabeled (folder adapter)
     train_split: str = "auto"
-    # features are kept in memory (float16) when they fit this budget, else streamed
+    # one budget for the stage's features: what does not fit streams from Zarr
     memory_budget_mb: int = 4096
+    loader_workers: int = 2  # processes that read streamed batches ahead
     # [REC] z-score visual channels and audio dims with train-split statistics (not in
     # the paper); needed when the extractor's scale is tiny or off-centre (random weights)
     standardize: bool = False

@@ -60,8 +60,7 @@ def representations(
     if localizer is not None:
         localizer.eval()
     out = []
-    for idx in ordered_batches(len(features), batch_size):
-        b = features.batch(idx, device)
+    for _, b in features.batches(ordered_batches(len(features), batch_size), device):
         v_attn, a_attn = encoder(b.visual, b.audio, b.mask)
         if localizer is None:
             gamma = uniform_gamma(b.mask)
@@ -101,8 +100,9 @@ def train_localizer(
     for epoch in tqdm(range(cfg.epochs), desc="em", leave=False, disable=None):
         model.train()
         total, n = 0.0, 0
-        for idx in shuffled_batches(len(features), cfg.batch_size, gen):
-            b = features.batch(idx, device)
+        for idx, b in features.batches(
+            shuffled_batches(len(features), cfg.batch_size, gen), device
+        ):
             _, _, y = model(b.visual, b.audio, b.mask)
             loss = mil_bce(y, target[torch.from_numpy(idx).to(device)])
             opt.zero_grad(set_to_none=True)
@@ -128,8 +128,7 @@ def infer(
 ) -> Inference:
     model.eval()
     gs, ss, ys = [], [], []
-    for idx in ordered_batches(len(features), batch_size):
-        b = features.batch(idx, device)
+    for _, b in features.batches(ordered_batches(len(features), batch_size), device):
         gamma, s, y = model(b.visual, b.audio, b.mask)
         gs.append(gamma.cpu().numpy())
         ss.append(s.cpu().numpy())
@@ -206,8 +205,7 @@ def input_representations(
     """
     model.eval()
     out = []
-    for idx in ordered_batches(len(features), batch_size):
-        b = features.batch(idx, device)
+    for _, b in features.batches(ordered_batches(len(features), batch_size), device):
         gamma = model(b.visual, b.audio, b.mask)[0]
         seg = torch.cat(
             [

@@ -37,11 +37,10 @@ from avpipe.methods.clcl.annotator import align_to, new_annotator, predict, trai
 from avpipe.methods.clcl.config import EMStage, EncoderConfig, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import (
     VideoFeatures,
+    dims,
     n_pseudo_classes,
     open_features,
-    resolve_device,
     train_samples,
-    unique_videos,
 )
 from avpipe.methods.clcl.localizer import (
     foreground,
@@ -54,6 +53,8 @@ from avpipe.methods.clcl.localizer import (
 from avpipe.methods.clcl.model import Annotator, CollaborativeEncoder, Localizer
 from avpipe.methods.clcl.pretrain import train_encoder
 from avpipe.training.checkpoint import load_checkpoint, save_checkpoint
+from avpipe.training.data import Loading, fit_standardizer
+from avpipe.training.device import resolve_device
 from avpipe.training.epochs import seed_everything
 from avpipe.training.streams import by_split
 from avpipe.utils import atomic
@@ -62,25 +63,28 @@ from avpipe.utils.provenance import provenance
 log = logging.getLogger(__name__)
 
 
+def _loading(cfg_data) -> Loading:
+    return Loading(cfg_data.memory_budget_mb, cfg_data.loader_workers, 256)
+
+
 def _setup(
     cfg_data, manifest: Manifest, visual: Path, audio: Path
 ) -> tuple[VideoFeatures, torch.device, dict]:
     """Training features, device, and the videos dropped for a missing stream by split."""
     torch.set_num_threads(cfg_data.num_threads)
     samples = train_samples(manifest, cfg_data.train_split)
-    where = f"{manifest.dataset}/{samples[0].split}"
     feats = open_features(
-        manifest, visual, audio, unique_videos(samples), cfg_data.memory_budget_mb, where=where
+        manifest, visual, audio, samples, _loading(cfg_data), name=samples[0].split
     )
     if cfg_data.standardize:
         # train statistics; every stage refits them on the same videos (deterministic)
-        feats.norm = feats.fit_normalizer()
+        feats.norm = fit_standardizer(feats)
         log.info(
             "standardize: visual mean %.4g std %.4g, audio mean %.4g std %.4g (channel averages)",
-            feats.norm.v_mean.mean(),
-            feats.norm.v_std.mean(),
-            feats.norm.a_mean.mean(),
-            feats.norm.a_std.mean(),
+            feats.norm.mean["visual"].mean(),
+            feats.norm.std["visual"].mean(),
+            feats.norm.mean["audio"].mean(),
+            feats.norm.std["audio"].mean(),
         )
     return feats, resolve_device(cfg_data.device), by_split(samples, feats.missing)
 
@@ -111,8 +115,7 @@ def run_pretrain(
         res.encoder.state_dict(),
         to_dict(cfg),
         seed=seed,
-        visual_dim=feats.visual_dim,
-        audio_dim=feats.audio_dim,
+        **dict(zip(("visual_dim", "audio_dim"), dims(feats), strict=True)),
         encoder=to_dict(cfg.pretrain.encoder),
         video_ids=feats.video_ids,
     )
@@ -331,10 +334,10 @@ def _write_predictions(
         manifest,
         visual,
         audio,
-        unique_videos(samples),
-        cfg.data.memory_budget_mb,
+        samples,
+        _loading(cfg.data),
         train_feats.norm,
-        where=f"{manifest.dataset} (predictions, all splits)",
+        name="predictions (all splits)",
     )
     missing = by_split(samples, feats.missing)
     kept = set(feats.video_ids)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from avpipe.methods.clcl.config import PretrainConfig
-from avpipe.methods.clcl.data import Batch, VideoFeatures
+from avpipe.methods.clcl.data import Batch, VideoFeatures, dims
 from avpipe.methods.clcl.losses import decorrelation, instance_nce
 from avpipe.methods.clcl.memory import MemoryBank
 from avpipe.methods.clcl.model import CollaborativeEncoder, embed
@@ -40,7 +40,7 @@ class PretrainResult:
 
 
 def build_encoder(features: VideoFeatures, cfg: PretrainConfig) -> CollaborativeEncoder:
-    return CollaborativeEncoder(features.visual_dim, features.audio_dim, cfg.encoder)
+    return CollaborativeEncoder(*dims(features), cfg.encoder)
 
 
 def _augment(batch: Batch, p: float) -> Batch:
@@ -68,8 +68,10 @@ def train_encoder(
         encoder.train()
         sums = np.zeros(3)
         n_batches = 0
-        for idx in shuffled_batches(len(features), cfg.batch_size, gen):
-            b = _augment(features.batch(idx, device), cfg.feature_dropout)
+        for idx, b in features.batches(
+            shuffled_batches(len(features), cfg.batch_size, gen), device
+        ):
+            b = _augment(b, cfg.feature_dropout)
             x_v, x_a = embed(*encoder(b.visual, b.audio, b.mask), b.mask)
             index = torch.from_numpy(idx).to(device)
             l_ins_v = instance_nce(x_v, bank_v.bank, index, cfg.temperature)
@@ -113,8 +115,7 @@ def encode_all(
     """Pooled unit embeddings (x^v, x^a) of every video, each (N, d) float32."""
     encoder.eval()
     out_v, out_a = [], []
-    for idx in ordered_batches(len(features), batch_size):
-        b = features.batch(idx, device)
+    for _, b in features.batches(ordered_batches(len(features), batch_size), device):
         x_v, x_a = embed(*encoder(b.visual, b.audio, b.mask), b.mask)
         out_v.append(x_v.cpu().numpy())
         out_a.append(x_a.cpu().numpy())

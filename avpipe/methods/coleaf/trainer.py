@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from avpipe.config import ConfigError
-from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.datasets.avvp import Dims
 from avpipe.methods.coleaf.cmpae import CMPAE, cmpae_loss
 from avpipe.methods.coleaf.losses import (
     asl,
@@ -52,6 +52,7 @@ from avpipe.methods.han.losses import bce, han_loss, smooth
 from avpipe.methods.han.trainer import ModelConfig, build_han, outputs_to_predictions
 from avpipe.metrics.avvp import Setting
 from avpipe.training.avvp import Selection
+from avpipe.training.data import Split
 from avpipe.training.epochs import shuffled_batches
 
 
@@ -223,14 +224,14 @@ class Trainer:
         return out
 
     # -- one epoch ------------------------------------------------------------------
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
+    def train_epoch(self, split: Split, epoch: int) -> dict[str, float]:
         c = self.cfg
         sums: dict[str, float] = {}
         n = 0
         for module in (self.anchor, *self.refs.values()):
             module.train()
-        for idx in shuffled_batches(len(split), c.train.batch_size, self.generator):
-            b = split.batch(idx, self.device)
+        order = shuffled_batches(len(split), c.train.batch_size, self.generator)
+        for idx, b in split.batches(order, self.device):
             parts = self.step(b, epoch)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)

@@ -24,8 +24,9 @@ class DataConfig:
     # have arbitrary scales; real VGG/VGGish features are used raw, as in the papers)
     standardize: bool = False
     evaluate_split: Literal["val", "test"] = "test"  # split written to predictions.npz
-    # maps of a split stay in memory (float16) when they fit, else batches stream from Zarr
+    # one budget for the stage's splits: what does not fit streams from Zarr
     memory_budget_mb: int = 4096
+    loader_workers: int = 2  # processes that read streamed batches ahead
     device: str = "auto"
     num_threads: int = 2
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +30,116 @@ import torch.nn.functional as F
 from avpipe.config import ConfigError, to_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.methods.cpsp import losses
-from avpipe.methods.cpsp.config import CpspStage, ExperimentConfig
-from avpipe.methods.cpsp.data import Batch, SplitData, load_splits, resolve_device
+from avpipe.methods.cpsp.config import CpspStage, DataConfig, ExperimentConfig
 from avpipe.methods.cpsp.model import Output, PSPNet, predict_segments
-from avpipe.metrics.ave import segment_accuracy
+from avpipe.metrics.ave import segment_accuracy, segment_labels
 from avpipe.training.checkpoint import save_checkpoint
+from avpipe.training.data import (
+    Input,
+    Loading,
+    Split,
+    Standardizer,
+    fit_standardizer,
+    open_splits,
+)
+from avpipe.training.device import resolve_device
 from avpipe.training.epochs import ordered_batches
 from avpipe.training.loop import fit
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """visual (B, T, P, C_v) float32; audio (B, T, D_a); mask (B, T) bool; labels (B, T)
+    int64 (background = C); fg (B, T) float32; video_label (B, C); video_class (B,) int64
+    (-1 = no event)."""
+
+    visual: torch.Tensor
+    audio: torch.Tensor
+    mask: torch.Tensor
+    labels: torch.Tensor
+    fg: torch.Tensor
+    video_label: torch.Tensor
+    video_class: torch.Tensor
+
+
+def _collate(b: dict[str, torch.Tensor]) -> Batch:
+    """The shared contract's batch -> :class:`Batch` (maps (B, T, H, W, C) -> (B, T, H*W, C))."""
+    return Batch(
+        b["visual"].flatten(2, 3),
+        b["audio"],
+        b["mask"],
+        b["labels"],
+        b["fg"],
+        b["video_label"],
+        b["video_class"],
+    )
+
+
+def load_splits(
+    manifest: Manifest,
+    visual: Path,
+    audio: Path,
+    names: tuple[str, ...],
+    data: DataConfig,
+    batch_size: int = 64,
+) -> dict[str, Split]:
+    """Present samples of each split with visual maps, audio and targets (methods spec
+    §3.1) through the shared contract (:mod:`avpipe.training.data`): segment ``labels``
+    (N, T) with background = C, the foreground indicator ``fg``, multi-hot
+    ``video_label`` (N, C) and ``video_class``, the most frequent foreground class (full
+    labels), else the first video-level label (weak), -1 when there is none.  PSP's fusion
+    has no way to mask a modality: videos without a stream are left out of every split."""
+    samples = {}
+    for name in names:
+        samples[name] = [s for s in manifest.split(name) if s.present]
+        if not samples[name]:
+            raise ValueError(
+                f"manifest {manifest.dataset!r} has no present samples in split {name!r}"
+            )
+    splits = open_splits(
+        manifest,
+        {"visual": Input(visual), "audio": Input(audio)},
+        samples,
+        Loading(data.memory_budget_mb, data.loader_workers, batch_size),
+        collate=_collate,
+    )
+    by_id = {s.sample_id: s for s in manifest.samples}
+    C = len(manifest.classes)
+    for split in splits.values():
+        if len(split.shape("visual")) != 4:
+            raise ValueError(
+                f"{visual}: features have shape (N, {split.shape('visual')}), "
+                "expected (N, T, H, W, C) maps"
+            )
+        if len(split.shape("audio")) != 2:
+            raise ValueError(f"{audio}: features have shape (N, {split.shape('audio')}), "
+                             "expected (N, T, D)")  # fmt: skip
+        kept = [by_id[i] for i in split.sample_ids]
+        labels = segment_labels(manifest, kept, n_segments=split.T)
+        video_label = manifest.video_targets(kept)
+        counts = np.stack([(labels == c).sum(1) for c in range(C)], 1)
+        video_class = np.where(
+            counts.any(1),
+            counts.argmax(1),
+            np.where(video_label.any(1), video_label.argmax(1), -1),
+        )
+        split.set_targets(
+            labels=labels,
+            fg=((labels < C) & split.mask).astype(np.float32),
+            video_label=video_label,
+            video_class=video_class.astype(np.int64),
+        )
+    return splits
+
+
+def input_dims(split: Split) -> tuple[int, int, int]:
+    """(C_v, D_a, P = H * W) of a split's inputs."""
+    T, H, W, C_v = split.shape("visual")
+    return C_v, split.shape("audio")[-1], H * W
 
 
 def check_experiment(exp: ExperimentConfig) -> None:
@@ -94,15 +194,14 @@ def objective(
 
 @torch.no_grad()
 def predict(
-    model: PSPNet, data: SplitData, batch_size: int, device: torch.device
+    model: PSPNet, data: Split, n_classes: int, batch_size: int, device: torch.device
 ) -> dict[str, np.ndarray]:
     """segment_pred (N, T) int64 (background = C), event_prob (N, T), class_prob (N, C or C+1)."""
     model.eval()
     preds, events, classes = [], [], []
-    for idx in ordered_batches(len(data), batch_size):
-        b = data.batch(idx, device)
+    for _, b in data.batches(ordered_batches(len(data), batch_size), device):
         out = model(b.visual, b.audio, b.mask)
-        preds.append(predict_segments(out, data.n_classes).cpu().numpy())
+        preds.append(predict_segments(out, n_classes).cpu().numpy())
         if out.event_logit is not None:
             events.append(torch.sigmoid(out.event_logit).cpu().numpy())
             classes.append(torch.softmax(out.class_logit, -1).cpu().numpy())
@@ -117,23 +216,35 @@ def predict(
     }
 
 
-def accuracy(model: PSPNet, data: SplitData, batch_size: int, device: torch.device) -> float:
-    pred = predict(model, data, batch_size, device)["segment_pred"]
-    return segment_accuracy(pred, data.labels, data.mask)
+def accuracy(
+    model: PSPNet, data: Split, n_classes: int, batch_size: int, device: torch.device
+) -> float:
+    pred = predict(model, data, n_classes, batch_size, device)["segment_pred"]
+    return segment_accuracy(pred, data.targets["labels"], data.mask)
 
 
-def build_model(cfg: CpspStage, data: SplitData) -> PSPNet:
+def build_model(cfg: CpspStage, data: Split, n_classes: int) -> PSPNet:
     exp = cfg.run
     return PSPNet(
-        data.visual_dim,
-        data.audio_dim,
-        data.positions,
-        data.n_classes,
+        *input_dims(data),
+        n_classes,
         cfg.model,
         exp.setting,
         exp.head,
         exp.threshold,
     )
+
+
+def _normalizer(norm: Standardizer | None, train: Split) -> dict[str, list[float]]:
+    """The z-scoring recorded in model.pt: v_mean, v_std, a_mean, a_std (identity when off)."""
+    C_v, D_a, _ = input_dims(train)
+    mean = {"visual": np.zeros(C_v), "audio": np.zeros(D_a)} if norm is None else norm.mean
+    std = {"visual": np.ones(C_v), "audio": np.ones(D_a)} if norm is None else norm.std
+    return {
+        f"{m}_{s}": np.asarray(d[k], np.float32).tolist()
+        for m, k in (("v", "visual"), ("a", "audio"))
+        for s, d in (("mean", mean), ("std", std))
+    }
 
 
 def run_experiment(
@@ -146,27 +257,35 @@ def run_experiment(
     torch.set_num_threads(cfg.data.num_threads)
     device = resolve_device(cfg.data.device)
     names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
-    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb)
-    train, val = splits["train"], splits["val"]
-    if cfg.data.standardize:
-        norm = train.fit_normalizer()
-        for s in splits.values():
-            s.norm = norm
-    torch.manual_seed(seed)
-    model = build_model(cfg, train).to(device)
     eval_bs = max(exp.train.batch_size, 64)
+    splits = load_splits(manifest, visual, audio, names, cfg.data, eval_bs)
+    train, val = splits["train"], splits["val"]
+    C = len(manifest.classes)
+    norm = fit_standardizer(train) if cfg.data.standardize else None
+    for s in splits.values():
+        s.norm = norm
+    torch.manual_seed(seed)
+    model = build_model(cfg, train, C).to(device)
 
-    def batch_loss(idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
-        b = train.batch(idx, device)
-        return objective(model(b.visual, b.audio, b.mask), b, exp, train.n_classes)
+    def batch_loss(b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return objective(model(b.visual, b.audio, b.mask), b, exp, C)
 
     def validate() -> dict[str, float]:
-        return {"score": accuracy(model, val, eval_bs, device)}
+        return {"score": accuracy(model, val, C, eval_bs, device)}
 
-    res = fit(model, len(train), batch_loss, validate, exp.train, seed, name=cfg.experiment)
+    res = fit(
+        model,
+        len(train),
+        batch_loss,
+        validate,
+        exp.train,
+        seed,
+        name=cfg.experiment,
+        load=lambda order: train.batches(order, device),
+    )
     test = splits[cfg.data.evaluate_split]
-    pred = predict(model, test, eval_bs, device)
-    eval_acc = segment_accuracy(pred["segment_pred"], test.labels, test.mask)
+    pred = predict(model, test, C, eval_bs, device)
+    eval_acc = segment_accuracy(pred["segment_pred"], test.targets["labels"], test.mask)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         out_dir / "model.pt",
@@ -174,11 +293,9 @@ def run_experiment(
         to_dict(cfg),
         seed=seed,
         best_epoch=res.best_epoch,
-        visual_dim=train.visual_dim,
-        audio_dim=train.audio_dim,
-        positions=train.positions,
+        **dict(zip(("visual_dim", "audio_dim", "positions"), input_dims(train), strict=True)),
         classes=list(manifest.classes),
-        normalizer=train.norm.as_dict(),
+        normalizer=_normalizer(norm, train),
     )
     with atomic.atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(

@@ -11,11 +11,12 @@ from typing import Literal
 
 import torch
 
-from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.datasets.avvp import Dims
 from avpipe.methods.han.losses import han_loss
 from avpipe.methods.han.model import HAN
 from avpipe.metrics.avvp import Setting
 from avpipe.training.avvp import Selection
+from avpipe.training.data import Split
 from avpipe.training.epochs import shuffled_batches
 
 
@@ -87,12 +88,12 @@ class Trainer:
             self.opt, cfg.train.lr_step, cfg.train.lr_gamma
         )
 
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
+    def train_epoch(self, split: Split, epoch: int) -> dict[str, float]:
         t = self.cfg.train
         self.model.train()
         total, n = 0.0, 0
-        for idx in shuffled_batches(len(split), t.batch_size, self.generator):
-            b = split.batch(idx, self.device)
+        order = shuffled_batches(len(split), t.batch_size, self.generator)
+        for idx, b in split.batches(order, self.device):
             out = self.model(b["audio"], b["frames"], b["motion"], b["mask"])
             loss = han_loss(out, b["labels"], t.visual_smoothing, t.guided)
             self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,427 @@
+"""The data contract of every method: named feature stores + a manifest split -> batches.
+
+A method names its inputs, ``{"visual": Input(path), "audio": Input(path)}`` or
+``{"frames": Input(path, "frames"), ...}``, and :func:`open_splits` returns one
+:class:`Split` per manifest split with, per sample:
+
+* the inputs as stored, ``(T, ...)`` in the store's dtype (float16 maps, float32 vectors);
+* ``mask`` ``(T,)`` bool: segment t is real in every store and in the manifest
+  (T = the smallest ``T_max`` of the stores; at least one segment is real, so that a
+  pooled or softmax-normalised sequence is never empty);
+* the method's targets, per-sample arrays it attaches (:meth:`Split.set_targets`).
+
+Rules that are the same for every method:
+
+* samples whose video is absent from a store (extraction skipped it) are dropped with a
+  warning; videos that a store flags as having no audio or no video stream are dropped
+  from every split (:mod:`avpipe.training.streams`) and recorded in ``Split.missing``;
+* one memory budget for the whole stage, over all splits and inputs: arrays whose
+  chunks hold many videos (vectors) are held in memory first, then maps split by split
+  in the order given (train first); what does not fit streams from Zarr, with room
+  kept for the loader's prefetched batches;
+* standardisation (:func:`fit_standardizer`): per-channel (last axis) mean and std over
+  the real segments (and every position, frame) of the training split only, float64
+  sums; std + 1e-6, and 1 for a channel that is constant on the training split, so
+  that it is centred but never blown up on another split;
+* batches reach the device as stored (float16 maps), and the conversion to float32, the
+  z-scoring and the zeroing of padded segments happen there (:meth:`Split.to_device`).
+
+Streamed splits go through a :class:`torch.utils.data.DataLoader` whose worker processes
+read whole chunks (all rows a batch needs from a multi-video chunk in one read) and
+prefetch the next batches while the model runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+
+from avpipe.datasets.manifest import Manifest, Sample
+from avpipe.io.store import FeatureStore
+from avpipe.training.streams import drop_missing_streams
+
+log = logging.getLogger(__name__)
+
+STD_EPS = 1e-6  # added to every std (keeps the division finite and stable)
+CONSTANT_REL = 1e-8  # a channel whose std is below this fraction of the largest is constant
+PREFETCH = 2  # batches each loader worker reads ahead
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Input:
+    """Array ``array`` of the feature store at ``store``, ``(N, T_max, ...)``."""
+
+    store: Path
+    array: str = "features"
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How splits are held: ``budget_mb`` for the whole stage (every split and input),
+    ``workers`` loader processes for streamed splits, ``batch_size`` the largest batch
+    (sizes the room kept for prefetched batches)."""
+
+    budget_mb: int = 4096
+    workers: int = 2
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-channel ``mean`` and ``std`` of each input (float32, last-axis length)."""
+
+    mean: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+
+    def flat(self) -> dict[str, np.ndarray]:
+        """``<input>_mean`` and ``<input>_std`` of every input (what a checkpoint carries)."""
+        return {f"{k}_{s}": getattr(self, s)[k] for k in self.mean for s in ("mean", "std")}
+
+
+def channel_stats(total: np.ndarray, sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and floored std (float32) from float64 sums of x and x^2 over ``n`` values."""
+    if n == 0:
+        return np.zeros(total.shape, np.float32), np.ones(total.shape, np.float32)
+    mean = total / n
+    raw = np.sqrt(np.maximum(sq / n - mean**2, 0))
+    std = np.where(raw > CONSTANT_REL * max(float(raw.max()), 1e-30), raw + STD_EPS, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+@dataclass
+class _Source:
+    """One input of one split: rows in the store, and the arrays when held in memory."""
+
+    store: FeatureStore
+    array: str
+    rows: np.ndarray
+    shape: tuple[int, ...]  # per sample, (T, ...)
+    dtype: np.dtype
+    held: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.rows) * int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def videos_per_chunk(self) -> int:
+        return int(self.store.array(self.array).chunks[0])
+
+
+def read_rows(z: zarr.Array, rows: np.ndarray, T: int) -> np.ndarray:
+    """``z[rows, :T]`` in the store's dtype, reading each chunk once (a multi-video chunk
+    is decoded once for all of its rows the batch needs, not once per row)."""
+    cs = int(z.chunks[0])
+    out = np.empty((len(rows), T, *z.shape[2:]), dtype=z.dtype)
+    if cs == 1:
+        for i, r in enumerate(rows):
+            out[i] = z[int(r), :T]
+        return out
+    chunk = rows // cs
+    for c in np.unique(chunk):
+        where = np.flatnonzero(chunk == c)
+        lo = int(c) * cs
+        block = z[lo : min(lo + cs, z.shape[0]), :T]
+        out[where] = block[rows[where] - lo]
+    return out
+
+
+class _Reader(torch.utils.data.Dataset):
+    """Streamed inputs of a split: ``__getitems__(positions)`` -> {name: tensor (store dtype)}."""
+
+    def __init__(self, sources: Mapping[str, _Source], T: int):
+        self.parts = {k: (s.store.path, s.array, s.rows) for k, s in sources.items()}
+        self.held = {k: s.held for k, s in sources.items() if s.held is not None}
+        self.T = T
+        self._z: dict[str, zarr.Array] = {}
+
+    def __len__(self) -> int:
+        return len(next(iter(self.parts.values()))[2])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(positions)
+        out = {}
+        for k, (path, name, rows) in self.parts.items():
+            if k in self.held:
+                x = self.held[k][idx]
+            else:
+                if k not in self._z:  # opened in each worker process
+                    self._z[k] = zarr.open_group(str(path), mode="r")[name]
+                x = read_rows(self._z[k], rows[idx], self.T)
+            out[k] = torch.from_numpy(np.ascontiguousarray(x))
+        return out
+
+
+class _Order(torch.utils.data.Sampler):
+    """The batch order of the current pass (set before each pass, read in the main process)."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (b.tolist() for b in self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _first(x: Any) -> Any:
+    return x
+
+
+@dataclass
+class Split:
+    """One split's samples: inputs from the stores, the joint mask, the method's targets."""
+
+    name: str
+    sample_ids: list[str]
+    video_ids: list[str]
+    T: int
+    mask: np.ndarray  # (N, T) bool
+    sources: dict[str, _Source]
+    workers: int = 0
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+    # reason ("no_audio", "no_video") -> video ids left out for a missing stream
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    norm: Standardizer | None = None
+    collate: Callable[[Batch], Any] = _first
+    _loader: torch.utils.data.DataLoader | None = None
+    _reader: _Reader | None = None
+    _moved: tuple[Any, dict] = (None, {})
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    @property
+    def in_memory(self) -> bool:
+        return all(s.held is not None for s in self.sources.values())
+
+    @property
+    def n_segments(self) -> np.ndarray:
+        """(N,) int64: real segments per sample."""
+        return self.mask.sum(1).astype(np.int64)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Per-sample shape of input ``name``: (T, ...)."""
+        return self.sources[name].shape
+
+    def set_targets(self, **arrays: np.ndarray) -> None:
+        """Per-sample arrays (leading axis N) batched with the inputs, moved to the device."""
+        for k, a in arrays.items():
+            if len(a) != len(self):
+                raise ValueError(f"{self.name}: target {k!r} has {len(a)} rows for {len(self)}")
+            self.targets[k] = np.ascontiguousarray(a)
+
+    def raw(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """Inputs of positions ``idx`` as stored (CPU tensors, store dtype)."""
+        if self._reader is None:
+            self._reader = _Reader(self.sources, self.T)
+        return self._reader.__getitems__(np.asarray(idx))
+
+    def to_device(self, idx: np.ndarray, raw: Mapping[str, torch.Tensor], device: torch.device):
+        """The batch of positions ``idx``: inputs float32 (z-scored with ``norm``, padded
+        segments zero), ``mask`` (B, T) bool and the targets, on ``device``, passed
+        through ``collate``."""
+        idx = np.asarray(idx)
+        mask = torch.from_numpy(self.mask[idx]).to(device)
+        out: Batch = {}
+        for k, x in raw.items():
+            # raw tensors are fresh copies (never views of held arrays): in place is safe
+            x = x.to(device).float()
+            if self.norm is not None:
+                mean, std = self._stats_on(device)[k]
+                x.sub_(mean).div_(std)
+            out[k] = x.mul_(mask.view(*mask.shape, *([1] * (x.ndim - 2))))
+        out["mask"] = mask
+        for k, a in self.targets.items():
+            out[k] = torch.from_numpy(a[idx]).to(device)
+        return self.collate(out)
+
+    def batch(self, idx: np.ndarray, device: torch.device) -> Any:
+        """One batch, read synchronously (random access)."""
+        return self.to_device(idx, self.raw(idx), device)
+
+    def batches(
+        self, index_batches: Iterable[np.ndarray], device: torch.device
+    ) -> Iterator[tuple[np.ndarray, Any]]:
+        """``(idx, batch)`` for each index batch, in order; streamed splits read ahead in
+        ``workers`` processes while the caller computes."""
+        for idx, raw in self.stored_batches(index_batches):
+            yield idx, self.to_device(idx, raw, device)
+
+    def stored_batches(
+        self, index_batches: Iterable[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        """``(idx, inputs as stored)`` for each index batch (CPU tensors, store dtype)."""
+        order = [np.asarray(i) for i in index_batches]
+        if self.in_memory or self.workers == 0:
+            for idx in order:
+                yield idx, self.raw(idx)
+            return
+        if self._loader is None:
+            self._loader = torch.utils.data.DataLoader(
+                _Reader(self.sources, self.T),
+                batch_sampler=_Order(),
+                collate_fn=_first,
+                num_workers=self.workers,
+                prefetch_factor=PREFETCH,
+                persistent_workers=True,
+                worker_init_fn=_one_thread,
+            )
+        self._loader.batch_sampler.batches = order
+        yield from zip(order, self._loader, strict=True)
+
+    def _stats_on(self, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The standardiser's statistics as float32 tensors on ``device`` (moved once)."""
+        key = (id(self.norm), str(device))
+        if self._moved[0] != key:
+            n = self.norm
+            self._moved = (key, {
+                k: (torch.from_numpy(n.mean[k]).to(device), torch.from_numpy(n.std[k]).to(device))
+                for k in n.mean
+            })  # fmt: skip
+        return self._moved[1]
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def fit_standardizer(split: Split, batch_size: int = 64) -> Standardizer:
+    """Channel statistics of every input over the real segments of ``split`` (module
+    docstring); a streamed split is read once, in parallel."""
+    sums: dict[str, list[Any]] = {}
+    n = len(split)
+    order = [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    for idx, raw in split.stored_batches(order):
+        m = split.mask[idx]
+        for k, x in raw.items():
+            x = x.numpy()[m].astype(np.float64).reshape(-1, x.shape[-1])
+            acc = sums.setdefault(k, [np.zeros(x.shape[1]), np.zeros(x.shape[1]), 0])
+            acc[0] += x.sum(0)
+            acc[1] += (x * x).sum(0)
+            acc[2] += len(x)
+    stats = {k: channel_stats(*v) for k, v in sums.items()}
+    return Standardizer({k: v[0] for k, v in stats.items()}, {k: v[1] for k, v in stats.items()})
+
+
+def open_splits(
+    manifest: Manifest,
+    inputs: Mapping[str, Input],
+    splits: Mapping[str, Sequence[Sample]],
+    loading: Loading,
+    collate: Callable[[Batch], Any] = _first,
+) -> dict[str, Split]:
+    """One :class:`Split` per entry of ``splits`` (name -> samples), in that order, under
+    one memory budget (module docstring).  Raises
+    :class:`~avpipe.io.store.GridMismatchError` when a store is not on the manifest's grid,
+    ``ValueError`` when a split has no sample with features."""
+    stores = {p: FeatureStore(p) for p in dict.fromkeys(Path(i.store) for i in inputs.values())}
+    for st in stores.values():
+        st.check_grid(manifest.segment_hop, manifest.segment_win)
+    arrays = {k: stores[Path(i.store)].array(i.array) for k, i in inputs.items()}
+    T = min(int(z.shape[1]) for z in arrays.values())
+    out: dict[str, Split] = {}
+    for name, samples in splits.items():
+        where = f"{manifest.dataset}/{name}"
+        samples = _with_features(list(samples), list(stores.values()), where)
+        kept, missing = drop_missing_streams(
+            [s.video_id for s in samples], list(stores.values()), where
+        )
+        keep = set(kept)
+        samples = [s for s in samples if s.video_id in keep]
+        if not samples:
+            raise ValueError(f"{where}: no sample has features in every store (and both streams)")
+        vids = [s.video_id for s in samples]
+        n_seg = np.minimum.reduce(
+            [st.n_segments[st.rows(vids)] for st in stores.values()]
+            + [np.array([s.n_segments for s in samples])]
+        )
+        sources = {
+            k: _Source(
+                stores[Path(i.store)],
+                i.array,
+                stores[Path(i.store)].rows(vids),
+                (T, *arrays[k].shape[2:]),
+                np.dtype(arrays[k].dtype),
+            )
+            for k, i in inputs.items()
+        }
+        out[name] = Split(
+            name,
+            [s.sample_id for s in samples],
+            vids,
+            T,
+            np.arange(T)[None, :] < np.clip(n_seg, 1, None)[:, None],
+            sources,
+            workers=loading.workers,
+            missing=missing,
+            collate=collate,
+        )
+    _hold(out, loading)
+    return out
+
+
+def _with_features(samples: list[Sample], stores: list[FeatureStore], where: str) -> list[Sample]:
+    """``samples`` whose video is in every store; the others are logged and dropped
+    (extraction skips videos that fail to decode)."""
+    absent = [s.video_id for s in samples if not all(s.video_id in st for st in stores)]
+    if absent:
+        names = list(dict.fromkeys(absent))
+        log.warning(
+            "%s: %d videos absent from a feature store (%s) are dropped: %s",
+            where,
+            len(names),
+            ", ".join(str(st.path) for st in stores),
+            ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
+        )
+        gone = set(absent)
+        samples = [s for s in samples if s.video_id not in gone]
+    return samples
+
+
+def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
+    """Decide, under one budget, which (split, input) arrays are read into memory; read them.
+
+    Everything fits: all in memory.  Otherwise room for the prefetched batches of the
+    streamed inputs ((workers * PREFETCH + 2) batches of ``loading.batch_size``) is kept,
+    vectors (multi-video chunks, slow to read by row) are held first, then maps split by
+    split in order."""
+    budget = loading.budget_mb * 2**20
+    items = [(s, k, src) for s in splits.values() for k, src in s.sources.items()]
+    total = sum(src.nbytes for _, _, src in items)
+    if total > budget:
+        per_sample = max(src.nbytes // max(len(src.rows), 1) for _, _, src in items)
+        budget -= (max(loading.workers, 1) * PREFETCH + 2) * loading.batch_size * per_sample
+        items.sort(key=lambda it: it[2].videos_per_chunk == 1)  # stable: split order kept
+    used = 0
+    for split, _, src in items:
+        if used + src.nbytes <= budget:
+            src.held = read_rows(src.store.array(src.array), src.rows, split.T)
+            used += src.nbytes
+    for split in splits.values():
+        streamed = [k for k, src in split.sources.items() if src.held is None]
+        log.info(
+            "%s: %d samples, T=%d, %s: %.0f MiB, %s",
+            split.name,
+            len(split),
+            split.T,
+            ", ".join(f"{k} {src.shape[1:]} {src.dtype}" for k, src in split.sources.items()),
+            sum(src.nbytes for src in split.sources.values()) / 2**20,
+            f"streamed: {', '.join(streamed)} (budget {loading.budget_mb} MiB for the stage)"
+            if streamed
+            else "in memory",
+        )
+    log.info("inputs held in memory: %.0f of %.0f MiB", used / 2**20, total / 2**20)
