@@ -11,11 +11,12 @@ setting:
 
 * peak RSS of the whole stage (training process + loader workers, sampled every 0.1 s;
   PSS too, which counts pages shared between them once);
-* CPU-side data cost per sample: wall time of the training process between batches,
-  outside the model (waiting for the loader + handing the stored batch to the device;
-  here the device is the CPU, so the float conversion and z-scoring are measured
-  apart as ``device_ms``);
-* the fraction of the epoch the model waits for data.
+* data cost per sample in the training process: wall time waiting for the next stored
+  batch (``data_ms``) and CPU time of the training thread spent getting it
+  (``main_cpu_ms``); CPU time of the loader workers (``worker_cpu_ms``: reading and
+  decoding chunks); the device is the CPU here, so the float32 conversion, z-scoring and
+  masking that a GPU would do are measured apart (``device_ms``);
+* the fraction of the epoch the model waits for data (``wait_fraction``).
 
     python scripts/benchmark_training_data.py --videos 10000 --out bench.json
 """
@@ -112,17 +113,18 @@ def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: floa
     open_s = time.perf_counter() - t0
     train, device = splits["train"], torch.device("cpu")
     gen = seed_everything(0)
-    wait = prep = model = 0.0
+    wait = prep = model = cpu = 0.0
     t_epoch = time.perf_counter()
     it = train.stored_batches(shuffled_batches(len(train), batch, gen))
     n = 0
     while True:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         try:
             idx, raw = next(it)
         except StopIteration:
             break
         t1 = time.perf_counter()
+        cpu += time.thread_time() - c
         b = train.to_device(idx, raw, device)
         t2 = time.perf_counter()
         time.sleep(model_ms * 1e-3 * len(idx))  # the stub model: the device is busy
@@ -130,6 +132,7 @@ def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: floa
         t3 = time.perf_counter()
         wait, prep, model, n = wait + t1 - t, prep + t2 - t1, model + t3 - t2, n + len(idx)
     epoch = time.perf_counter() - t_epoch
+    workers_cpu = sum(sum(p.cpu_times()[:2]) for p in psutil.Process().children() if p.is_running())
     t_val = time.perf_counter()
     for _, b in splits["val"].batches(ordered_batches(len(splits["val"]), batch), device):
         b["visual"].sum()
@@ -147,6 +150,8 @@ def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: floa
         "epoch_s": round(epoch, 2),
         "val_s": round(val_s, 2),
         "data_ms_per_sample": round(1e3 * wait / n, 3),
+        "main_cpu_ms_per_sample": round(1e3 * cpu / n, 3),
+        "worker_cpu_ms_per_sample": round(1e3 * workers_cpu / n, 3),
         "device_ms_per_sample": round(1e3 * prep / n, 3),
         "model_ms_per_sample": round(1e3 * model / n, 3),
         "wait_fraction": round(wait / epoch, 3),

@@ -235,7 +235,8 @@ class Split:
         segments zero), ``mask`` (B, T) bool and the targets, on ``device``, passed
         through ``collate``."""
         idx = np.asarray(idx)
-        mask = torch.from_numpy(self.mask[idx]).to(device)
+        m = self.mask[idx]
+        mask = torch.from_numpy(m).to(device)
         out: Batch = {}
         for k, x in raw.items():
             # raw tensors are fresh copies (never views of held arrays): in place is safe
@@ -243,7 +244,9 @@ class Split:
             if self.norm is not None:
                 mean, std = self._stats_on(device)[k]
                 x.sub_(mean).div_(std)
-            out[k] = x.mul_(mask.view(*mask.shape, *([1] * (x.ndim - 2))))
+            if not m.all():  # (checked on the host: no device sync)
+                x.mul_(mask.view(*mask.shape, *([1] * (x.ndim - 2))))
+            out[k] = x
         out["mask"] = mask
         for k, a in self.targets.items():
             out[k] = torch.from_numpy(a[idx]).to(device)
@@ -392,6 +395,31 @@ def _with_features(samples: list[Sample], stores: list[FeatureStore], where: str
     return samples
 
 
+PARALLEL_LOAD_BYTES = 64 << 20  # smaller arrays load in the main process (no worker start-up)
+
+
+def _read_all(src: _Source, T: int, workers: int) -> np.ndarray:
+    """Every row of ``src`` in memory; large one-video-per-chunk arrays are read by
+    ``workers`` loader processes in parallel."""
+    z = src.store.array(src.array)
+    if workers == 0 or src.nbytes < PARALLEL_LOAD_BYTES or src.videos_per_chunk > 1:
+        return read_rows(z, src.rows, T)
+    out = np.empty((len(src.rows), *src.shape), dtype=src.dtype)
+    order = _Order()
+    order.batches = [np.arange(s, min(s + 64, len(out))) for s in range(0, len(out), 64)]
+    loader = torch.utils.data.DataLoader(
+        _Reader({"x": src}, T),
+        batch_sampler=order,
+        collate_fn=_first,
+        num_workers=workers,
+        prefetch_factor=PREFETCH,
+        worker_init_fn=_one_thread,
+    )
+    for idx, part in zip(order.batches, loader, strict=True):
+        out[idx] = part["x"].numpy()
+    return out
+
+
 def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     """Decide, under one budget, which (split, input) arrays are read into memory; read them.
 
@@ -409,7 +437,7 @@ def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     used = 0
     for split, _, src in items:
         if used + src.nbytes <= budget:
-            src.held = read_rows(src.store.array(src.array), src.rows, split.T)
+            src.held = _read_all(src, split.T, loading.workers)
             used += src.nbytes
     for split in splits.values():
         streamed = [k for k, src in split.sources.items() if src.held is None]

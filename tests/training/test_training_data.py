@@ -107,9 +107,12 @@ def test_videos_without_a_stream_are_dropped_everywhere(tmp_path: Path, caplog) 
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_streamed_batches_equal_in_memory_batches_bit_for_bit(tmp_path: Path, workers) -> None:
+def test_streamed_batches_equal_in_memory_batches_bit_for_bit(
+    tmp_path: Path, workers: int, monkeypatch
+) -> None:
     m, stores = _toy(tmp_path)
-    mem = _open(m, stores, Loading(budget_mb=100))
+    monkeypatch.setattr(data, "PARALLEL_LOAD_BYTES", 0)  # maps held: read by the workers
+    mem = _open(m, stores, Loading(budget_mb=100, workers=workers))
     streamed = _open(m, stores, Loading(budget_mb=0, workers=workers))
     assert all(s.in_memory for s in mem.values())
     assert not any(s.sources["visual"].held is not None for s in streamed.values())
