@@ -12,10 +12,11 @@ setting:
 * peak RSS of the whole stage (training process + loader workers, sampled every 0.1 s;
   PSS too, which counts pages shared between them once);
 * data cost per sample in the training process: wall time waiting for the next stored
-  batch (``data_ms``) and CPU time of the training thread spent getting it
-  (``main_cpu_ms``); CPU time of the loader workers (``worker_cpu_ms``: reading and
-  decoding chunks); the device is the CPU here, so the float32 conversion, z-scoring and
-  masking that a GPU would do are measured apart (``device_ms``);
+  batch (``data_ms``) and CPU time of the training process (all its threads, zarr's
+  I/O thread among them) meanwhile (``main_cpu_ms``); CPU time of the loader workers
+  (``worker_cpu_ms``: reading and decoding chunks); the device is the CPU here, so the
+  float32 conversion, z-scoring and masking that a GPU would do are measured apart
+  (``device_ms``);
 * the fraction of the epoch the model waits for data (``wait_fraction``).
 
     python scripts/benchmark_training_data.py --videos 10000 --out bench.json
@@ -118,13 +119,13 @@ def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: floa
     it = train.stored_batches(shuffled_batches(len(train), batch, gen))
     n = 0
     while True:
-        t, c = time.perf_counter(), time.thread_time()
+        t, c = time.perf_counter(), time.process_time()
         try:
             idx, raw = next(it)
         except StopIteration:
             break
         t1 = time.perf_counter()
-        cpu += time.thread_time() - c
+        cpu += time.process_time() - c
         b = train.to_device(idx, raw, device)
         t2 = time.perf_counter()
         time.sleep(model_ms * 1e-3 * len(idx))  # the stub model: the device is busy

@@ -70,7 +70,7 @@ class Loading:
     ``workers`` loader processes for streamed splits, ``batch_size`` the largest batch
     (sizes the room kept for prefetched batches)."""
 
-    budget_mb: int = 4096
+    budget_mb: float = 4096
     workers: int = 2
     batch_size: int = 64
 
@@ -216,6 +216,14 @@ class Split:
     def shape(self, name: str) -> tuple[int, ...]:
         """Per-sample shape of input ``name``: (T, ...)."""
         return self.sources[name].shape
+
+    def release(self) -> None:
+        """Give back the memory of held arrays and the loader's workers (ids, mask,
+        targets and ``norm`` stay), before a later step of the stage opens other splits
+        under the same budget."""
+        for src in self.sources.values():
+            src.held = None
+        self._loader = self._reader = None
 
     def set_targets(self, **arrays: np.ndarray) -> None:
         """Per-sample arrays (leading axis N) batched with the inputs, moved to the device."""

@@ -153,6 +153,12 @@ def test_one_budget_for_the_whole_stage(tmp_path: Path) -> None:
     }
     # a per-split budget would have held val's and test's maps as well
     assert sizes["val"]["visual"] + sizes["test"]["visual"] < fits - reserve
+    # a later step of the stage gives the memory back; the split still reads (streamed)
+    before = splits["train"].batch(np.arange(3), CPU)
+    splits["train"].release()
+    assert not any(src.held is not None for src in splits["train"].sources.values())
+    after = splits["train"].batch(np.arange(3), CPU)
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 class _Counting:

@@ -330,6 +330,7 @@ def _write_predictions(
 
     Returns the videos left out for a missing stream, by split (:func:`by_split`)."""
     samples = [s for s in manifest.samples if s.present]
+    train_feats.release()  # one budget for the stage: the training features are done
     feats = open_features(
         manifest,
         visual,
