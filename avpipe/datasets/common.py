@@ -328,7 +328,7 @@ def make_sample(
         split=split,
         path=str(path),
         duration=duration,
-        n_segments=segment_count(duration, cfg.segment_hop),
+        n_segments=segment_count(duration, cfg.segment_hop, cfg.segment_win),
         present=present,
         row=row,
     )

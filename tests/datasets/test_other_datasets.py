@@ -66,11 +66,13 @@ def test_unav100(tmp_path: Path) -> None:
         0,
     ]  # [0, 5.3): 0.3 of segment 5 < half
     assert t[:, 0].tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]  # [2.1, 12.48)
-    assert m.segment_targets(m.samples[1:2])[0, :, 2].tolist() == [0.0]  # 0.2 s < half a 1-s window
+    # 0.2 s < half a 1-s window, but the whole event lies in the clip's only segment
+    assert m.segment_targets(m.samples[1:2])[0, :, 2].tolist() == [1.0]
     assert all(e.modality == "audio-visual" for e in m.events)
     assert m.meta["anomalies"]["event_outside_duration"]["count"] == 1
     m2 = _unav(tmp_path, UNAV, segment_hop=0.32, segment_win=0.96)
-    assert m2.samples[0].n_segments == 39 and m2.samples[1].n_segments == 1
+    # whole 0.96-s windows only: floor((12.48 - 0.96) / 0.32) + 1; the 0.2-s clip has none
+    assert m2.samples[0].n_segments == 37 and m2.samples[1].n_segments == 0
 
 
 @pytest.mark.parametrize(
