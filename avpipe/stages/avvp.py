@@ -4,7 +4,8 @@ Trains on the weak video labels of the train split, selects the epoch on the
 validation split's dense labels, and writes to ``--out-dir``:
 ``model.pt`` (the deployed model: HAN, or CoLeaF's Anchor, with its config, and in
 ``missing_stream`` the videos of each split left out because a store says they have no
-audio or no video stream; val and test are then scored on fewer videos),
+audio or no video stream, or because they have no segment; val and test are then scored
+on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
 ``split``) and ``history.tsv`` (losses and validation metrics per epoch).
 """
@@ -21,6 +22,7 @@ import torch
 
 from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.metrics.avvp import scored_metrics
 from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         device,
     )
     trainer = method.Trainer(cfg, dims, device, generator)
-    result = loop.fit(trainer, splits, cfg.select, device, dcfg.eval_batch_size)
+    scored = scored_metrics(manifest)
+    result = loop.fit(trainer, splits, cfg.select, device, dcfg.eval_batch_size, scored)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         args.out_dir / "model.pt",

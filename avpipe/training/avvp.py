@@ -108,13 +108,16 @@ def predict_split(
 
 
 def split_scores(
-    pred: dict[str, np.ndarray], split: AVVPSplit, setting: metrics.Setting
+    pred: dict[str, np.ndarray],
+    split: AVVPSplit,
+    setting: metrics.Setting,
+    names: tuple[str, ...] = metrics.METRICS,
 ) -> dict[str, float]:
-    """All AVVP metrics of ``pred`` against the split's dense labels."""
+    """The AVVP metrics ``names`` of ``pred`` against the split's dense labels."""
     n = split.n_segments
     Ga = [split.dense_audio[i, : n[i]].T > 0 for i in range(len(split))]
     Gv = [split.dense_visual[i, : n[i]].T > 0 for i in range(len(split))]
-    return metrics.dataset_scores(*metrics.predict(pred, setting), Ga, Gv)
+    return metrics.dataset_scores(*metrics.predict(pred, setting), Ga, Gv, names)
 
 
 def selection_score(scores: dict[str, float], metric: str) -> float:
@@ -142,15 +145,20 @@ def fit(
     select: Selection,
     device: torch.device,
     batch_size: int,
+    names: tuple[str, ...] = metrics.METRICS,
 ) -> FitResult:
-    """Train ``trainer.epochs`` epochs; restore and return the best epoch on ``select.split``."""
+    """Train ``trainer.epochs`` epochs; restore and return the best epoch on ``select.split``.
+
+    ``names``: the metrics that mean something on the data (avpipe.metrics.avvp
+    ``scored_metrics``); ``new_mean`` averages CoLeaF's new metrics among them only."""
     t0 = time.perf_counter()
     history = History("avvp", log_every=1)
     val = splits[select.split]
     best: tuple[float, int, dict[str, torch.Tensor], dict[str, float]] | None = None
     for epoch in range(1, trainer.epochs + 1):
         losses = trainer.train_epoch(splits["train"], epoch)
-        scores = split_scores(predict_split(trainer, val, batch_size, device), val, select.setting)
+        pred = predict_split(trainer, val, batch_size, device)
+        scores = split_scores(pred, val, select.setting, names)
         score = selection_score(scores, select.metric)
         history.epoch(
             epoch,
