@@ -404,12 +404,15 @@ def decode_video(
     sample_rate: int = 16000,
     truncation_tolerance_s: float = 1.0,
     threads: int = 0,
+    n_segments: int | None = None,
 ) -> DecodedVideo:
     """Decode ``path`` once into the frames of ``needs`` and mono audio (see the module doc).
 
-    The video stream is always decoded (its length decides ``n_segments``); frames are
-    converted only for ``needs``.  ``threads``: the decoder's slice threads (0 = FFmpeg's
-    choice; 1 in worker processes, where processes give the parallelism).
+    The video stream is always decoded (its length decides ``n_segments``, unless the
+    dataset's labels fix it: ``n_segments`` given, e.g. VGGSound-AVEL100k's 10 labels,
+    content past the end padded as ``PADDING``); frames are converted only for ``needs``.
+    ``threads``: the decoder's slice threads (0 = FFmpeg's choice; 1 in worker
+    processes, where processes give the parallelism).
     """
     grid = grid or Grid()
     if not Path(path).is_file():
@@ -458,7 +461,7 @@ def decode_video(
     duration, problem = _problem(stop, ends, declared, truncation_tolerance_s)
     if problem:
         log.warning("%s: %s", path, problem)
-    n_seg = segment_count(duration, grid.hop_s, grid.window_s)
+    n_seg = segment_count(duration, grid.hop_s, grid.window_s) if n_segments is None else n_segments
     n_samples = round(n_seg * grid.hop_s * sample_rate) + sample_rate
     samples = np.pad(samples[:n_samples], (0, max(0, n_samples - samples.size)))
     pools, index = sampler.finish(n_seg) if has_video else ({}, {})

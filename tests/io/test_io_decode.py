@@ -213,6 +213,16 @@ def test_clip_shorter_than_a_window_has_no_segment(media) -> None:
     assert d.n_segments == 0 and d.frames("v").shape[:2] == (0, 3)
 
 
+def test_segments_fixed_by_the_labels_pad_the_clip(media) -> None:
+    """VGGSound-AVEL100k: 10 labels fix T; a shorter clip's last frame repeats, audio is 0."""
+    d = decode_video(
+        media("short1s.mp4", 1.0, fps=10), GRID, (VisualNeed("v", 2, "direct:16"),), n_segments=3
+    )
+    assert d.n_segments == 3 and d.frames("v").shape[:2] == (3, 2)
+    assert d.audio.size == 4 * 16000 and not d.audio[2 * 16000 :].any()
+    np.testing.assert_array_equal(d.frames("v")[1], d.frames("v")[2])
+
+
 def test_shard_of_is_stable() -> None:
     assert shard_of("abc", 4) == 0x352441C2 % 4  # zlib.crc32(b"abc")
     assert {shard_of(f"v{i}", 3) for i in range(30)} == {0, 1, 2}
