@@ -411,6 +411,11 @@ def _compute(
                     if decoded_store is not None:
                         decoded_store.add(r.name, item["video_id"], x)
                     stats[r.name].computed += 1
+                    if n == 0:  # no segment (shorter than one window): an empty entry
+                        shapes = entry_shapes(r.spec, 0)
+                        empty = {k: np.zeros(shape, np.float32) for k, shape in shapes.items()}
+                        r.cache.put(r.cache.key(item["digest"]), 0, empty)
+                        continue
                     expected[(r.name, row)] = (n, item["digest"])
                     for batch, spans in batchers[r.name].add(row, x):
                         run_model(r.name, batch, spans)

@@ -31,8 +31,9 @@ for the hop-long slice centred in its window, ``[t*hop + (win-hop)/2, (t+1)*hop 
 (win-hop)/2)`` (on the 1-s grid: ``[t, t+1)``), the first real segment from 0 s and the
 last to the clip's end.
 
-Metrics (``metrics.json``): ``<setting>.detection.mAP@<tIoU>`` and
-``<setting>.detection.mAP`` in percent, plus every metric of the ``avvp`` task.
+Metrics (``metrics.json``, percent): ``<setting>.detection@tIoU<t>.mAP`` per threshold
+(e.g. ``fixed.detection@tIoU0.5.mAP``) and their mean ``<setting>.detection.mAP``, plus
+every metric of the ``avvp`` task.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class Interval:
     start: float
     end: float
     score: float = 1.0
+
+
+def threshold_key(t: float) -> str:
+    """``detection@tIoU0.5``: the variant part of a per-threshold metric name (the metric
+    itself stays ``mAP`` after the last dot, as the report splits names)."""
+    return f"detection@tIoU{t:g}"
 
 
 # -- average precision ---------------------------------------------------------------
@@ -252,7 +259,7 @@ def evaluate(
         )
         per_thr = 100.0 * ap.mean(1)
         for t, v in zip(thr, per_thr, strict=True):
-            result.metrics[f"{name}.detection.mAP@{t:g}"] = float(v)
+            result.metrics[f"{name}.{threshold_key(t)}.mAP"] = float(v)
         result.metrics[f"{name}.detection.mAP"] = float(per_thr.mean())
         rows.append([name, *[round(float(v), 3) for v in per_thr], round(float(per_thr.mean()), 3)])
     scored = set(test["sample_id"].tolist())

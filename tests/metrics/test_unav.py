@@ -99,9 +99,9 @@ def test_unav100_task_by_hand() -> None:
     # b: truth v10 [3, 3.2], v60 [10.5, 60]; predictions v10 [2.88, 3.52] (0.8, tIoU 0.3125),
     #    v60 [10.56, 60] (0.7, tIoU 0.9988) -> AP 1 up to 0.3, 1/4 from 0.4
     for t in (0.1, 0.2, 0.3):
-        assert abs(r.metrics[f"s.detection.mAP@{t:g}"] - 75.0) < TOL
+        assert abs(r.metrics[f"s.detection@tIoU{t:g}.mAP"] - 75.0) < TOL
     for t in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-        assert abs(r.metrics[f"s.detection.mAP@{t:g}"] - 37.5) < TOL
+        assert abs(r.metrics[f"s.detection@tIoU{t:g}.mAP"] - 37.5) < TOL
     assert abs(r.metrics["s.detection.mAP"] - 50.0) < TOL
     assert r.info["n_events"] == 4 and r.info["videos_without_predictions"] == ["s02"]
     # single ground truth: no Ao/Vo-based metric; the weak F-scores are there
@@ -118,3 +118,10 @@ def test_single_truth_data_select_on_meaningful_metrics_only() -> None:
     assert scored_metrics(llp) == METRICS
     scores = {"segment.AV": 30.0, "event.AV": 20.0, "segment.A": 90.0}
     assert new_metric_mean(scores) == 25.0  # AV at both levels, not the empty Ao/Vo's 100
+
+
+def test_metric_names_split_into_variant_and_metric_for_the_report() -> None:
+    from avpipe.report.tables import split_metric
+
+    assert split_metric("fixed.detection@tIoU0.5.mAP") == ("fixed.detection@tIoU0.5", "mAP")
+    assert split_metric("fixed.detection.mAP") == ("fixed.detection", "mAP")
