@@ -35,7 +35,9 @@ of the modality (counts pooled over the videos of that split).
 
 UnAV-100 (manifest format ``unav100``) is scored with avpipe's own weak protocol
 (spec §5.4): ground truth G_a = G_v = the audio-visual events on the manifest's
-segment grid, variable T; AV is the reported metric, the others are computed too.
+segment grid, variable T; AV is the reported metric.  With identical A and V truth the
+Ao/Vo-based metrics mean nothing and are left out (:func:`scored_metrics`); the
+dataset's official metric, detection mAP, is :mod:`avpipe.metrics.unav` (task ``unav100``).
 """
 
 from __future__ import annotations
