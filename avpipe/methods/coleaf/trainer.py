@@ -54,7 +54,12 @@ from avpipe.methods.coleaf.losses import (
 )
 from avpipe.methods.coleaf.reference import ReferenceNet
 from avpipe.methods.han.losses import bce, han_loss, smooth
-from avpipe.methods.han.trainer import ModelConfig, build_han, outputs_to_predictions
+from avpipe.methods.han.trainer import (
+    ModelConfig,
+    build_han,
+    loop_config,
+    outputs_to_predictions,
+)
 from avpipe.metrics.avvp import Setting
 from avpipe.training import loop
 
@@ -185,15 +190,7 @@ class Trainer(loop.Trainer):
             ).to(device)
             for m in ("audio", "visual")
         }
-        t = cfg.train
-        self.loop = loop.LoopConfig(
-            epochs=t.epochs,
-            batch_size=t.batch_size,
-            optimizer=loop.OptimizerConfig("adam", t.lr),
-            schedule=loop.ScheduleConfig("step", step_size=t.lr_step, gamma=t.lr_gamma),
-            select=cfg.select.metric,
-            ties=cfg.select.ties,
-        )
+        self.loop = loop_config(cfg.train, cfg.select)
         groups = [("anchor", self.anchor), *self.refs.items()]
         self.opt = loop.Optimisers({k: net.parameters() for k, net in groups}, self.loop)
         dn = cfg.denoise

@@ -9,7 +9,7 @@ the last of equal scores as in the released script.  The loop is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -79,8 +79,19 @@ def outputs_to_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     }
 
 
-def loop_config(t: TrainConfig, select: Selection) -> loop.LoopConfig:
-    """Adam + StepLR from ``t``, no clipping, selection by ``select``."""
+class StepSchedule(Protocol):
+    """The schedule fields HAN's and CoLeaF's ``TrainConfig`` share."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_step: int
+    lr_gamma: float
+
+
+def loop_config(t: StepSchedule, select: Selection) -> loop.LoopConfig:
+    """Adam + StepLR(``lr_step``, ``lr_gamma``) from ``t``, no clipping, selection by
+    ``select`` (HAN and CoLeaF, as their released scripts train)."""
     return loop.LoopConfig(
         epochs=t.epochs,
         batch_size=t.batch_size,
