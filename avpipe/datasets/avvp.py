@@ -14,7 +14,8 @@ Targets (methods spec §1.2, §5.4):
 
 The inputs come through the shared data contract (:mod:`avpipe.training.data`: one
 memory budget for the job, streamed from Zarr when they do not fit, one standardisation).
-Videos whose stores say they have no audio or no video stream (all-zero rows) are left
+Videos whose stores say they have no audio or no video stream (all-zero rows), and
+videos without a segment (``no_segment``: UnAV-100 clips shorter than one window), are left
 out of every split, training and evaluation alike (:mod:`avpipe.training.streams`):
 HAN and CoLeaF attend across the two modalities and have no clean way to mask one, and
 their weak labels do not say which modality an event is heard or seen in.

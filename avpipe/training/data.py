@@ -6,15 +6,16 @@ A method names its inputs, ``{"visual": Input(path), "audio": Input(path)}`` or
 
 * the inputs as stored, ``(T, ...)`` in the store's dtype (float16 maps, float32 vectors);
 * ``mask`` ``(T,)`` bool: segment t is real in every store and in the manifest
-  (T = the smallest ``T_max`` of the stores; at least one segment is real, so that a
-  pooled or softmax-normalised sequence is never empty);
+  (T = the smallest ``T_max`` of the stores);
 * the method's targets, per-sample arrays it attaches (:meth:`Split.set_targets`).
 
 Rules that are the same for every method:
 
 * samples whose video is absent from a store (extraction skipped it) are dropped with a
   warning; videos that a store flags as having no audio or no video stream are dropped
-  from every split (:mod:`avpipe.training.streams`) and recorded in ``Split.missing``;
+  from every split (:mod:`avpipe.training.streams`) and recorded in ``Split.missing``,
+  as are videos without a segment (``no_segment``: UnAV-100 clips shorter than one
+  window);
 * one memory budget for the whole stage, over all splits and inputs: arrays whose
   chunks hold many videos (vectors) are held in memory first, then maps split by split
   in the order given (train first); what does not fit streams from Zarr, with room
@@ -353,13 +354,13 @@ def open_splits(
         )
         keep = set(kept)
         samples = [s for s in samples if s.video_id in keep]
+        samples, empty = _with_segments(samples, list(stores.values()), where)
+        if empty:
+            missing["no_segment"] = empty
         if not samples:
             raise ValueError(f"{where}: no sample has features in every store (and both streams)")
         vids = [s.video_id for s in samples]
-        n_seg = np.minimum.reduce(
-            [st.n_segments[st.rows(vids)] for st in stores.values()]
-            + [np.array([s.n_segments for s in samples])]
-        )
+        n_seg = _n_segments(samples, list(stores.values()))
         sources = {
             k: _Source(
                 stores[Path(i.store)],
@@ -375,7 +376,7 @@ def open_splits(
             [s.sample_id for s in samples],
             vids,
             T,
-            np.arange(T)[None, :] < np.clip(n_seg, 1, None)[:, None],
+            np.arange(T)[None, :] < n_seg[:, None],
             sources,
             workers=loading.workers,
             missing=missing,
@@ -426,6 +427,36 @@ def _read_all(src: _Source, T: int, workers: int) -> np.ndarray:
     for idx, part in zip(order.batches, loader, strict=True):
         out[idx] = part["x"].numpy()
     return out
+
+
+def _n_segments(samples: list[Sample], stores: list[FeatureStore]) -> np.ndarray:
+    """(N,) segments real in every store and in the manifest."""
+    vids = [s.video_id for s in samples]
+    return np.minimum.reduce(
+        [st.n_segments[st.rows(vids)] for st in stores]
+        + [np.array([s.n_segments for s in samples], dtype=np.int64)]
+    )
+
+
+def _with_segments(
+    samples: list[Sample], stores: list[FeatureStore], where: str
+) -> tuple[list[Sample], list[str]]:
+    """``samples`` with at least one segment, and the videos without one (UnAV-100: clips
+    shorter than one window; nothing to train on or to predict), logged."""
+    if not samples:
+        return samples, []
+    n = _n_segments(samples, stores)
+    empty = list(dict.fromkeys(s.video_id for s, k in zip(samples, n, strict=True) if k == 0))
+    if empty:
+        log.warning(
+            "%s: %d videos have no segment (shorter than one window) and are left out: %s",
+            where,
+            len(empty),
+            ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
+        )
+        gone = set(empty)
+        samples = [s for s in samples if s.video_id not in gone]
+    return samples, empty
 
 
 def _hold(splits: Mapping[str, Split], loading: Loading) -> None:

@@ -84,10 +84,11 @@ def test_mask_joins_stores_and_manifest_and_zeroes_padding(tmp_path: Path) -> No
     m, stores = _toy(tmp_path, {3: 3, 5: 0})
     splits = _open(m, stores, Loading())
     train = splits["train"]
-    assert train.n_segments.tolist()[:6] == [6, 6, 4, 3, 6, 1]  # manifest 4, store 3, >= 1
+    assert train.n_segments.tolist()[:5] == [6, 6, 4, 3, 6]  # manifest 4, store 3
+    assert "v05" not in train.video_ids and train.missing["no_segment"] == ["v05"]
     train.norm = fit_standardizer(train)
     b = train.batch(np.arange(len(train)), CPU)
-    assert b["visual"].dtype == torch.float32 and b["visual"].shape == (12, T, *MAP)
+    assert b["visual"].dtype == torch.float32 and b["visual"].shape == (11, T, *MAP)
     assert not b["visual"][~b["mask"]].any() and not b["audio"][~b["mask"]].any()
 
 

@@ -8,9 +8,11 @@ background-only videos (spec §6 item 8): nothing in ``L_cls`` pushes the event 
 down on background segments, so weak models tend to mark whole videos as events (on
 AVE, 2/3 of the videos are events from 0 to 10 s).
 
-:func:`run_experiment` trains on train, selects the epoch on val segment accuracy
-(never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz`` (``sample_id``,
-``segment_pred`` (N, T), background = C; see :mod:`avpipe.metrics.ave`),
+:func:`run_experiment` trains on train in :mod:`avpipe.training.loop`, selects the
+epoch on val segment accuracy (never on test, §6 item 9; equal accuracies keep the
+first epoch, as the released scripts compare with ``>``; ``train.ties``) and writes
+``model.pt``, ``predictions.npz`` (``sample_id``, ``segment_pred`` (N, T),
+background = C; see :mod:`avpipe.metrics.ave`),
 ``history.tsv`` and ``summary.json``; the summary's ``missing_stream`` names, per split,
 the videos left out because a store says they have no video or no audio stream (the
 evaluated split then has fewer samples: ``n_<split>``).
@@ -43,8 +45,8 @@ from avpipe.training.data import (
     open_splits,
 )
 from avpipe.training.device import resolve_device
-from avpipe.training.epochs import ordered_batches
-from avpipe.training.loop import fit
+from avpipe.training.epochs import ordered_batches, seed_everything
+from avpipe.training.loop import Optimisers, Step, Trainer, fit
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
@@ -247,6 +249,20 @@ def _normalizer(norm: Standardizer | None, train: Split) -> dict[str, list[float
     }
 
 
+class PSPTrainer(Trainer):
+    """PSP / CPSP / SSPSP in the training loop: :func:`objective` on a training batch
+    (read ahead by the data contract: ``step.batch``)."""
+
+    def __init__(self, model: PSPNet, train: Split, exp: ExperimentConfig, n_classes: int):
+        self.model, self.exp, self.n_classes = model, exp, n_classes
+        self.opt = Optimisers({"model": model.parameters()}, exp.train.loop(), len(train))
+
+    def batch_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        b = step.batch
+        out = self.model(b.visual, b.audio, b.mask)
+        return objective(out, b, self.exp, self.n_classes)
+
+
 def run_experiment(
     manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage, seed: int, out_dir: Path
 ) -> dict:
@@ -266,20 +282,18 @@ def run_experiment(
         s.norm = norm
     torch.manual_seed(seed)
     model = build_model(cfg, train, C).to(device)
-
-    def batch_loss(b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        return objective(model(b.visual, b.audio, b.mask), b, exp, C)
+    generator = seed_everything(seed)  # batch order and dropout, after the initialisation
+    trainer = PSPTrainer(model, train, exp, C)
 
     def validate() -> dict[str, float]:
-        return {"score": accuracy(model, val, C, eval_bs, device)}
+        return {"accuracy": accuracy(model, val, C, eval_bs, device)}
 
     res = fit(
-        model,
+        trainer,
         len(train),
-        batch_loss,
+        exp.train.loop(),
+        generator,
         validate,
-        exp.train,
-        seed,
         name=cfg.experiment,
         load=lambda order: train.batches(order, device),
     )
