@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avpipe.datasets.manifest import Manifest, Sample
-from avpipe.io.released import import_ave_h5, import_npy_dir
+from avpipe.io.released import import_ave_h5, import_folder
 from avpipe.io.store import FeatureStore, GridMismatchError
 
 
@@ -73,7 +73,7 @@ def test_llp_npy_folder_resnet_frames_are_averaged_per_segment(tmp_path: Path) -
     clips = {"yt_b": rng.random((80, 16)), "yt_a": rng.random((40, 16))}  # a 5-s video too
     for v, a in clips.items():
         np.save(folder / f"{v}.npy", a)
-    import_npy_dir(folder, tmp_path / "r.zarr", "resnet152_llp")
+    import_folder(folder, tmp_path / "r.zarr", "resnet152_llp", "llp_npy")
     s = FeatureStore(tmp_path / "r.zarr")
     assert s.video_ids == ["yt_a", "yt_b"] and s.n_segments.tolist() == [5, 10]
     np.testing.assert_allclose(
@@ -95,7 +95,7 @@ def test_llp_npy_imports_carry_the_one_second_grid(
     folder = tmp_path / recipe
     folder.mkdir()
     np.save(folder / "yt_a.npy", np.ones((80 if recipe == "resnet152_llp" else 10, 4)))
-    import_npy_dir(folder, tmp_path / "s.zarr", recipe)
+    import_folder(folder, tmp_path / "s.zarr", recipe, "llp_npy")
     s = FeatureStore(tmp_path / "s.zarr")
     assert s.attrs["grid"] == {"hop_s": 1.0, "window_s": 1.0, "placement": placement}
     assert ("0.96-s patch" in s.attrs["grid_note"]) == (placement == "contiguous")
