@@ -68,6 +68,18 @@ def test_reproduction_config_plans_only_import_method_and_report(
     assert "avpipe extract import --format" in out and "synthetic" not in got
 
 
+def test_missing_released_file_is_named_and_nothing_is_extracted(released: WorkflowCopy) -> None:
+    cfg = yaml.safe_load((REPO / "config/reproduce/ave_cpsp.yaml").read_text())
+    cfg["datasets"]["ave"]["features"]["vgg19_pool5"]["released"] = "data/AVE/visual_feat.h5"
+    path = released.wd / "config/reproduce/missing.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = released.snakemake("-n", "--cores", "1", f"--configfile={path}", check=False)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "Missing input files for rule extract_import" in out
+    assert "data/AVE/visual_feat.h5" in out and "rule extract:" not in out
+
+
 @pytest.mark.slow
 def test_ave_cpsp_reproduction_runs_on_released_files(tmp_path: Path) -> None:
     """About 1 min on 2 free CPU cores (two 2-epoch CPSP runs, their evaluations, the report)."""
