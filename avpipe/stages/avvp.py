@@ -21,6 +21,7 @@ import torch
 
 from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.localize.inputs import record_inputs
 from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
@@ -88,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
         missing_stream={k: v.missing for k, v in splits.items()},
+    )
+    record_inputs(
+        args.out_dir,
+        "avvp",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"audio": args.audio_store, "frames": args.frames_store, "motion": args.motion_store},
+        stats,
     )
     pred = loop.collect_predictions(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
