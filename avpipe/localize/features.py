@@ -38,9 +38,9 @@ def build_runs(inputs: Inputs, device: Any) -> tuple[list[Any], dict[str, str]]:
             extractor = build_extractor(recipe, options, grid).to(device)
         except (WeightsUnavailableError, FileNotFoundError, OSError) as e:
             raise LocalizeError(
-                f"missing weights: the model's {role} features were made by {recipe} with "
-                f"weights {store.get('weights') or options.get('weights')!r} "
-                f"(from {store['path']}), which cannot be loaded here: {e}"
+                f"missing weights: the model's {role} features ({store['path']}) were made "
+                f"by {recipe} with weights {options.get('weights', 'pretrained')!r} "
+                f"({store.get('weights')}), which cannot be loaded here: {e}"
             ) from e
         except (ConfigError, KeyError) as e:
             raise LocalizeError(
@@ -77,6 +77,23 @@ def extract(
     )
     res = extract_shard(sorted(videos), runs, out, settings)
     return {role: out / f"{recipe}.zarr" for role, recipe in roles.items()}, res.videos
+
+
+def precheck(videos: list[tuple[str, str]]) -> None:
+    """Fail before any extractor is built when a video cannot be opened, its first frame
+    does not decode or it lacks a stream (:func:`avpipe.datasets.probe.probe`)."""
+    from avpipe.datasets.probe import probe
+
+    bad = []
+    for _, path in videos:
+        p = probe(path, True)
+        if not p.opened or not p.decodable and p.has_video:
+            bad.append(f"{path}: cannot be decoded ({p.error})")
+        elif not (p.has_audio and p.has_video):
+            what = "audio" if not p.has_audio else "video"
+            bad.append(f"{path}: has no {what} stream, and the model reads both")
+    if bad:
+        raise LocalizeError("; ".join(bad))
 
 
 def check_decoded(records: list[dict[str, Any]], roles: dict[str, str]) -> None:

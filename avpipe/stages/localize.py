@@ -36,7 +36,13 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="a trained model's folder")
-    p.add_argument("videos", nargs="+", type=Path, help="video files and/or folders of videos")
+    p.add_argument("videos", nargs="*", type=Path, help="video files and/or folders of videos")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="results/manifest/<dataset>: also every present video of that manifest",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--evaluation",
@@ -57,12 +63,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dpi", type=int, default=100, help="PNG resolution")
 
 
-def collect_videos(paths: list[Path], recursive: bool) -> list[tuple[str, str]]:
-    """(video_id, path) of the files and of the media files in the folders; one id each."""
+def collect_videos(
+    paths: list[Path], recursive: bool, manifest: Path | None = None
+) -> list[tuple[str, str]]:
+    """(video_id, path) of the files, of the media files in the folders and of the present
+    videos of ``manifest``; one id each."""
     from avpipe.datasets.common import DatasetError
     from avpipe.datasets.folder import scan
+    from avpipe.datasets.manifest import Manifest
 
     found: dict[str, str] = {}
+    if manifest is not None:
+        try:
+            m = Manifest.read(manifest)
+        except (OSError, ValueError) as e:
+            raise LocalizeError(f"--manifest {manifest}: {e}") from e
+        found.update({s.video_id: s.path for s in m.samples if s.present})
+        if not found:
+            raise LocalizeError(f"--manifest {manifest}: no present video")
+    elif not paths:
+        raise LocalizeError("no videos: name video files or folders (or --manifest)")
 
     def add(vid: str, path: Path) -> None:
         if vid in found:
@@ -158,7 +178,8 @@ def localize(args: argparse.Namespace) -> dict[str, Any]:
     if inputs.family not in models.CHECKPOINTS[path.name]:
         raise LocalizeError(f"{model_dir}: inputs.json says {inputs.family}, but holds {path.name}")
     ckpt = models.load(path)
-    videos = collect_videos(args.videos, args.recursive)
+    videos = collect_videos(args.videos, args.recursive, args.manifest)
+    features.precheck(videos)
     evaluation = _evaluation(model_dir, inputs.family, args.evaluation)
     device = resolve_device(args.device)
     runs, roles = features.build_runs(inputs, device)

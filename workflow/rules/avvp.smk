@@ -19,6 +19,7 @@ AVVP_CODE = (
     "io/store",
     "metrics/avvp",
     "stages/avvp",
+    "localize/inputs",
 )
 
 
