@@ -98,7 +98,9 @@ def predict_cpsp(
     manifest: Manifest,
     stores: dict[str, Path],
     device: torch.device,
+    naming: None = None,
 ) -> Decisions:
+    """``naming``: unused (the checkpoint names the classes)."""
     from avpipe.methods.cpsp.config import CpspStage
     from avpipe.methods.cpsp.data import Normalizer, SplitData
     from avpipe.methods.cpsp.pipeline import build_model, predict
@@ -271,3 +273,8 @@ def predict_clcl(
         f"CLCL localizer round {ckpt.get('round', '?')}: the video's pseudo-class on its "
         f"foreground segments ({cfg.em.foreground_rule} rule)",
     )
+
+
+# family -> predict(ckpt, ckpt_path, inputs, manifest, stores, device, naming); naming is
+# the AVVP binarisation, the CLCL pseudo-class names, None for PSP/CPSP
+PREDICT = {"cpsp": predict_cpsp, "avvp": predict_avvp, "clcl": predict_clcl}

@@ -162,73 +162,91 @@ def _pseudo_names(evaluation: Path | None, n: int) -> list[str]:
     return names
 
 
+def _naming(args: argparse.Namespace, family: str, ckpt: dict, evaluation: Path | None) -> Any:
+    """HAN/CoLeaF: the evaluated binarisation; CLCL: the pseudo-class names; CPSP: None."""
+    if family == "avvp":
+        return _avvp_binarisation(evaluation, args.avvp_setting, ckpt["classes"], args.model)
+    if family == "clcl":
+        return _pseudo_names(evaluation, int(ckpt["n_classes"]))
+    return None
+
+
+def _new_videos(records: list[dict[str, Any]], hop: float, win: float) -> Any:
+    """The extracted videos as a manifest of the folder kind (split unlabeled, no classes)."""
+    from avpipe.datasets.manifest import Manifest, Sample
+
+    samples = [
+        Sample(
+            v["video_id"],
+            v["video_id"],
+            "unlabeled",
+            v["path"],
+            float(v["duration_s"]),
+            int(v["n_segments"]),
+        )
+        for v in records
+    ]
+    return Manifest("localize", "folder", [], samples, [], hop, win)
+
+
+def _write(out: Path, d: Any, hop: float, win: float, meta: dict[str, Any]) -> int:
+    """PNGs and predictions.npz, then the tables (last: their presence means complete)."""
+    from avpipe.localize import timeline
+    from avpipe.utils import atomic
+
+    ids = [str(v) for v in d.arrays["sample_id"]]
+    for i, vid in enumerate(ids):
+        timeline.draw(out, d, i, vid, hop, d.describe, meta["dpi"])
+    with atomic.atomic_path(out / "predictions.npz") as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **d.arrays)
+    evs = timeline.events(d, ids, hop, win)
+    timeline.write_tables(out, evs, meta)
+    log.info("%d events in %d videos -> %s", len(evs), len(ids), out / "timelines.tsv")
+    return len(evs)
+
+
 def localize(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from avpipe.datasets.manifest import Manifest, Sample
-    from avpipe.localize import features, models, timeline
+    from avpipe.localize import features, models
     from avpipe.localize.inputs import read_inputs
     from avpipe.stages.extract import resolve_device
-    from avpipe.utils import atomic
     from avpipe.utils.provenance import provenance
 
-    model_dir = args.model
-    path = models.checkpoint_of(model_dir)
-    inputs = read_inputs(model_dir)
+    path = models.checkpoint_of(args.model)
+    inputs = read_inputs(args.model)
     if inputs.family not in models.CHECKPOINTS[path.name]:
-        raise LocalizeError(f"{model_dir}: inputs.json says {inputs.family}, but holds {path.name}")
+        raise LocalizeError(
+            f"{args.model}: inputs.json says {inputs.family}, but the folder holds {path.name}"
+        )
     ckpt = models.load(path)
     videos = collect_videos(args.videos, args.recursive, args.manifest)
     features.precheck(videos)
-    evaluation = _evaluation(model_dir, inputs.family, args.evaluation)
+    evaluation = _evaluation(args.model, inputs.family, args.evaluation)
+    naming = _naming(args, inputs.family, ckpt, evaluation)
     device = resolve_device(args.device)
     runs, roles = features.build_runs(inputs, device)
+    log.info("%d videos, %s model %s", len(videos), inputs.family, args.model)
     prepare = "device" if device.type == "cuda" else "workers"
-    log.info("%d videos, %s model %s", len(videos), inputs.family, model_dir)
     stores, records = features.extract(
         runs, roles, inputs, videos, args.out / "features", args.batch_size, args.workers, prepare
     )
     features.check_decoded(records, roles)
-    samples = [
-        Sample(
-            r["video_id"],
-            r["video_id"],
-            "unlabeled",
-            r["path"],
-            float(r["duration_s"]),
-            int(r["n_segments"]),
-        )  # fmt: skip
-        for r in records
-    ]
-    manifest = Manifest(
-        "localize", "folder", [], samples, [], inputs.segment_hop, inputs.segment_win
-    )
+    hop, win = inputs.segment_hop, inputs.segment_win
+    manifest = _new_videos(records, hop, win)
     with torch.inference_mode():
-        if inputs.family == "cpsp":
-            d = models.predict_cpsp(ckpt, path, inputs, manifest, stores, device)
-        elif inputs.family == "avvp":
-            binar = _avvp_binarisation(evaluation, args.avvp_setting, ckpt["classes"], model_dir)
-            d = models.predict_avvp(ckpt, path, inputs, manifest, stores, device, binar)
-        else:
-            names = _pseudo_names(evaluation, int(ckpt["n_classes"]))
-            d = models.predict_clcl(ckpt, path, inputs, manifest, stores, device, names)
-    ids = [str(v) for v in d.arrays["sample_id"]]
-    evs = timeline.events(d, ids, inputs.segment_hop, inputs.segment_win)
+        d = models.PREDICT[inputs.family](ckpt, path, inputs, manifest, stores, device, naming)
     meta = {
-        "model": str(model_dir),
+        "model": str(args.model),
         "family": inputs.family,
         "evaluation": str(evaluation) if evaluation else None,
         "decisions": d.describe,
         "classes": d.classes,
         "videos": [{"video": v, "path": p} for v, p in videos],
+        "dpi": args.dpi,
         **provenance(),
     }
-    timeline.write_tables(args.out, evs, meta)
-    with atomic.atomic_path(args.out / "predictions.npz") as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **d.arrays)
-    for i, vid in enumerate(ids):
-        timeline.draw(args.out, d, i, vid, inputs.segment_hop, d.describe, args.dpi)
-    log.info("%d events in %d videos -> %s", len(evs), len(ids), args.out / "timelines.tsv")
+    _write(args.out, d, hop, win, meta)
     return meta
 
 
