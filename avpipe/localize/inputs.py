@@ -17,6 +17,7 @@ survive the JSON round trip exactly.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,22 +106,24 @@ def read_inputs(model_dir: Path) -> Inputs:
             f"{model_dir}: no {FILE}, so how the model's inputs were made is unknown "
             "(a model trained before avpipe recorded it): train it again"
         )
-    import json
-
     try:
         d = json.loads(path.read_text())
-        stores = d["stores"]
-        for role, s in stores.items():
-            for key in ("recipe", "options", "grid"):
-                if not s.get(key):
-                    raise KeyError(f"stores.{role}.{key}")
-        return Inputs(
+        inputs = Inputs(
             d["family"],
             d["dataset"],
             float(d["segment_hop"]),
             float(d["segment_win"]),
-            stores,
+            dict(d["stores"]),
             {k: np.asarray(v, np.float32) for k, v in d.get("standardize", {}).items()},
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise LocalizeError(f"{path}: not a valid inputs record ({type(e).__name__}: {e})") from e
+    for role, s in inputs.stores.items():
+        missing = [k for k in ("recipe", "options", "grid") if not s.get(k)]
+        if missing:
+            raise LocalizeError(
+                f"{path}: the model's {role} store {s.get('path')} records no "
+                f"{', '.join(missing)} (it was not made by avpipe extract, e.g. imported "
+                "released features), so its features cannot be remade for new videos"
+            )
+    return inputs

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_mp4
 
 from avpipe.cli import main
 from avpipe.localize.inputs import FILE
@@ -59,8 +58,8 @@ def localize(capsys: pytest.CaptureFixture, model: Path, *videos: Path, out: Pat
 
 
 @pytest.fixture
-def video(tmp_path: Path) -> Path:
-    return write_mp4(tmp_path / "videos" / "good.mp4", 2.0)
+def video(tmp_path: Path, mp4_factory) -> Path:
+    return mp4_factory(tmp_path / "videos" / "good.mp4", 2.0)
 
 
 def test_no_model(tmp_path: Path, video: Path, capsys: pytest.CaptureFixture) -> None:
@@ -82,6 +81,15 @@ def test_a_model_without_its_inputs_record(
     model = model_dir(tmp_path / "m", inputs=False)
     msg = localize(capsys, model, video, out=tmp_path / "out")
     assert FILE in msg and "train it again" in msg
+
+
+def test_a_model_trained_on_imported_features(
+    tmp_path: Path, video: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Released features imported into a store record no recipe options to remake them."""
+    model = model_dir(tmp_path / "m", {**STORES, "audio": {"recipe": "vggish", "options": None}})
+    msg = localize(capsys, model, video, out=tmp_path / "out")
+    assert "audio store" in msg and "options" in msg and "cannot be remade" in msg
 
 
 def test_missing_weights(tmp_path: Path, video: Path, capsys: pytest.CaptureFixture) -> None:
