@@ -119,3 +119,29 @@ def test_an_empty_folder_or_a_missing_file(tmp_path: Path, capsys: pytest.Captur
     assert "no video files" in msg and "none" in msg
     msg = localize(capsys, model, tmp_path / "absent.mp4", out=tmp_path / "out")
     assert "absent.mp4" in msg and "no such" in msg
+
+
+def test_the_workflow_refuses_localize_runs_on_a_dataset_that_is_no_folder(
+    workflow_copy: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg_path = workflow_copy / "config/config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["localize"]["runs"] = {"synth_ave": ["cpsp/synth_ave/cpsp_full/seed0"]}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "all"],
+        cwd=workflow_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Traceback" not in out, out[-3000:]
+    assert "localize.runs.synth_ave: not a dataset of format folder" in out, out[-3000:]

@@ -4,7 +4,8 @@
 # predictions.npz,features/}, where <model> is the model's folder under results/
 # (cpsp/<ds>/<experiment>/seed<k>, avvp/<ds>/<method>/seed<k>, em/<ds>/seed<k>/round<r>).
 # A model's evaluation, when the workflow makes one, is an input: HAN/CoLeaF events are
-# binarised with its setting, CLCL pseudo-classes named through its mapping.
+# binarised with its setting, CLCL pseudo-classes named through its mapping. One thread:
+# the videos are decoded in the job's own process (--workers 0).
 
 
 LOCALIZE_RUNS = {
@@ -64,7 +65,7 @@ rule localize:
     shell:
         "avpipe localize --model results/{wildcards.model} "
         "--manifest results/manifest/{wildcards.dataset} {params.evaluation} "
-        "--avvp-setting {params.setting} --device {params.device} "
+        "--avvp-setting {params.setting} --device {params.device} --workers 0 "
         "--out {params.out} > {log} 2>&1"
 
 
