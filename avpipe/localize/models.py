@@ -164,14 +164,13 @@ def predict_avvp(
     binarisation,
 ) -> Decisions:
     from avpipe.datasets import avvp as data
+    from avpipe.methods import avvp as family
     from avpipe.metrics import avvp as metrics
-    from avpipe.training import avvp as loop
-    from avpipe.training.epochs import seed_everything
 
     method = ckpt["config"]["method"]
-    module = loop.get_method(method)
+    module = family.get_method(method)
     cfg = from_dict(module.Config, ckpt["config"][method], where=f"{ckpt_path}: config.{method}")
-    dcfg = from_dict(loop.DataConfig, ckpt["config"]["data"], where=f"{ckpt_path}: config.data")
+    dcfg = from_dict(family.DataConfig, ckpt["config"]["data"], where=f"{ckpt_path}: config.data")
     dims = data.Dims(**ckpt["dims"])
     classes = list(ckpt["classes"])
     manifest = manifest.replace(classes=classes)
@@ -193,9 +192,9 @@ def predict_avvp(
     stats = inputs.stats(*names)
     if stats is not None:
         _standardize_avvp(split, dict(zip(names, stats, strict=True)))
-    trainer = module.Trainer(cfg, dims, device, seed_everything(0))
-    trainer.load_deploy_state(ckpt["state_dict"])
-    pred = loop.predict_split(trainer, split, dcfg.eval_batch_size, device)
+    trainer = module.Trainer(cfg, dims, device)
+    trainer.model.load_state_dict(ckpt["state_dict"])
+    pred = family.predict_split(trainer, split, dcfg.eval_batch_size, device)
     Sa, Sv = metrics.predict(pred, binarisation.setting, binarisation.thresholds)
     N, T, C = pred["seg_prob_audio"].shape
     lanes = {}

@@ -34,6 +34,20 @@ def avvp_stores(wildcards):
     }
 
 
+def avvp_evaluate_task(dataset):
+    """unav100 (detection mAP + the AVVP F-scores) for UnAV-100 data, else avvp."""
+    fmt = config["datasets"].get(dataset, {}).get("format")
+    return "unav100" if fmt == "unav100" else "avvp"
+
+
+def avvp_evaluate_cfg(wildcards):
+    """avvp.evaluate for the dataset's task (the detection keys only for unav100)."""
+    cfg = dict(config["avvp"].get("evaluate", {}))
+    if avvp_evaluate_task(wildcards.dataset) != "unav100":
+        cfg.pop("detection", None)
+    return as_json(cfg)
+
+
 # --- cpsp ---------------------------------------------------------------------
 def cpsp_config(dataset, experiment):
     """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
