@@ -15,6 +15,7 @@ from avpipe.workflow_checks import (
     dataset_problems,
     find_validation_error,
     recipe_problems,
+    released_problems,
     schema_error_message,
 )
 
@@ -35,6 +36,10 @@ except WorkflowError as e:
         schema_error_message(schema_error, top_schema, CONFIG_SCHEMA)
     ) from None
 
-CONFIG_PROBLEMS = dataset_problems(config) + recipe_problems(config["extract"])
+CONFIG_PROBLEMS = (
+    dataset_problems(config)
+    + recipe_problems(config["extract"])
+    + released_problems(config)
+)
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))
