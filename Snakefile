@@ -39,6 +39,7 @@ include: "workflow/rules/em.smk"
 include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -245,3 +245,17 @@ def report_history_args(wildcards, input):
         f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
         for p in input.histories
     )
+
+
+# --- localize -----------------------------------------------------------------
+def localize_evaluation(wildcards):
+    """The model's evaluation output that localize reads, if the workflow makes one."""
+    parts = wildcards.model.split("/")
+    if parts[0] == "avvp":
+        return [f"results/evaluate/{wildcards.model}/metrics.json"]
+    if parts[0] == "em" and unsup_labelled(parts[1]):
+        experiment = config["unsupervised"]["experiment"]
+        return [
+            f"results/evaluate/unsupervised/{parts[1]}/{experiment}/{parts[2]}/{parts[3]}/mapping.tsv"
+        ]
+    return []

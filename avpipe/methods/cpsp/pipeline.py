@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from avpipe.config import ConfigError, to_dict
 from avpipe.datasets.manifest import Manifest
+from avpipe.localize.inputs import record_inputs
 from avpipe.methods.cpsp import losses
 from avpipe.methods.cpsp.config import CpspStage, DataConfig, ExperimentConfig
 from avpipe.methods.cpsp.model import Output, PSPNet, predict_segments
@@ -310,6 +311,14 @@ def run_experiment(
         **dict(zip(("visual_dim", "audio_dim", "positions"), input_dims(train), strict=True)),
         classes=list(manifest.classes),
         normalizer=_normalizer(norm, train),
+    )
+    record_inputs(
+        out_dir,
+        "cpsp",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"visual": visual, "audio": audio},
+        train.norm.as_dict() if cfg.data.standardize else None,
     )
     with atomic.atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
