@@ -64,7 +64,7 @@ def _frames_input(path: Path, use_frames: bool) -> Input:
 
 
 def load(
-    manifest_dir: str | Path,
+    manifest: Manifest | str | Path,
     audio_store: str | Path,
     frames_store: str | Path,
     motion_store: str | Path,
@@ -72,13 +72,15 @@ def load(
     use_frames: bool = True,
     loading: Loading | None = None,
 ) -> tuple[Manifest, dict[str, Split], Dims]:
-    """Manifest, one :class:`~avpipe.training.data.Split` per split (present samples with
+    """Manifest (``manifest``, or read from that folder), one
+    :class:`~avpipe.training.data.Split` per split (present samples with
     every store and both streams; the others in ``Split.missing``) with the targets
     ``labels``, ``dense_audio`` and ``dense_visual``, and the input dimensions.
 
     Raises :class:`~avpipe.io.store.GridMismatchError` when a store is not on the
     manifest's segment grid."""
-    manifest = Manifest.read(manifest_dir)
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.read(manifest)
     inputs = {
         "audio": Input(Path(audio_store)),
         "frames": _frames_input(Path(frames_store), use_frames),

@@ -1,8 +1,9 @@
 """A trained model of each method family, run on new videos' features.
 
 Each family loads its checkpoint with the config it carries, reads the new videos'
-features through the family's own loader (so the inputs are masked, cut and z-scored
-exactly as in training, with the statistics of ``inputs.json``), and returns the
+features through the data contract the family trained with (:mod:`avpipe.training.data`:
+the inputs are masked, cut and z-scored exactly as in training, with the statistics of
+``inputs.json``), and returns the
 per-segment decisions the evaluation scores:
 
 * PSP / CPSP (``model.pt`` of ``avpipe cpsp``): one label per segment, background = C
@@ -25,9 +26,9 @@ import torch
 
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.io.store import FeatureStore
 from avpipe.localize.inputs import Inputs, LocalizeError
 from avpipe.training.checkpoint import load_checkpoint
+from avpipe.training.data import Loading, Standardizer
 
 log = logging.getLogger(__name__)
 
@@ -102,33 +103,24 @@ def predict_cpsp(
 ) -> Decisions:
     """``naming``: unused (the checkpoint names the classes)."""
     from avpipe.methods.cpsp.config import CpspStage
-    from avpipe.methods.cpsp.data import Normalizer, SplitData
-    from avpipe.methods.cpsp.pipeline import build_model, predict
+    from avpipe.methods.cpsp.pipeline import build_model, input_dims, load_splits, predict
 
     cfg = from_dict(CpspStage, ckpt["config"], where=f"{ckpt_path}: config")
     classes = list(ckpt["classes"])
+    C = len(classes)
     manifest = manifest.replace(classes=classes)
-    samples = manifest.split("unlabeled")
-    data = SplitData(
-        manifest,
-        samples,
-        FeatureStore(stores["visual"]),
-        FeatureStore(stores["audio"]),
-        cfg.data.memory_budget_mb,
-    )
+    data = load_splits(manifest, stores["visual"], stores["audio"], ("unlabeled",), cfg.data)
+    data = data["unlabeled"]
     _check_dims(
         ckpt_path,
-        {"visual_dim": data.visual_dim, "audio_dim": data.audio_dim, "positions": data.positions},
+        dict(zip(("visual_dim", "audio_dim", "positions"), input_dims(data), strict=True)),
         {k: int(ckpt[k]) for k in ("visual_dim", "audio_dim", "positions")},
     )
-    stats = inputs.stats("v_mean", "v_std", "a_mean", "a_std")
-    if stats is not None:
-        data.norm = Normalizer(*stats)
-    model = build_model(cfg, data)
+    data.norm = _standardizer(inputs, ("visual", "audio"))
+    model = build_model(cfg, data, C)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device)
-    pred = predict(model, data, max(cfg.run.train.batch_size, 64), device)
-    C = len(classes)
+    pred = predict(model, data, C, max(cfg.run.train.batch_size, 64), device)
     seg = pred["segment_pred"]
     lanes = {AV: _onehot(seg, C)}
     # confidence of a segment's class: P(event) x P(class | video), the two factors the
@@ -138,20 +130,17 @@ def predict_cpsp(
         lanes,
         {AV: score.astype(np.float32)},
         classes,
-        data.mask.sum(1),
+        data.n_segments,
         {"sample_id": np.asarray(data.sample_ids), **pred},
         f"{cfg.experiment} ({cfg.run.setting}ly supervised): segment labels as scored",
     )
 
 
-def _standardize_avvp(split, stats: dict[str, np.ndarray]) -> None:
-    """Z-score the split's inputs in place as :func:`avpipe.datasets.avvp.standardize` did
-    in training, with the training statistics; padded segments stay 0."""
-    for name in ("audio", "frames", "motion"):
-        mean, std = stats[f"{name}_mean"], stats[f"{name}_std"]
-        z = (getattr(split, name).astype(np.float32) - mean) / std
-        z[~split.mask] = 0.0
-        setattr(split, name, z.astype(np.float16))
+def _standardizer(inputs: Inputs, names: tuple[str, ...]) -> Standardizer | None:
+    """The training statistics of the inputs ``names`` recorded in ``inputs.json``
+    (None: the model was trained on raw inputs)."""
+    stats = inputs.stats(*(f"{n}_{s}" for n in names for s in ("mean", "std")))
+    return None if stats is None else Standardizer.from_flat(names, stats)
 
 
 def predict_avvp(
@@ -174,24 +163,17 @@ def predict_avvp(
     dims = data.Dims(**ckpt["dims"])
     classes = list(ckpt["classes"])
     manifest = manifest.replace(classes=classes)
-    samples = manifest.split("unlabeled")
-    split = data.load_split(
+    _, splits, got = data.load(
         manifest,
-        samples,
-        *(FeatureStore(stores[r]) for r in ("audio", "frames", "motion")),
+        *(stores[r] for r in ("audio", "frames", "motion")),
+        splits=("unlabeled",),
         use_frames=dcfg.use_frames,
+        loading=Loading(dcfg.memory_budget_mb, dcfg.loader_workers, dcfg.eval_batch_size),
     )
-    got = {
-        "audio": split.audio.shape[2],
-        "frames": split.frames.shape[3],
-        "motion": split.motion.shape[2],
-        "frames_per_segment": split.frames.shape[2],
-    }
-    _check_dims(ckpt_path, got, {k: getattr(dims, k) for k in got})
-    names = [f"{n}_{s}" for n in ("audio", "frames", "motion") for s in ("mean", "std")]
-    stats = inputs.stats(*names)
-    if stats is not None:
-        _standardize_avvp(split, dict(zip(names, stats, strict=True)))
+    split = splits["unlabeled"]
+    keys = ("audio", "frames", "motion", "frames_per_segment")
+    _check_dims(ckpt_path, {k: getattr(got, k) for k in keys}, {k: getattr(dims, k) for k in keys})
+    split.norm = _standardizer(inputs, ("audio", "frames", "motion"))
     trainer = module.Trainer(cfg, dims, device)
     trainer.model.load_state_dict(ckpt["state_dict"])
     pred = family.predict_split(trainer, split, dcfg.eval_batch_size, device)
@@ -226,7 +208,7 @@ def predict_clcl(
     """``names``: one name per pseudo-class (the evaluation's mapped class, or
     ``pseudo<k>``)."""
     from avpipe.methods.clcl.config import EMStage
-    from avpipe.methods.clcl.data import Normalizer, open_features
+    from avpipe.methods.clcl.data import dims, open_features
     from avpipe.methods.clcl.localizer import foreground, infer
     from avpipe.methods.clcl.pipeline import load_localizer
 
@@ -234,20 +216,18 @@ def predict_clcl(
     C = int(ckpt["n_classes"])
     if len(names) != C:
         raise LocalizeError(f"{ckpt_path}: {C} pseudo-classes, but {len(names)} names")
-    stats = inputs.stats("v_mean", "v_std", "a_mean", "a_std")
-    ids = [s.video_id for s in manifest.samples]
     feats = open_features(
         manifest,
         stores["visual"],
         stores["audio"],
-        ids,
-        cfg.data.memory_budget_mb,
-        Normalizer(*stats) if stats is not None else None,
-        where="new videos",
+        manifest.samples,
+        Loading(cfg.data.memory_budget_mb, cfg.data.loader_workers, 256),
+        _standardizer(inputs, ("visual", "audio")),
+        name="new videos",
     )
     _check_dims(
         ckpt_path,
-        {"visual_dim": feats.visual_dim, "audio_dim": feats.audio_dim},
+        dict(zip(("visual_dim", "audio_dim"), dims(feats), strict=True)),
         {k: int(ckpt[k]) for k in ("visual_dim", "audio_dim")},
     )
     loc = load_localizer(ckpt_path, cfg, C).to(device)
@@ -267,7 +247,7 @@ def predict_clcl(
         {AV: _onehot(labels, C)},
         {AV: res.segment_scores.astype(np.float32)},
         names,
-        res.mask.sum(1),
+        feats.n_segments,
         arrays,
         f"CLCL localizer round {ckpt.get('round', '?')}: the video's pseudo-class on its "
         f"foreground segments ({cfg.em.foreground_rule} rule)",

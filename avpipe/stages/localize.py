@@ -210,7 +210,7 @@ def localize(args: argparse.Namespace) -> dict[str, Any]:
 
     from avpipe.localize import features, models
     from avpipe.localize.inputs import read_inputs
-    from avpipe.stages.extract import resolve_device
+    from avpipe.training.device import resolve_device
     from avpipe.utils.provenance import provenance
 
     path = models.checkpoint_of(args.model)
@@ -224,7 +224,7 @@ def localize(args: argparse.Namespace) -> dict[str, Any]:
     features.precheck(videos)
     evaluation = _evaluation(args.model, inputs.family, args.evaluation)
     naming = _naming(args, inputs.family, ckpt, evaluation)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     runs, roles = features.build_runs(inputs, device)
     log.info("%d videos, %s model %s", len(videos), inputs.family, args.model)
     prepare = "device" if device.type == "cuda" else "workers"

@@ -87,6 +87,15 @@ class Standardizer:
         """``<input>_mean`` and ``<input>_std`` of every input (what a checkpoint carries)."""
         return {f"{k}_{s}": getattr(self, s)[k] for k in self.mean for s in ("mean", "std")}
 
+    @classmethod
+    def from_flat(cls, names: Iterable[str], stats: Sequence[np.ndarray]) -> Standardizer:
+        """The inverse of :meth:`flat`: ``stats`` = [mean, std] of each of ``names``."""
+        names = list(names)
+        f32 = [np.asarray(x, np.float32) for x in stats]
+        return cls(
+            dict(zip(names, f32[0::2], strict=True)), dict(zip(names, f32[1::2], strict=True))
+        )
+
 
 def channel_stats(total: np.ndarray, sq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and floored std (float32) from float64 sums of x and x^2 over ``n`` values."""

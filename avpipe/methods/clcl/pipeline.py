@@ -301,7 +301,7 @@ def run_em_round(
         manifest.dataset,
         (manifest.segment_hop, manifest.segment_win),
         {"visual": visual, "audio": audio},
-        vars(feats.norm) if feats.norm is not None else None,
+        feats.norm.flat() if feats.norm is not None else None,
     )
     _save_labels(out, feats.video_ids, z)
     predicted = _write_predictions(manifest, visual, audio, loc, cfg, feats, z, f, device, out)

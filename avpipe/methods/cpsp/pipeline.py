@@ -318,7 +318,7 @@ def run_experiment(
         manifest.dataset,
         (manifest.segment_hop, manifest.segment_win),
         {"visual": visual, "audio": audio},
-        train.norm.as_dict() if cfg.data.standardize else None,
+        norm.flat() if norm is not None else None,
     )
     with atomic.atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
