@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from avpipe.workflow_checks import dataset_problems, did_you_mean, recipe_problems
+from avpipe.workflow_checks import (
+    AVVP_TRAINERS,
+    avvp_problems,
+    cpsp_problems,
+    dataset_problems,
+    did_you_mean,
+    recipe_problems,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFINED = "(defined: synth_ave, synth_llp); did you mean"
@@ -200,6 +207,30 @@ def test_the_default_config_has_no_problems() -> None:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
+    assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
+
+
+def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
+    from avpipe.training.avvp import METHODS
+
+    assert set(AVVP_TRAINERS) == set(METHODS)
+    avvp = {
+        "methods": ["han", "coleaf_cmpea"],
+        "variants": {"coleaf_cmpae": {"method": "coleaf"}},
+        "overrides": {"synth_llp": {"data": {}, "coleaf_cmpae": {}, "hna": {}}},
+    }
+    problems = avvp_problems(avvp)
+    assert len(problems) == 2
+    assert problems[0].startswith("config: avvp.methods lists 'coleaf_cmpea', which is neither")
+    assert problems[0].endswith("did you mean 'coleaf_cmpae'?")
+    assert problems[1].startswith("config: avvp.overrides.synth_llp has the key 'hna'")
+    cpsp = {
+        "experiments": {"psp_original": {}},
+        "overrides": {"synth_ave": {"experiments": {"psp_orignal": {}}}},
+    }
+    (problem,) = cpsp_problems(cpsp)
+    assert "cpsp.overrides.synth_ave.experiments has the key 'psp_orignal'" in problem
+    assert problem.endswith("did you mean 'psp_original'?")
 
 
 def test_unknown_recipe_is_named() -> None:
@@ -212,3 +243,24 @@ def test_unknown_recipe_is_named() -> None:
 def test_did_you_mean() -> None:
     assert did_you_mean("synth_avee", ["synth_llp", "synth_ave"]) == "; did you mean 'synth_ave'?"
     assert did_you_mean("zzz", ["synth_ave"]) == ""
+
+
+def test_variant_and_per_experiment_override_resolve_in_the_jobs(workflow_copy: Path) -> None:
+    # a dry run prints each job's shell command with its resolved --config-json
+    r = snakemake(
+        workflow_copy,
+        "-n",
+        "-p",
+        "results/avvp/synth_llp/coleaf_cmpae/seed0/predictions.npz",
+        "results/cpsp/synth_ave/psp_original/seed0/model.pt",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln.removeprefix("Shell command: ") for ln in r.stdout.splitlines()]
+    (avvp,) = [ln for ln in lines if ln.startswith("avpipe avvp ")]
+    assert "--method coleaf " in avvp and "coleaf_cmpae/seed0" in avvp
+    # the variant's own changes over the synthetic override of coleaf (d_model 64)
+    assert '"anchor_backbone":"cmpae"' in avvp and '"fuse_no_cross":0.3' in avvp
+    assert '"d_model":64' in avvp
+    (cpsp,) = [ln for ln in lines if ln.startswith("avpipe cpsp ")]
+    assert '"head":"psp"' in cpsp and '"grad_clip":null' in cpsp
+    assert '"epochs":30' in cpsp and '"milestones":[6,12]' in cpsp

@@ -6,7 +6,9 @@ validation split's dense labels, and writes to ``--out-dir``:
 ``missing_stream`` the videos of each split left out because a store says they have no
 audio or no video stream; val and test are then scored on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
-``split``) and ``history.tsv`` (losses and validation metrics per epoch).
+``split``), ``history.tsv`` (losses and validation metrics per epoch) and
+``summary.json`` (the resolved config with its hash and package versions, best epoch,
+seconds: what the report names the run's exact variant from).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from avpipe.datasets import avvp as data
 from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
+from avpipe.utils import atomic
 from avpipe.utils.atomic import atomic_path
+from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,17 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
         np.savez(fh, **pred)
     result.history.write(args.out_dir / "history.tsv")
+    resolved = {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)}
+    summary = {
+        "method": args.method,
+        "dataset": manifest.dataset,
+        "seed": args.seed,
+        "best_epoch": result.best_epoch,
+        "best_val_score": result.best_score,
+        "seconds": result.seconds,
+        **provenance(resolved),
+    }
+    atomic.write_json(args.out_dir / "summary.json", summary)
     log.info(
         "trained %s in %.1f s; best epoch %d, val %s = %.2f",
         args.method,

@@ -106,6 +106,9 @@ def test_outputs(runs: dict, method: str) -> None:
         assert np.all((z["seg_prob_audio"] >= 0) & (z["seg_prob_audio"] <= 1))
     ckpt = torch.load(d / "model.pt", weights_only=False)
     assert ckpt["config"]["method"] == method and 1 <= ckpt["best_epoch"] <= 30
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["best_epoch"] == ckpt["best_epoch"] and summary["config"]["method"] == method
+    assert summary["config"][method] == ckpt["config"][method] and summary["config_hash"]
     # the deployed model only: CoLeaF's Reference branch is not in the checkpoint
     assert not any(k.startswith("refs") or "tokens" in k for k in ckpt["state_dict"])
     header = (d / "history.tsv").read_text().splitlines()[0].split("\t")

@@ -12,6 +12,8 @@ from snakemake.utils import validate
 
 from avpipe.config import ConfigError
 from avpipe.workflow_checks import (
+    avvp_problems,
+    cpsp_problems,
     dataset_problems,
     find_validation_error,
     recipe_problems,
@@ -35,6 +37,11 @@ except WorkflowError as e:
         schema_error_message(schema_error, top_schema, CONFIG_SCHEMA)
     ) from None
 
-CONFIG_PROBLEMS = dataset_problems(config) + recipe_problems(config["extract"])
+CONFIG_PROBLEMS = (
+    dataset_problems(config)
+    + recipe_problems(config["extract"])
+    + avvp_problems(config["avvp"])
+    + cpsp_problems(config["cpsp"])
+)
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))

@@ -110,7 +110,7 @@ rule evaluate_avvp:
     log:
         "logs/evaluate/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method="han|coleaf",
+        method=AVVP_NAMES,
     threads: 1
     resources:
         mem_mb=2000,

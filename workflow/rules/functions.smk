@@ -14,13 +14,26 @@ def avvp_merge(base, over):
     return out
 
 
-def avvp_slice(dataset, method):
-    """{"data": ..., <method>: ...} of config["avvp"] with the dataset's overrides."""
+def avvp_base(name):
+    """The method a name of avvp.methods trains: itself, or a variant's `method`."""
+    return config["avvp"].get("variants", {}).get(name, {}).get("method", name)
+
+
+def avvp_slice(dataset, name):
+    """{"data": ..., <method>: ...} of config["avvp"] for a method or a variant of one:
+    the method's settings <- the dataset's override of the method <- the variant's own
+    changes <- the dataset's override of the variant (a variant keeps its own changes).
+    """
     av = config["avvp"]
     over = av.get("overrides", {}).get(dataset, {})
     data = avvp_merge(av.get("data", {}), over.get("data", {}))
     data["device"] = config["run"]["device"]
-    return {"data": data, method: avvp_merge(av.get(method, {}), over.get(method, {}))}
+    method = avvp_base(name)
+    block = avvp_merge(av.get(method, {}), over.get(method, {}))
+    if name != method:
+        block = avvp_merge(block, av["variants"][name].get("changes", {}))
+        block = avvp_merge(block, over.get(name, {}))
+    return {"data": data, method: block}
 
 
 def avvp_stores(wildcards):
@@ -44,12 +57,19 @@ def cpsp_config(dataset, experiment):
             f"(defined: {', '.join(sorted(cp['experiments']))})"
         )
     over = cp.get("overrides", {}).get(dataset, {})
+    own = over.get("experiments", {}).get(experiment, {})
     exp = dict(cp["experiments"][experiment])
-    train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
+    train = {
+        **cp["train"],
+        **exp.pop("train", {}),
+        **over.get("train", {}),
+        **own.get("train", {}),
+    }
     data = {
         **cp["data"],
         **exp.pop("data", {}),
         **over.get("data", {}),
+        **own.get("data", {}),
         "device": config["run"]["device"],
     }
     model = {**cp["model"], **over.get("model", {})}
