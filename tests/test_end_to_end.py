@@ -135,12 +135,13 @@ def test_every_rule_ran(study: WorkflowCopy) -> None:
 
 def test_editing_avvp_code_reruns_only_the_avvp_stages(study: WorkflowCopy) -> None:
     """The AVVP counterpart of tests/test_rerun.py's code-edit tests (that toy study has no
-    LLP-format stores). CoLeaF's Anchor is HAN, so both methods rerun."""
+    LLP-format stores). CoLeaF's Anchors (HAN, and CMPAE, built from HAN's layers) import
+    it, so all three AVVP runs rerun: han, coleaf, coleaf_cmpae."""
     path = study.wd / "avpipe/methods/han/model.py"
     original = path.read_text()
     try:
         study.edit_source("methods/han/model.py")
-        assert study.planned() == {"avvp": 2, "evaluate_avvp": 2, "report": 1}
+        assert study.planned() == {"avvp": 3, "evaluate_avvp": 3, "report": 1}
     finally:
         path.write_text(original)
     assert study.planned() == {}

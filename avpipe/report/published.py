@@ -50,6 +50,9 @@ class AVERow:
     note: str = ""  # how the published protocol differs from ours
 
 
+# visual recipe -> the network the papers name in their Features column
+VISUAL_NETWORK = {"vgg19_pool5": "VGG-19", "resnet152_maps": "ResNet-152"}
+
 _T1 = "Bao et al. AAAI'23, Table 1"
 _ON_TEST = "epoch selected on test"
 # Bao et al. (AAAI 2023) Table 1, rows "PSP" (FS 77.8, WS 73.5) and "Bao et al." (US);

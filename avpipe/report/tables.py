@@ -216,6 +216,13 @@ def _published_label(method: str, variant: str) -> str:
     return label if method in label else f"{method} ({label})"
 
 
+def _same_visual(ours: str, feature: str) -> bool:
+    """Whether our 'visual + audio' recipes use the published row's visual network
+    (unknown recipes match any)."""
+    network = published.VISUAL_NETWORK.get(ours.split(" + ")[0])
+    return network is None or network == feature
+
+
 def _published_source(ref: str, paired: str, note: str = "") -> str:
     """The Source cell of a published row: its reference, and which of ours it pairs with."""
     extra = f"; {note}" if note else ""
@@ -269,7 +276,8 @@ def _ave_section(sm: Summary, groups: list[Group]) -> None:
         )
         if sm.show_published and v.key:
             for i, p in enumerate(published.AVE_ACCURACY):
-                if i not in shown and p.variant == v.key and p.setting == setting:
+                same = p.variant == v.key and p.setting == setting
+                if i not in shown and same and _same_visual(kw["feature"], p.feature):
                     add_published(i, p, g.experiment)
     if sm.show_published:
         for i, p in enumerate(published.AVE_ACCURACY):

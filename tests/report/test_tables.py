@@ -109,7 +109,10 @@ def test_summary_pairs_ours_only_with_published_rows_of_the_same_variant(
     methods = [r[1] for r in ave]
     # CLCL: followed by Bao et al.'s US rows; psp_weak (PSP in the CPSP code base): by none
     i = next(i for i, m in enumerate(methods) if m.startswith("clcl (CLCL"))
-    assert all("same variant as clcl" in r[-1] for r in ave[i + 1 : i + 3])
+    # ... of the same visual network only (the run used vgg19_pool5)
+    assert ave[i + 1][2] == "VGG-19" and "same variant as clcl" in ave[i + 1][-1]
+    resnet = next(r for r in ave if r[1] == "CLCL (Bao et al.)" and r[2] == "ResNet-152")
+    assert "no avpipe run of this variant" in resnet[-1]
     j = next(i for i, m in enumerate(methods) if m.startswith("psp_weak (PSP inside"))
     assert ave[j + 1][-1] != "ours" and "same variant" not in ave[j + 1][-1]
     # published PSP (original recipe, selected on test) has no avpipe run here
