@@ -93,7 +93,7 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
-AVVP_TRAINERS = ("han", "coleaf")  # the methods of avpipe.training.avvp.METHODS
+AVVP_TRAINERS = ("han", "coleaf")  # the methods of avpipe.methods.avvp.METHODS
 
 
 def avvp_problems(avvp: Mapping[str, Any]) -> list[str]:

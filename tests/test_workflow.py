@@ -211,7 +211,7 @@ def test_the_default_config_has_no_problems() -> None:
 
 
 def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
-    from avpipe.training.avvp import METHODS
+    from avpipe.methods.avvp import METHODS
 
     assert set(AVVP_TRAINERS) == set(METHODS)
     avvp = {

@@ -106,13 +106,18 @@ def test_outputs(runs: dict, method: str) -> None:
         assert np.all((z["seg_prob_audio"] >= 0) & (z["seg_prob_audio"] <= 1))
     ckpt = torch.load(d / "model.pt", weights_only=False)
     assert ckpt["config"]["method"] == method and 1 <= ckpt["best_epoch"] <= 30
-    summary = json.loads((d / "summary.json").read_text())
-    assert summary["best_epoch"] == ckpt["best_epoch"] and summary["config"]["method"] == method
-    assert summary["config"][method] == ckpt["config"][method] and summary["config_hash"]
     # the deployed model only: CoLeaF's Reference branch is not in the checkpoint
     assert not any(k.startswith("refs") or "tokens" in k for k in ckpt["state_dict"])
-    header = (d / "history.tsv").read_text().splitlines()[0].split("\t")
+    lines = (d / "history.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
     assert {"epoch", "loss", "val_select", "val.segment.Type@AV"} <= set(header)
+    val = [float(r.split("\t")[header.index("val_select")]) for r in lines[1:]]
+    summary = json.loads((d / "summary.json").read_text())
+    # epochs count from 1; equal val scores keep the last epoch (the released scripts' >=)
+    assert summary["best_epoch"] == ckpt["best_epoch"] == len(val) - val[::-1].index(max(val))
+    assert summary["select_ties"] == "last" and summary["best_val_score"] == pytest.approx(max(val))
+    # the resolved config the report names the run's variant from
+    assert summary["config"][method] == ckpt["config"][method] and summary["config_hash"]
     if method == "coleaf":
         assert {"ref_audio", "ref_visual", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(
             header

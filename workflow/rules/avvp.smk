@@ -10,9 +10,10 @@ AVVP_DATASETS = list(config["avvp"].get("datasets", []))
 AVVP_METHODS = list(config["avvp"].get("methods", []))
 AVVP_NAMES = "|".join(AVVP_METHODS) or "none"
 AVVP_CODE = (
+    "methods/avvp",
     "methods/han",
     "methods/coleaf",
-    "training/avvp",
+    "training/loop",
     "training/epochs",
     "training/streams",
     "training/checkpoint",
