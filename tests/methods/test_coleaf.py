@@ -275,6 +275,18 @@ def test_cmpae_mutual_direction_alternates_from_even_in_every_epoch(monkeypatch)
             tr.step(b, epoch)
     # batch_idx 0, 1, 2 | 0, 1, 2 | 0, 1: odd batch_idx = the global branch is the student
     assert seen == [False, True, False, False, True, False, False, True]
+    # in the training loop the direction follows the loop's own batch index (Step.batch_idx)
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from avpipe.training.loop import Step
+
+    seen.clear()
+    tr.data = SimpleNamespace(batch=lambda idx, device: b)
+    for i, (epoch, batch_idx) in enumerate([(4, 1), (4, 2), (5, 0), (5, 1)]):
+        tr.train_step(Step(np.arange(4), epoch, batch_idx, step=i + 1))
+    assert seen == [True, False, False, True]
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
