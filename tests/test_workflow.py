@@ -19,6 +19,7 @@ from avpipe.workflow_checks import (
     dataset_problems,
     did_you_mean,
     recipe_problems,
+    released_problems,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,6 +209,7 @@ def test_the_default_config_has_no_problems() -> None:
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
     assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
+    assert released_problems(cfg) == []
 
 
 def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
@@ -260,3 +262,27 @@ def test_an_avvp_variant_resolves_in_its_job(workflow_copy: Path) -> None:
     # the variant's own changes over the synthetic override of coleaf (d_model 64)
     assert '"anchor_backbone":"cmpae"' in avvp and '"fuse_no_cross":0.3' in avvp
     assert '"d_model":64' in avvp
+
+
+def test_released_feature_problems_are_named() -> None:
+    cfg = {
+        "datasets": {
+            "ave": {
+                "format": "ave",
+                "features": {
+                    "vggish": {"released": "a.h5", "format": "ave_h5"},
+                    "vgg19_pool": {"released": "v.h5", "format": "ave_h5"},
+                    "resnet152_llp": {"released": "feats/res152", "format": "llp_npy"},
+                },
+            }
+        },
+        "extract": {"stores": {"ave": ["vggish"]}},
+    }
+    assert released_problems(cfg) == [
+        "config: datasets.ave.features.vggish is released, and extract.stores.ave also "
+        "lists 'vggish': remove one of them",
+        "config: datasets.ave.features.vgg19_pool: the ave_h5 release has no 'vgg19_pool' "
+        "features (it has: vgg19_pool5, vggish); did you mean 'vgg19_pool5'?",
+        "config: datasets.ave.features.resnet152_llp.format is 'llp_npy', but dataset 'ave' "
+        "has format 'ave', whose released format is ave_h5",
+    ]

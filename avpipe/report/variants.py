@@ -68,7 +68,7 @@ def variant_of(run: Run) -> Variant:
     cfg = read_summary(run).get("config")
     if not isinstance(cfg, dict):
         return Variant("", "variant unknown: no training summary")
-    if run.task == "avvp":
+    if "method" in cfg:  # the AVVP stage (tasks avvp, unav100)
         return avvp_variant(cfg)
     if "run" in cfg:
         return cpsp_variant(cfg)

@@ -22,6 +22,7 @@ AVVP_CODE = (
     "io/store",
     "metrics/avvp",
     "stages/avvp",
+    "localize/inputs",
 )
 
 

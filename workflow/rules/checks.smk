@@ -17,6 +17,7 @@ from avpipe.workflow_checks import (
     dataset_problems,
     find_validation_error,
     recipe_problems,
+    released_problems,
     schema_error_message,
 )
 
@@ -42,6 +43,7 @@ CONFIG_PROBLEMS = (
     + recipe_problems(config["extract"])
     + avvp_problems(config["avvp"])
     + cpsp_problems(config["cpsp"])
+    + released_problems(config)
 )
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))

@@ -36,6 +36,7 @@ rule cpsp:
             "io/store",
             "datasets/manifest",
             "metrics/ave",
+            "localize/inputs",
         ),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.model),

@@ -47,6 +47,20 @@ def avvp_stores(wildcards):
     }
 
 
+def avvp_evaluate_task(dataset):
+    """unav100 (detection mAP + the AVVP F-scores) for UnAV-100 data, else avvp."""
+    fmt = config["datasets"].get(dataset, {}).get("format")
+    return "unav100" if fmt == "unav100" else "avvp"
+
+
+def avvp_evaluate_cfg(wildcards):
+    """avvp.evaluate for the dataset's task (the detection keys only for unav100)."""
+    cfg = dict(config["avvp"].get("evaluate", {}))
+    if avvp_evaluate_task(wildcards.dataset) != "unav100":
+        cfg.pop("detection", None)
+    return as_json(cfg)
+
+
 # --- cpsp ---------------------------------------------------------------------
 def cpsp_config(dataset, experiment):
     """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
@@ -251,3 +265,17 @@ def report_history_args(wildcards, input):
         f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
         for p in input.histories
     )
+
+
+# --- localize -----------------------------------------------------------------
+def localize_evaluation(wildcards):
+    """The model's evaluation output that localize reads, if the workflow makes one."""
+    parts = wildcards.model.split("/")
+    if parts[0] == "avvp":
+        return [f"results/evaluate/{wildcards.model}/metrics.json"]
+    if parts[0] == "em" and unsup_labelled(parts[1]):
+        experiment = config["unsupervised"]["experiment"]
+        return [
+            f"results/evaluate/unsupervised/{parts[1]}/{experiment}/{parts[2]}/{parts[3]}/mapping.tsv"
+        ]
+    return []
