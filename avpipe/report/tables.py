@@ -398,7 +398,7 @@ def _avvp_section(sm: Summary, groups: list[Group]) -> None:
         "(avpipe's `fixed` is CoLeaF's standard setting, `han` HAN's own thresholds, `selected` "
         "CMPAE's per-class one). Each of our rows names its exact variant and is followed only "
         "by the published rows of the same variant and protocol: HAN's with `han`, CoLeaF's "
-        "(CMPAE Anchor, Table 1) with `coleaf_cmpae`, Table 4-right's HAN-Anchor CoLeaF with "
+        "(CMPAE Anchor, Table 1) with the CMPAE-Anchor run, Table 4-right's HAN-Anchor CoLeaF with "
         "the HAN-Anchor run; published rows of variants avpipe did not run come last.",
         ["Method", "Dataset", "Setting", *short, "n", "Source"],
         rows,
