@@ -93,6 +93,48 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def family_problems(config: Mapping[str, Any]) -> list[str]:
+    """The config sections of method families on the generic ``train`` stage.
+
+    Such a section has no JSON schema: its source of truth is the method's config
+    dataclass, so each dataset's resolved section is built with ``from_dict`` (unknown
+    keys and bad values named) and its ``datasets`` must be defined.
+    """
+    from avpipe.config import from_dict, resolve
+    from avpipe.methods import registry
+
+    defined = set(config.get("datasets") or {})
+    out = []
+    for name in registry.generic():
+        family = registry.get(name).family
+        section = config.get(family)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            out.append(f"config: {family} must be a mapping, got {section!r}")
+            continue
+        listed = section.get("datasets") or []
+        out += [
+            f"config: {family}.datasets lists {ds!r}, which is not defined under datasets "
+            f"(defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in listed
+            if ds not in defined
+        ]
+        out += [
+            f"config: {family}.overrides has the key {ds!r}, which is not defined under "
+            f"datasets (defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in section.get("overrides") or {}
+            if ds not in defined
+        ]
+        cls = registry.load(registry.get(name).config)
+        for ds in [None, *(d for d in listed if d in defined)]:
+            try:
+                from_dict(cls, resolve(family, ds, config=config), where=family)
+            except ConfigError as e:
+                out.append(f"config: {e}" + ("" if ds is None else f" (dataset {ds})"))
+    return list(dict.fromkeys(out))
+
+
 def recipe_problems(extract: Mapping[str, Any]) -> list[str]:
     """Recipes and recipe options of ``config["extract"]`` that the registry rejects.
 

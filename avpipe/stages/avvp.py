@@ -14,47 +14,59 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import asdict
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
+from avpipe import config as configs
+from avpipe.config import ConfigError, from_dict, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.methods import registry
+from avpipe.stages import add_config_arguments, add_run_arguments, fill_paths, require
 from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
 from avpipe.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+SECTION = "avvp"
+DEFAULT_JSON = "{}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, choices=sorted(loop.METHODS))
-    p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    p.add_argument("--audio-store", required=True, type=Path, help="vggish.zarr (N, T, Da)")
-    p.add_argument(
-        "--frames-store", required=True, type=Path, help="resnet152_llp.zarr (frames (N, T, k, Df))"
-    )
-    p.add_argument("--motion-store", required=True, type=Path, help="r2plus1d18.zarr (N, T, Dm)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--config-json", default="{}", help='{"data": {...}, "<method>": {...}} (avvp section)'
-    )
-    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--method", required=True, choices=sorted(registry.of_stage("avvp")))
+    add_config_arguments(p)
+    # audio (N, T, Da); frames: frames (N, T, k, Df); motion (N, T, Dm)
+    add_run_arguments(p, "audio", "frames", "motion")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("avvp", args.dataset, method=args.method, config=config)
 
 
 def run(args: argparse.Namespace) -> int:
-    raw = load_json_arg(args.config_json)
+    raw = args.cfg
     unknown = sorted(set(raw) - {"data", args.method})
     if unknown:
         raise ConfigError(
             f"avvp: unknown key(s) {unknown} for method {args.method!r}; "
             f"expected 'data' and {args.method!r}"
         )
-    method = loop.get_method(args.method)
+    method = registry.get(args.method)
     dcfg = from_dict(loop.DataConfig, raw.get("data", {}), where="avvp.data")
-    cfg = from_dict(method.Config, raw.get(args.method, {}), where=f"avvp.{args.method}")
+    cfg = from_dict(
+        registry.load(method.config), raw.get(args.method, {}), where=f"avvp.{args.method}"
+    )
+    base = f"results/extract/{args.dataset}"
+    fill_paths(
+        args,
+        manifest=f"results/manifest/{args.dataset}",
+        audio_store=f"{base}/{dcfg.audio_recipe}.zarr",
+        frames_store=f"{base}/{dcfg.frames_recipe}.zarr",
+        motion_store=f"{base}/{dcfg.motion_recipe}.zarr",
+    )
+    require(args, "manifest", "audio_store", "frames_store", "motion_store", "out_dir")
     torch.set_num_threads(dcfg.num_threads)
     device = loop.resolve_device(dcfg.device)
     generator = seed_everything(args.seed)
@@ -74,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         {k: len(v) for k, v in splits.items()},
         device,
     )
-    trainer = method.Trainer(cfg, dims, device, generator)
+    trainer = registry.load(method.trainer)(cfg, dims, device, generator)
     result = loop.fit(trainer, splits, cfg.select, device, dcfg.eval_batch_size)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -89,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
         missing_stream={k: v.missing for k, v in splits.items()},
     )
-    pred = loop.collect_predictions(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
+    predict = registry.load(method.predict)
+    pred = predict(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
         np.savez(fh, **pred)
     result.history.write(args.out_dir / "history.tsv")

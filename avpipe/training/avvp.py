@@ -12,11 +12,9 @@ after each one, keeps the best deployed weights (model selection on val only, sp
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,11 +26,6 @@ from avpipe.training.epochs import History, ordered_batches
 
 log = logging.getLogger(__name__)
 
-METHODS: dict[str, str] = {
-    "han": "avpipe.methods.han.trainer",  # HAN baseline (Tian et al., ECCV'20)
-    "coleaf": "avpipe.methods.coleaf.trainer",  # CoLeaF on the HAN Anchor
-}
-
 PRED_KEYS = (
     "seg_prob_audio",
     "seg_prob_visual",
@@ -40,12 +33,6 @@ PRED_KEYS = (
     "video_prob_visual",
     "video_prob",
 )
-
-
-def get_method(name: str) -> ModuleType:
-    if name not in METHODS:
-        raise KeyError(f"unknown AVVP method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return importlib.import_module(METHODS[name])
 
 
 @dataclass(frozen=True)

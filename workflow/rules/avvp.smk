@@ -4,22 +4,8 @@
 # Metrics: rule evaluate_avvp in evaluate.smk.
 
 
-# Datasets of the method; each is defined under `datasets` (checks.smk).
-AVVP_DATASETS = list(config["avvp"].get("datasets", []))
-AVVP_METHODS = list(config["avvp"].get("methods", []))
-AVVP_CODE = (
-    "methods/han",
-    "methods/coleaf",
-    "training/avvp",
-    "training/epochs",
-    "training/streams",
-    "training/checkpoint",
-    "datasets/avvp",
-    "datasets/manifest",
-    "io/store",
-    "metrics/avvp",
-    "stages/avvp",
-)
+# Methods: the registry entries of stage "avvp" (avpipe/methods/registry.py); which of them
+# run and on which datasets: avvp.methods and avvp.datasets (functions.smk all_targets).
 
 
 rule avvp:
@@ -32,7 +18,7 @@ rule avvp:
     log:
         "logs/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method="han|coleaf",
+        method=wildcard_choices(of_stage("avvp")),
     threads: 1
     resources:
         mem_mb=8000,
@@ -40,17 +26,9 @@ rule avvp:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(avvp_slice(wildcards.dataset, wildcards.method)),
-        code=code(*AVVP_CODE),
+        code=code(*stage_code("avvp")),
         out=lambda wildcards, output: os.path.dirname(output.model),
     shell:
         "avpipe avvp --method {wildcards.method} --manifest results/manifest/{wildcards.dataset} "
         "--audio-store {input.audio:q} --frames-store {input.frames:q} --motion-store {input.motion:q} "
         "--seed {wildcards.seed} --config-json {params.cfg:q} --out-dir {params.out} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    f"results/avvp/{ds}/{method}/seed{seed}/predictions.npz"
-    for ds in AVVP_DATASETS
-    for method in AVVP_METHODS
-    for seed in config["run"]["seeds"]
-)

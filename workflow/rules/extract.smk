@@ -8,10 +8,6 @@
 # edit only that recipe's features, after adding videos only the new videos.
 
 
-# Datasets with stores; each is defined under `datasets` (checks.smk).
-EXTRACT_DATASETS = list(config["extract"].get("stores", {}))
-
-
 rule extract:
     input:
         samples="results/manifest/{dataset}/samples.tsv",
@@ -20,9 +16,9 @@ rule extract:
         directory("results/extract/{dataset}/shards/shard{shard}"),
     log:
         "logs/extract/{dataset}/shard{shard}.log",
-    threads: config["extract"].get("workers", 2)
+    threads: config["extract"]["workers"]
     resources:
-        mem_mb=config["extract"].get("mem_mb", 8000),
+        mem_mb=config["extract"]["mem_mb"],
         runtime=600,
         gpu=GPU_JOB,
     params:
@@ -90,13 +86,3 @@ rule extract_failures:
         code=code("stages/extract"),
     shell:
         "avpipe extract failures {params.tables} --out {output:q} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    [
-        f"results/extract/{dataset}/{recipe}.zarr"
-        for dataset in EXTRACT_DATASETS
-        for recipe in config["extract"]["stores"][dataset]
-    ]
-    + [f"results/extract/{dataset}/failures.tsv" for dataset in EXTRACT_DATASETS]
-)
