@@ -93,6 +93,19 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def method_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every name in avvp.methods that is not an AVVP method of the registry."""
+    from avpipe.methods import registry
+
+    known = registry.of_stage("avvp")
+    return [
+        f"config: avvp.methods lists {name!r}, which is not a registered AVVP method "
+        f"(known: {_names(known)}){did_you_mean(name, known)}"
+        for name in (config.get("avvp") or {}).get("methods") or []
+        if name not in known
+    ]
+
+
 def family_problems(config: Mapping[str, Any]) -> list[str]:
     """The config sections of method families on the generic ``train`` stage.
 

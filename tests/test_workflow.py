@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from avpipe.workflow_checks import dataset_problems, did_you_mean, recipe_problems
+from avpipe.workflow_checks import (
+    dataset_problems,
+    did_you_mean,
+    family_problems,
+    method_problems,
+    recipe_problems,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFINED = "(defined: synth_ave, synth_llp); did you mean"
@@ -207,6 +213,47 @@ def test_unknown_recipe_is_named() -> None:
     assert len(problems) == 1
     assert problems[0].startswith("config: extract.recipes has the key 'vggsih', which is not")
     assert problems[0].endswith("did you mean 'vggish'?")
+
+
+def test_unknown_avvp_method_is_named() -> None:
+    """avvp.methods takes the registry's AVVP methods (no list kept in the schema)."""
+    (problem,) = method_problems({"avvp": {"methods": ["han", "coleef"]}})
+    assert problem == (
+        "config: avvp.methods lists 'coleef', which is not a registered AVVP method "
+        "(known: coleaf, han); did you mean 'coleaf'?"
+    )
+
+
+def test_a_family_section_is_checked_against_its_dataclass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A method family on the generic train stage has no schema: its section, resolved for
+    each dataset, must build its config dataclass."""
+    from avpipe.methods import registry
+
+    entry = registry.Method(
+        family="toy",
+        stage="train",
+        config="avpipe.report.config:TSNEConfig",  # any dataclass with defaults
+        trainer="x:y",
+        predict="x:y",
+        task="ave",
+        code=(),
+    )
+    monkeypatch.setitem(registry.METHODS, "toy", entry)
+    cfg = {
+        "datasets": {"synth_ave": {}},
+        "toy": {
+            "datasets": ["synth_ave", "synth_avee"],
+            "max_points": 10,
+            "overrides": {"synth_ave": {"perplexity": "high"}},
+        },
+    }
+    assert family_problems(cfg) == [
+        "config: toy.datasets lists 'synth_avee', which is not defined under datasets "
+        "(defined: synth_ave); did you mean 'synth_ave'?",
+        "config: toy.perplexity: expected a number, got 'high' (dataset synth_ave)",
+    ]
 
 
 def test_did_you_mean() -> None:

@@ -15,6 +15,7 @@ from avpipe.methods.registry import METHODS, generic
 from avpipe.workflow_checks import (
     dataset_problems,
     family_problems,
+    method_problems,
     find_validation_error,
     recipe_problems,
     schema_error_message,
@@ -47,6 +48,7 @@ CONFIG_PROBLEMS = (
     dataset_problems(config)
     + recipe_problems(config["extract"])
     + family_problems(config)
+    + method_problems(config)
 )
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))
