@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from avpipe.config import ConfigError
-from avpipe.stages import stage_config
+from avpipe.stages import shown_config, stage_config
 from avpipe.utils.log import setup_logging
 from avpipe.utils.provenance import version_string
 
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if takes_config:
             args.cfg = stage_config(module, args)
             if args.print_config:
-                print(yaml.safe_dump(args.cfg, sort_keys=False), end="")
+                shown = shown_config(module, args, args.cfg)
+                print(yaml.safe_dump(shown, sort_keys=False), end="")
                 return 0
         return int(module.run(args) or 0)
     except ConfigError as e:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from avpipe.config import ConfigError, from_dict, load_config, resolve
+from avpipe.methods.cpsp.config import CpspStage
 
 
 @dataclass(frozen=True)
@@ -134,13 +135,18 @@ def test_print_config_shows_what_the_workflow_passes() -> None:
     assert r.returncode == 0, r.stderr
     shown = yaml.safe_load(r.stdout)
     cfg = load_config(REPO / "config/config.yaml", ["run.device=cpu"])
-    assert shown == resolve("cpsp", "synth_ave", experiment="cpsp_weak", config=cfg)
+    passed = resolve("cpsp", "synth_ave", experiment="cpsp_weak", config=cfg)
+    # the slice the rule passes, with every default of the dataclass filled in
+    assert from_dict(CpspStage, shown) == from_dict(CpspStage, passed)
+    assert shown["run"]["train"]["milestones"] == [5, 20, 40] and shown["data"]["device"] == "cpu"
+    assert shown["run"]["spsa_temperature"] == 0.6  # a default nobody wrote
 
 
 def test_config_json_takes_the_yamls_shape() -> None:
     """`avpipe cpsp --config-json '{"train": ...}'` used to say "unknown key 'train'"."""
     r = _cli("cpsp", "--config-json", '{"train": {"epochs": 3}}', "--print-config")
     assert r.returncode == 0, r.stderr
-    assert yaml.safe_load(r.stdout)["run"]["train"] == {"epochs": 3}
+    train = yaml.safe_load(r.stdout)["run"]["train"]
+    assert train["epochs"] == 3 and train["milestones"] == [10, 20, 30]
     r = _cli("cpsp", "--config-json", '{"train": {"epoch": 3}}', "--out-dir", "x")
     assert r.returncode == 2 and "unknown key(s) 'epoch'" in r.stderr, r.stderr

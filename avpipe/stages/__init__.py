@@ -10,9 +10,11 @@ Every stage takes its config in one of two ways (``add_config_arguments``):
     '{"train": {"epochs": 3}}'``) or the slice the workflow passes, already resolved;
     KEY is a path inside that JSON.
 
-``--print-config`` prints the resolved slice and exits.  A stage module defines
-``SECTION`` (its config.yaml section, or None when its JSON is not one) and
-``resolve_config(args, config) -> dict``; ``avpipe.cli`` calls :func:`stage_config`.
+``--print-config`` prints the resolved slice, with every default its dataclass fills in,
+and exits.  A stage module defines ``SECTION`` (its config.yaml section, or None when its
+JSON is not one), ``resolve_config(args, config) -> dict`` and, where its config is one
+dataclass, ``full_config(args, cfg) -> dict``; ``avpipe.cli`` calls :func:`stage_config`
+and :func:`shown_config`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def stage_config(module: ModuleType, args: argparse.Namespace) -> dict[str, Any]
     dataset = getattr(args, "dataset", None)
     config = {section: raw, "datasets": {} if dataset is None else {dataset: {}}}
     return module.resolve_config(args, config)
+
+
+def shown_config(module: ModuleType, args: argparse.Namespace, cfg: dict[str, Any]) -> Any:
+    """What --print-config prints: the slice with the dataclass defaults filled in."""
+    full = getattr(module, "full_config", None)
+    return cfg if full is None else full(args, cfg)
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *stores: str) -> None:

@@ -45,6 +45,14 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("avvp", args.dataset, method=args.method, config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    config_cls = registry.load(registry.get(args.method).config)
+    return {
+        "data": to_dict(from_dict(loop.DataConfig, cfg.get("data", {}), where="avvp.data")),
+        args.method: to_dict(from_dict(config_cls, cfg.get(args.method, {}), where="avvp")),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     raw = args.cfg
     unknown = sorted(set(raw) - {"data", args.method})

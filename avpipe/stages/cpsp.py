@@ -48,6 +48,12 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("cpsp", args.dataset, experiment=experiment, config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    from avpipe.methods.cpsp.config import CpspStage
+
+    return configs.to_dict(from_dict(CpspStage, cfg, where="cpsp"))
+
+
 def run(args: argparse.Namespace) -> int:
     from avpipe.methods.cpsp.config import CpspStage
     from avpipe.methods.cpsp.pipeline import run_experiment

@@ -35,6 +35,10 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("unsupervised", args.dataset, stage="em", config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(EMStage, cfg, where="unsupervised"))
+
+
 def run(args: argparse.Namespace) -> int:
     clcl_paths(args)
     fill_paths(

@@ -110,6 +110,10 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("extract", args.dataset, config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(ExtractConfig, cfg, where="extract"))
+
+
 def run(args: argparse.Namespace) -> int:
     return {
         "shard": _run_shard,

@@ -25,6 +25,10 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("unsupervised", args.dataset, stage="pretrain", config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(PretrainStage, cfg, where="unsupervised"))
+
+
 def run(args: argparse.Namespace) -> int:
     clcl_paths(args)
     cfg = from_dict(PretrainStage, args.cfg, where="unsupervised")

@@ -69,6 +69,10 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("report", config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(ReportConfig, cfg, where="report"))
+
+
 def _history_arg(text: str) -> tuple[str, Path]:
     stage, sep, path = text.partition("=")
     if not sep or not stage or not path:

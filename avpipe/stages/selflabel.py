@@ -28,6 +28,10 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve("unsupervised", args.dataset, stage="selflabel", config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(SelflabelStage, cfg, where="unsupervised"))
+
+
 def run(args: argparse.Namespace) -> int:
     clcl_paths(args)
     fill_paths(args, pretrain=f"results/pretrain/{args.dataset}/seed{args.seed}")

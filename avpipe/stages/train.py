@@ -49,6 +49,11 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
     return configs.resolve(registry.get(args.method).family, args.dataset, config=config)
 
 
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    method = registry.get(args.method)
+    return to_dict(from_dict(registry.load(method.config), cfg, where=method.family))
+
+
 def _stores(args: argparse.Namespace, method: registry.Method, cfg: Any) -> dict[str, Path]:
     given = {}
     for item in args.store:
