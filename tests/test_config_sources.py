@@ -18,15 +18,15 @@ import pytest
 import yaml
 
 from avpipe.config import to_dict
+from avpipe.methods.avvp import DataConfig as AVVPData
 from avpipe.methods.clcl import config as clcl
 from avpipe.methods.coleaf.trainer import Config as CoLeaFConfig
 from avpipe.methods.cpsp import config as cpsp
+from avpipe.methods.cpsp.config import TrainConfig
 from avpipe.methods.han.trainer import Config as HANConfig
 from avpipe.metrics.avvp import EvalConfig
 from avpipe.report.config import ReportConfig
 from avpipe.stages.extract import ExtractConfig
-from avpipe.training.avvp import DataConfig as AVVPData
-from avpipe.training.loop import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "workflow/schemas"

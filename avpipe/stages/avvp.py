@@ -6,13 +6,15 @@ validation split's dense labels, and writes to ``--out-dir``:
 ``missing_stream`` the videos of each split left out because a store says they have no
 audio or no video stream; val and test are then scored on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
-``split``) and ``history.tsv`` (losses and validation metrics per epoch).
+``split``), ``history.tsv`` (losses and validation metrics per epoch, epochs from 1) and
+``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -22,12 +24,13 @@ import torch
 from avpipe import config as configs
 from avpipe.config import ConfigError, from_dict, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.methods import avvp as family
 from avpipe.methods import registry
 from avpipe.stages import add_config_arguments, add_run_arguments, fill_paths, require
-from avpipe.training import avvp as loop
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
-from avpipe.utils.atomic import atomic_path
+from avpipe.utils.atomic import atomic_path, write_json
+from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 SECTION = "avvp"
@@ -48,12 +51,13 @@ def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
 def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
     config_cls = registry.load(registry.get(args.method).config)
     return {
-        "data": to_dict(from_dict(loop.DataConfig, cfg.get("data", {}), where="avvp.data")),
+        "data": to_dict(from_dict(family.DataConfig, cfg.get("data", {}), where="avvp.data")),
         args.method: to_dict(from_dict(config_cls, cfg.get(args.method, {}), where="avvp")),
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
     raw = args.cfg
     unknown = sorted(set(raw) - {"data", args.method})
     if unknown:
@@ -62,10 +66,9 @@ def run(args: argparse.Namespace) -> int:
             f"expected 'data' and {args.method!r}"
         )
     method = registry.get(args.method)
-    dcfg = from_dict(loop.DataConfig, raw.get("data", {}), where="avvp.data")
-    cfg = from_dict(
-        registry.load(method.config), raw.get(args.method, {}), where=f"avvp.{args.method}"
-    )
+    dcfg = from_dict(family.DataConfig, raw.get("data", {}), where="avvp.data")
+    config_cls = registry.load(method.config)
+    cfg = from_dict(config_cls, raw.get(args.method, {}), where=f"avvp.{args.method}")
     base = f"results/extract/{args.dataset}"
     fill_paths(
         args,
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     )
     require(args, "manifest", "audio_store", "frames_store", "motion_store", "out_dir")
     torch.set_num_threads(dcfg.num_threads)
-    device = loop.resolve_device(dcfg.device)
+    device = family.resolve_device(dcfg.device)
     generator = seed_everything(args.seed)
     manifest, splits, dims = data.load(
         args.manifest,
@@ -94,13 +97,14 @@ def run(args: argparse.Namespace) -> int:
         {k: len(v) for k, v in splits.items()},
         device,
     )
-    trainer = registry.load(method.trainer)(cfg, dims, device, generator)
-    result = loop.fit(trainer, splits, cfg.select, device, dcfg.eval_batch_size)
+    trainer = registry.load(method.trainer)(cfg, dims, device, splits["train"])
+    result = family.train(trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)}
     save_checkpoint(
         args.out_dir / "model.pt",
-        trainer.deploy_state(),
-        {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)},
+        result.best_state,
+        config,
         dims=asdict(dims),
         classes=manifest.classes,
         best_epoch=result.best_epoch,
@@ -114,6 +118,20 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
         np.savez(fh, **pred)
     result.history.write(args.out_dir / "history.tsv")
+    summary = {
+        "method": args.method,
+        "dataset": manifest.dataset,
+        "seed": args.seed,
+        "best_epoch": result.best_epoch,
+        "best_val_score": result.best_score,
+        "select_metric": cfg.select.metric,
+        "select_ties": cfg.select.ties,
+        "seconds": time.perf_counter() - t0,
+        **{f"n_{k}": len(v) for k, v in splits.items()},
+        "missing_stream": {k: v.missing for k, v in splits.items()},
+        **provenance(config),
+    }
+    write_json(args.out_dir / "summary.json", summary)
     log.info(
         "trained %s in %.1f s; best epoch %d, val %s = %.2f",
         args.method,

@@ -15,6 +15,7 @@ rule avvp:
         model="results/avvp/{dataset}/{method}/seed{seed}/model.pt",
         predictions="results/avvp/{dataset}/{method}/seed{seed}/predictions.npz",
         history="results/avvp/{dataset}/{method}/seed{seed}/history.tsv",
+        summary="results/avvp/{dataset}/{method}/seed{seed}/summary.json",
     log:
         "logs/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
