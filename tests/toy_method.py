@@ -49,7 +49,7 @@ def fit(cfg: Config, manifest: Manifest, stores: dict[str, Path], seed: int) -> 
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append({"epoch": epoch, "loss": float(loss)})
+        history.append({"epoch": epoch, "loss": loss.item()})
     return Trained(model.state_dict(), history, model=(model, mean, std))
 
 
