@@ -314,13 +314,18 @@ def _evaluate(
     if task == "ave":
         data = _cpsp(config, dataset, experiment)["data"]
         return {"split": data["evaluate_split"]} if "evaluate_split" in data else {}
-    if task == "avvp":
-        return dict(_section(config, "avvp").get("evaluate") or {})
+    if task in ("avvp", "unav100"):
+        out = dict(_section(config, "avvp").get("evaluate") or {})
+        if task == "avvp":  # detection mAP: UnAV-100 data only (avpipe/metrics/unav.py)
+            out.pop("detection", None)
+        return out
     if task is None and method is not None:  # a generic family: its section's `evaluate`
         from avpipe.methods.registry import get
 
         return dict(_section(config, get(method).family).get("evaluate") or {})
-    raise ConfigError(f"evaluate: task needed, one of ave, avvp, unsupervised (got {task!r})")
+    raise ConfigError(
+        f"evaluate: task needed, one of ave, avvp, unav100, unsupervised (got {task!r})"
+    )
 
 
 def _synthetic(config: Mapping[str, Any], part: str | None) -> dict:

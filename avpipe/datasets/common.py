@@ -308,11 +308,13 @@ def make_sample(
     split: str,
     duration: float,
     row: int | None = None,
+    n_segments: int | None = None,
 ) -> Sample:
     """A Sample whose path, presence and (probed) duration come from the video folder.
 
     ``duration`` is the nominal/annotated length, used when the file is absent or
-    cannot be probed.  ``n_segments`` follows the config's segment hop.
+    cannot be probed.  ``n_segments`` follows the config's segment grid, unless given
+    (segments fixed by the labels: VGGSound-AVEL100k).
     """
     path = media.get(video_id)
     present = path is not None
@@ -328,7 +330,11 @@ def make_sample(
         split=split,
         path=str(path),
         duration=duration,
-        n_segments=segment_count(duration, cfg.segment_hop),
+        n_segments=(
+            segment_count(duration, cfg.segment_hop, cfg.segment_win)
+            if n_segments is None
+            else n_segments
+        ),
         present=present,
         row=row,
     )

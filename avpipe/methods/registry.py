@@ -154,11 +154,13 @@ TASK_CODE: dict[str, tuple[str, ...]] = {
     "avvp": (
         "metrics/__init__",
         "metrics/avvp",
+        "metrics/unav",
         "config",
         "stages/evaluate",
         "datasets/manifest",
     ),
 }
+TASK_CODE["unav100"] = TASK_CODE["avvp"]  # one rule evaluates both (by dataset format)
 
 
 def get(name: str) -> Method:

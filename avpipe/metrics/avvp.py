@@ -35,7 +35,9 @@ of the modality (counts pooled over the videos of that split).
 
 UnAV-100 (manifest format ``unav100``) is scored with avpipe's own weak protocol
 (spec §5.4): ground truth G_a = G_v = the audio-visual events on the manifest's
-segment grid, variable T; AV is the reported metric, the others are computed too.
+segment grid, variable T; AV is the reported metric.  With identical A and V truth the
+Ao/Vo-based metrics mean nothing and are left out (:func:`scored_metrics`); the
+dataset's official metric, detection mAP, is :mod:`avpipe.metrics.unav` (task ``unav100``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ POOLED = {"Event@AV": ("A", "V"), "Event@AVo": ("Ao", "Vo")}
 TYPES = {"Type@AV": ("A", "V", "AV"), "Type@AVo": ("Ao", "Vo", "AV")}
 METRICS = ("A", "Ao", "V", "Vo", "AV", "Type@AV", "Type@AVo", "Event@AV", "Event@AVo")
 NEW_METRICS = ("Ao", "Vo", "AV", "Type@AVo", "Event@AVo")  # CoLeaF's model-selection set
+# Metrics whose truth is empty when A and V ground truth are the same (audible-only and
+# visible-only events, and the metrics built on them)
+SEPARATE_MODALITY_METRICS = ("Ao", "Vo", "Type@AVo", "Event@AVo")
 
 
 # -- counting ------------------------------------------------------------------------
@@ -140,8 +145,10 @@ def dataset_scores(
     S_visual: Sequence[np.ndarray],
     G_audio: Sequence[np.ndarray],
     G_visual: Sequence[np.ndarray],
+    metrics: Sequence[str] = METRICS,
 ) -> dict[str, float]:
-    """Dataset metrics in percent, keys ``level.metric`` for every metric of ``METRICS``.
+    """Dataset metrics in percent, keys ``level.metric`` for every metric of ``metrics``
+    (default: all of ``METRICS``; see :func:`scored_metrics`).
 
     Each argument holds one ``(C, T_i)`` bool matrix per video (T_i may vary).
     """
@@ -152,12 +159,30 @@ def dataset_scores(
     for level in LEVELS:
         for k, parts in TYPES.items():
             out[f"{level}.{k}"] = float(np.mean([out[f"{level}.{p}"] for p in parts]))
-    return {f"{lv}.{m}": out[f"{lv}.{m}"] for lv in LEVELS for m in METRICS}
+    return {f"{lv}.{m}": out[f"{lv}.{m}"] for lv in LEVELS for m in metrics}
 
 
 def new_metric_mean(scores: dict[str, float]) -> float:
-    """Mean of CoLeaF's ten new metrics (Ao, Vo, AV, Type@AVo, Event@AVo at both levels)."""
-    return float(np.mean([scores[f"{lv}.{m}"] for lv in LEVELS for m in NEW_METRICS]))
+    """Mean of CoLeaF's ten new metrics (Ao, Vo, AV, Type@AVo, Event@AVo at both levels),
+    over those in ``scores`` (on single-truth data: AV only, see :func:`scored_metrics`)."""
+    names = [f"{lv}.{m}" for lv in LEVELS for m in NEW_METRICS if f"{lv}.{m}" in scores]
+    if not names:
+        raise KeyError(f"no metric of CoLeaF's new set {NEW_METRICS} in the scores")
+    return float(np.mean([scores[k] for k in names]))
+
+
+def scored_metrics(manifest: Manifest) -> tuple[str, ...]:
+    """The metrics of ``METRICS`` that mean something on ``manifest``'s data.
+
+    All of them when its dense labels say in which modality an event is heard or seen
+    (LLP).  When they do not (every dense event audio-visual: UnAV-100, AVE-format data),
+    A and V ground truth are identical, so the audible-only and visible-only truth is
+    always empty and every video would score their 1.0 of "nothing to score": Ao, Vo,
+    Type@AVo and Event@AVo are then left out of the metrics, the report and CoLeaF's
+    ``new_mean`` model selection.
+    """
+    separate = any(e.modality in ("audio", "visual") and not e.is_weak for e in manifest.events)
+    return METRICS if separate else tuple(m for m in METRICS if m not in SEPARATE_MODALITY_METRICS)
 
 
 # -- thresholds ----------------------------------------------------------------------
@@ -314,7 +339,7 @@ def _subset(pred: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-def _split_of(manifest: Manifest, pred: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
+def split_of(manifest: Manifest, pred: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
     splits = {s.sample_id: s.split for s in manifest.samples}
     idx = np.asarray(
         [i for i, s in enumerate(pred["sample_id"]) if splits.get(str(s)) == split], dtype=np.int64
@@ -330,13 +355,14 @@ def evaluate(
     conf = from_dict(EvalConfig, cfg, where="avvp.evaluate")
     pred = {k: np.asarray(v) for k, v in predictions.items()}
     pred["sample_id"] = np.asarray([str(s) for s in pred["sample_id"]])
-    test = _split_of(manifest, pred, conf.split)
+    test = split_of(manifest, pred, conf.split)
     Ga, Gv = ground_truth(manifest, list(test["sample_id"]), test["n_segments"])
+    names = scored_metrics(manifest)
     metrics: dict[str, float] = {}
     thresholds: dict[str, np.ndarray] = {}
     results: dict[str, dict[str, float]] = {}
     for name, setting in conf.settings.items():
-        results[name] = dataset_scores(*predict(test, setting), Ga, Gv)
+        results[name] = dataset_scores(*predict(test, setting), Ga, Gv, names)
     if conf.selected.enabled:
         if conf.selected.base not in conf.settings:
             raise KeyError(
@@ -344,24 +370,24 @@ def evaluate(
                 f"({sorted(conf.settings)})"
             )
         base = conf.settings[conf.selected.base]
-        val = _split_of(manifest, pred, conf.selection_split)
+        val = split_of(manifest, pred, conf.selection_split)
         thresholds = select_thresholds(
             val,
             *ground_truth(manifest, list(val["sample_id"]), val["n_segments"]),
             base,
             conf.selected,
         )
-        results["selected"] = dataset_scores(*predict(test, base, thresholds), Ga, Gv)
+        results["selected"] = dataset_scores(*predict(test, base, thresholds), Ga, Gv, names)
     for name, res in results.items():
         metrics.update({f"{name}.{k}": v for k, v in res.items()})
     metrics["n_videos"] = len(test["sample_id"])
     table_rows = [
-        [name, lv] + [round(res[f"{lv}.{m}"], 3) for m in METRICS]
+        [name, lv] + [round(res[f"{lv}.{m}"], 3) for m in names]
         for name, res in results.items()
         for lv in LEVELS
     ]
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
-        "scores": (["setting", "level", *METRICS], table_rows)
+        "scores": (["setting", "level", *names], table_rows)
     }
     if thresholds:
         tables["thresholds"] = (
@@ -371,7 +397,15 @@ def evaluate(
                 for i, c in enumerate(manifest.classes)
             ],
         )
-    info = {"split": conf.split, "selection_split": conf.selection_split}
+    info: dict[str, Any] = {"split": conf.split, "selection_split": conf.selection_split}
+    if names != METRICS:
+        info["metrics_left_out"] = {
+            "metrics": [m for m in METRICS if m not in names],
+            "reason": "no audio-only or visual-only dense label: A and V ground truth are "
+            "identical, so audible-only and visible-only truth is always empty",
+        }
+    if thresholds:
+        info["selected_thresholds"] = {m: v.tolist() for m, v in thresholds.items()}
     if manifest.format == "unav100":
         info["protocol"] = (
             "avpipe weak UnAV-100 protocol (methods spec §5.4): G_a = G_v = audio-visual "

@@ -4,7 +4,8 @@ Trains on the weak video labels of the train split, selects the epoch on the
 validation split's dense labels, and writes to ``--out-dir``:
 ``model.pt`` (the deployed model: HAN, or CoLeaF's Anchor, with its config, and in
 ``missing_stream`` the videos of each split left out because a store says they have no
-audio or no video stream; val and test are then scored on fewer videos),
+audio or no video stream, or because they have no segment; val and test are then scored
+on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
 ``split``), ``history.tsv`` (losses and validation metrics per epoch, epochs from 1) and
 ``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds).
@@ -26,6 +27,7 @@ from avpipe.config import ConfigError, from_dict, to_dict
 from avpipe.datasets import avvp as data
 from avpipe.methods import avvp as family
 from avpipe.methods import registry
+from avpipe.metrics.avvp import scored_metrics
 from avpipe.stages import add_config_arguments, add_run_arguments, fill_paths, require
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
@@ -98,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
         device,
     )
     trainer = registry.load(method.trainer)(cfg, dims, device, splits["train"])
-    result = family.train(trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator)
+    scored = scored_metrics(manifest)
+    result = family.train(
+        trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator, scored
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     config = {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)}
     save_checkpoint(

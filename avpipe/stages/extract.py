@@ -64,6 +64,15 @@ def shard_videos(manifest: Any, shard: int, n_shards: int) -> list[tuple[str, st
     return [(v, seen[v]) for v in sorted(seen)]
 
 
+def fixed_segments(manifest: Any) -> dict[str, int]:
+    """video_id -> n_segments where the dataset's labels fix T (manifest meta
+    ``segments_from_labels``: VGGSound-AVEL100k's 10-element vectors), else {} (T from
+    the decoded duration)."""
+    if not manifest.meta.get("segments_from_labels"):
+        return {}
+    return {s.video_id: s.n_segments for s in manifest.samples}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("shard", help="every recipe of a dataset over one shard of its videos")
@@ -244,6 +253,7 @@ def _run_shard(args: argparse.Namespace) -> int:
         on_error=cfg.on_error,
         truncation_tolerance_s=cfg.truncation_tolerance_s,
         keep_decoded=cfg.keep_decoded,
+        segments=fixed_segments(manifest),
     )
     log.info(
         "%s shard %d/%d: %d videos, grid hop %.3g s window %.3g s, recipes %s, "

@@ -186,5 +186,8 @@ def test_unav100_weak_protocol_variable_length() -> None:
     res = avvp.evaluate(man, pred, {"settings": {"fixed": {}}})
     assert res.metrics["fixed.segment.AV"] == pytest.approx(100.0)
     assert res.metrics["fixed.event.AV"] == pytest.approx(100.0)
-    assert res.metrics["fixed.segment.Ao"] == pytest.approx(100.0)  # nothing audible-only anywhere
+    # A and V truth are identical: nothing is audible-only anywhere, so Ao/Vo and what is
+    # built on them would be the 100 of "nothing to score" and are left out
+    assert not [k for k in res.metrics if k.endswith(("Ao", "Vo", "AVo"))]
+    assert res.info["metrics_left_out"]["metrics"] == ["Ao", "Vo", "Type@AVo", "Event@AVo"]
     assert "UnAV-100" in res.info["protocol"]

@@ -65,10 +65,12 @@ rule evaluate_cpsp:
         "--out-dir {params.out} > {log} 2>&1"
 
 
-# --- HAN / CoLeaF (task "avvp") ----------------------------------------------------------
-# Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o)) of the test
-# split under each fixed-threshold setting and the val-selected per-class thresholds:
-# metrics.json (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv.
+# --- HAN / CoLeaF (task "avvp", or "unav100" for UnAV-100 data) --------------------------
+# Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o); without the
+# Ao/Vo ones when A and V truth are identical) of the test split under each fixed-threshold
+# setting and the val-selected per-class thresholds: metrics.json
+# (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv. UnAV-100
+# adds its official metric, detection mAP at tIoU 0.1:0.1:0.9 (detection.tsv).
 
 
 rule evaluate_avvp:
@@ -87,11 +89,12 @@ rule evaluate_avvp:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=evaluate_cfg("avvp"),
+        task=lambda wildcards: avvp_evaluate_task(wildcards.dataset),
+        cfg=avvp_evaluate_cfg,
         code=code(*TASK_CODE["avvp"]),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
-        "avpipe evaluate --task avvp --manifest results/manifest/{wildcards.dataset} "
+        "avpipe evaluate --task {params.task} --manifest results/manifest/{wildcards.dataset} "
         "--predictions {input.predictions:q} --config-json {params.cfg:q} "
         "--out-dir {params.out} > {log} 2>&1"
 

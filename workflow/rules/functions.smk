@@ -19,6 +19,18 @@ def avvp_stores(wildcards):
     }
 
 
+def avvp_evaluate_task(dataset):
+    """unav100 (detection mAP + the AVVP F-scores) for UnAV-100 data, else avvp."""
+    fmt = config["datasets"].get(dataset, {}).get("format")
+    return "unav100" if fmt == "unav100" else "avvp"
+
+
+def avvp_evaluate_cfg(wildcards):
+    """avvp.evaluate for the dataset's task (the detection keys only for unav100)."""
+    task = avvp_evaluate_task(wildcards.dataset)
+    return as_json(resolve("evaluate", wildcards.dataset, task=task, config=config))
+
+
 # --- cpsp ---------------------------------------------------------------------
 def cpsp_config(dataset, experiment):
     """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
