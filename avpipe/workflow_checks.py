@@ -148,6 +148,44 @@ def family_problems(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# Dataset format -> the released feature format of that dataset (avpipe/io/released.py).
+RELEASED_FORMATS = {"ave": "ave_h5", "llp": "llp_npy", "vggsound_avel": "vggsound_avel_zip"}
+
+
+def released_problems(config: Mapping[str, Any]) -> list[str]:
+    """Released-feature entries (``datasets.<ds>.features``) that cannot be imported.
+
+    The release format must be the dataset's, the recipe one the release has, and the
+    recipe not also listed under ``extract.stores.<ds>`` (one store, two producers).
+    """
+    from avpipe.io.released import RELEASE_SHAPES
+
+    stores = (config.get("extract") or {}).get("stores") or {}
+    out = []
+    for ds, entry in (config.get("datasets") or {}).items():
+        for recipe, rel in (entry.get("features") or {}).items():
+            key = f"config: datasets.{ds}.features.{recipe}"
+            want = RELEASED_FORMATS.get(entry.get("format"))
+            if rel["format"] != want:
+                out.append(
+                    f"{key}.format is {rel['format']!r}, but dataset {ds!r} has format "
+                    f"{entry.get('format')!r}, whose released format is {want or 'none'}"
+                )
+                continue
+            if (rel["format"], recipe) not in RELEASE_SHAPES:
+                have = [r for f, r in RELEASE_SHAPES if f == rel["format"]]
+                out.append(
+                    f"{key}: the {rel['format']} release has no {recipe!r} features "
+                    f"(it has: {_names(have)}){did_you_mean(recipe, have)}"
+                )
+            if recipe in (stores.get(ds) or []):
+                out.append(
+                    f"{key} is released, and extract.stores.{ds} also lists {recipe!r}: "
+                    "remove one of them"
+                )
+    return out
+
+
 def recipe_problems(extract: Mapping[str, Any]) -> list[str]:
     """Recipes and recipe options of ``config["extract"]`` that the registry rejects.
 

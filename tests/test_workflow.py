@@ -18,6 +18,7 @@ from avpipe.workflow_checks import (
     family_problems,
     method_problems,
     recipe_problems,
+    released_problems,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +207,7 @@ def test_the_default_config_has_no_problems() -> None:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
+    assert released_problems(cfg) == []
 
 
 def test_unknown_recipe_is_named() -> None:
@@ -259,3 +261,27 @@ def test_a_family_section_is_checked_against_its_dataclass(
 def test_did_you_mean() -> None:
     assert did_you_mean("synth_avee", ["synth_llp", "synth_ave"]) == "; did you mean 'synth_ave'?"
     assert did_you_mean("zzz", ["synth_ave"]) == ""
+
+
+def test_released_feature_problems_are_named() -> None:
+    cfg = {
+        "datasets": {
+            "ave": {
+                "format": "ave",
+                "features": {
+                    "vggish": {"released": "a.h5", "format": "ave_h5"},
+                    "vgg19_pool": {"released": "v.h5", "format": "ave_h5"},
+                    "resnet152_llp": {"released": "feats/res152", "format": "llp_npy"},
+                },
+            }
+        },
+        "extract": {"stores": {"ave": ["vggish"]}},
+    }
+    assert released_problems(cfg) == [
+        "config: datasets.ave.features.vggish is released, and extract.stores.ave also "
+        "lists 'vggish': remove one of them",
+        "config: datasets.ave.features.vgg19_pool: the ave_h5 release has no 'vgg19_pool' "
+        "features (it has: vgg19_pool5, vggish); did you mean 'vgg19_pool5'?",
+        "config: datasets.ave.features.resnet152_llp.format is 'llp_npy', but dataset 'ave' "
+        "has format 'ave', whose released format is ave_h5",
+    ]

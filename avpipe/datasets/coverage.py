@@ -35,7 +35,8 @@ class VideoStatus:
 
 
 def video_status(path: str, present: bool, decode: bool) -> VideoStatus:
-    if not present:
+    # a dataset with released features has its samples present without video files
+    if not present or not Path(path).is_file():
         return VideoStatus(False, False, False, "file not found", readable=False)
     info = probe(path, decode)
     decodable = bool(info.decodable) if decode else info.has_video

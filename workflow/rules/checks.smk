@@ -18,6 +18,7 @@ from avpipe.workflow_checks import (
     method_problems,
     find_validation_error,
     recipe_problems,
+    released_problems,
     schema_error_message,
 )
 
@@ -49,6 +50,7 @@ CONFIG_PROBLEMS = (
     + recipe_problems(config["extract"])
     + family_problems(config)
     + method_problems(config)
+    + released_problems(config)
 )
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))

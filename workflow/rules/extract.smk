@@ -8,6 +8,14 @@
 # edit only that recipe's features, after adding videos only the new videos.
 
 
+# Released stores: datasets.<ds>.features.<recipe> = {released, format, ...}; the
+# extract_import rule makes results/extract/<ds>/<recipe>.zarr from the file, and the
+# extraction rules never claim that path (checks.smk: a recipe is released or extracted).
+RELEASED = released_stores()
+# "<ds>/<recipe>" alternatives; a regex that matches nothing when none is released
+RELEASED_PAIRS = "|".join(re.escape(f"{d}/{r}") for d, r in RELEASED) or "(?!)"
+
+
 rule extract:
     input:
         samples="results/manifest/{dataset}/samples.tsv",
@@ -51,6 +59,8 @@ rule extract_gather:
         directory("results/extract/{dataset}/{recipe}.zarr"),
     log:
         "logs/extract/{dataset}/{recipe}.log",
+    wildcard_constraints:
+        dataset=rf"(?!(?:{RELEASED_PAIRS})\.zarr$)[^/]+",
     threads: 1
     resources:
         mem_mb=4000,
@@ -86,3 +96,38 @@ rule extract_failures:
         code=code("stages/extract"),
     shell:
         "avpipe extract failures {params.tables} --out {output:q} > {log} 2>&1"
+
+
+# Released features -> the same store format, streamed (bounded memory), with the
+# file's sha256 in the attributes (avpipe/io/released.py). The manifest maps AVE h5
+# rows to video ids, and every video it lists must be in the release.
+rule extract_import:
+    input:
+        released=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)][
+            "released"
+        ],
+        samples="results/manifest/{dataset}/samples.tsv",
+    output:
+        directory("results/extract/{dataset}/{recipe}.zarr"),
+    log:
+        "logs/extract/{dataset}/{recipe}.log",
+    wildcard_constraints:
+        dataset=rf"(?=(?:{RELEASED_PAIRS})\.zarr$)[^/]+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        fmt=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)]["format"],
+        key=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)].get(
+            "key", "avadataset"
+        ),
+        dtype=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)].get(
+            "dtype", "float32"
+        ),
+        manifest=lambda wildcards, input: os.path.dirname(input.samples),
+        code=code("io/released", "io/store", "stages/extract"),
+    shell:
+        "avpipe extract import --format {params.fmt} --source {input.released:q} "
+        "--recipe {wildcards.recipe} --manifest {params.manifest:q} --key {params.key:q} "
+        "--dtype {params.dtype} --out {output:q} > {log} 2>&1"

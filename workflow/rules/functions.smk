@@ -97,6 +97,15 @@ def evaluate_cfg(task):
 
 
 # --- extract ------------------------------------------------------------------
+def released_stores():
+    """(dataset, recipe) -> its entry under datasets.<ds>.features (released features)."""
+    return {
+        (ds, recipe): rel
+        for ds, entry in config["datasets"].items()
+        for recipe, rel in entry.get("features", {}).items()
+    }
+
+
 def extract_shards(dataset):
     return range(resolve("extract", dataset, config=config)["shards"])
 
@@ -257,6 +266,7 @@ def all_targets():
     out = [f"results/manifest/{ds}/coverage.tsv" for ds in config["datasets"]]
     out.extend(f"results/extract/{ds}/{r}.zarr" for ds in stores for r in stores[ds])
     out.extend(f"results/extract/{ds}/failures.tsv" for ds in stores)
+    out.extend(f"results/extract/{ds}/{r}.zarr" for ds, r in released_stores())
     # every EM round's timelines, also of datasets without labels (not evaluated)
     out.extend(
         f"results/em/{ds}/seed{seed}/round{k}/timelines.tsv"
