@@ -40,6 +40,7 @@ include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -38,6 +38,7 @@ STAGES: dict[str, str] = {
     "train": "a method family added through the registry (avpipe/methods/registry.py)",
     "evaluate": "compute metrics (AVE accuracy, purity, AVVP) from a stage's predictions",
     "report": "paper-style tables and figures across methods and seeds",
+    "localize": "event timelines (TSV, JSON, PNG) of new videos from a trained model",
 }
 
 
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(stage_parser)
     idx = argv.index(known._stage)
     args = stage_parser.parse_args(argv[:idx] + argv[idx + 1 :])
-    # extract: only its `shard` sub-command takes a config
+    # stages with a config slice (resolve_config); extract: only its `shard` sub-command
     commands = getattr(module, "CONFIG_COMMANDS", None)
-    takes_config = commands is None or args.command in commands
+    takes_config = hasattr(module, "resolve_config") and (
+        commands is None or args.command in commands
+    )
     setup_logging(args.verbose)
     try:
         if takes_config:

@@ -124,7 +124,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "pretrain": ("stages/pretrain",),
     # editing the annotator or the localizer does not rerun pretraining
     "selflabel": ("methods/clcl/annotator", "methods/clcl/localizer", "stages/selflabel"),
-    "em": ("methods/clcl", "stages/em"),
+    "em": ("methods/clcl", "stages/em", "localize/inputs"),
     "avvp": (
         "methods/avvp",
         "training/loop",
@@ -136,8 +136,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "io/store",
         "metrics/avvp",
         "stages/avvp",
+        "localize/inputs",
     ),
-    "cpsp": ("stages/cpsp",),
+    "cpsp": ("stages/cpsp", "localize/inputs"),
     "train": TRAIN_CODE,
 }
 

@@ -25,6 +25,7 @@ import torch
 from avpipe import config as configs
 from avpipe.config import ConfigError, from_dict, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.localize.inputs import record_inputs
 from avpipe.methods import avvp as family
 from avpipe.methods import registry
 from avpipe.metrics.avvp import scored_metrics
@@ -117,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
         missing_stream={k: v.missing for k, v in splits.items()},
+    )
+    record_inputs(
+        args.out_dir,
+        "avvp",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"audio": args.audio_store, "frames": args.frames_store, "motion": args.motion_store},
+        stats,
     )
     predict = registry.load(method.predict)
     pred = predict(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)

@@ -281,7 +281,26 @@ def all_targets():
         for p in metrics
         if p.startswith("results/evaluate/avvp/")
     )
+    out.extend(
+        f"results/localize/{ds}/{model}/timelines.tsv"
+        for ds, models in config.get("localize", {}).get("runs", {}).items()
+        for model in models
+    )
     # summary.html too: a study finished before the report had it gets it on the next
     # run, and `snakemake --report` needs it.
     out.extend(["results/report/summary.md", "results/report/summary.html"])
     return out
+
+
+# --- localize -----------------------------------------------------------------
+def localize_evaluation(wildcards):
+    """The model's evaluation output that localize reads, if the workflow makes one."""
+    parts = wildcards.model.split("/")
+    if parts[0] == "avvp":
+        return [f"results/evaluate/{wildcards.model}/metrics.json"]
+    if parts[0] == "em" and unsup_labelled(parts[1]):
+        experiment = config["unsupervised"]["experiment"]
+        return [
+            f"results/evaluate/unsupervised/{parts[1]}/{experiment}/{parts[2]}/{parts[3]}/mapping.tsv"
+        ]
+    return []
