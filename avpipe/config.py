@@ -11,12 +11,16 @@ Precedence, lowest first (one rule for every section)::
     2. <section>.<part>                  (config.yaml's base settings)
     3. <section>.overrides.<dataset>     (dataset-level adjustments, e.g. the synthetic
                                           default's short schedules and small models)
-    4. the experiment's own keys         (cpsp.experiments.<exp>.train / .data)
+    4. the experiment's own keys         (cpsp.experiments.<exp>.train / .data; an AVVP
+                                          variant's changes, avvp.variants.<v>.changes)
+    5. the dataset's changes to that one  (cpsp.overrides.<dataset>.experiments.<exp>,
+       experiment or variant              avvp.overrides.<dataset>.<variant>)
 
 Mappings merge key by key at every depth; a list or a scalar replaces the value below
 it.  An experiment states what makes it that experiment (CPSP weak's milestones
-[5, 20, 40]), so a dataset override never silently replaces it; the override fills in
-only what the experiment leaves open.  ``--set KEY=VALUE`` edits the YAML itself
+[5, 20, 40]), so a dataset-wide override never silently replaces it; the override fills
+in only what the experiment leaves open, and a dataset changes one experiment's own keys
+only by naming that experiment (level 5).  ``--set KEY=VALUE`` edits the YAML itself
 (KEY is the YAML path, e.g. ``cpsp.overrides.synth_ave.train.epochs=3``) before
 resolving, so it acts at the level it names.
 
@@ -263,9 +267,10 @@ def _cpsp(config: Mapping[str, Any], dataset: str | None, experiment: str | None
     experiments = cp.get("experiments") or {}
     experiment = _named("an experiment", experiment, experiments, "cpsp")
     exp = copy.deepcopy(dict(experiments[experiment] or {}))
-    data = merge(_layer(cp, over, "data"), exp.pop("data", {}))
+    own = (over.get("experiments") or {}).get(experiment) or {}
+    data = merge(merge(_layer(cp, over, "data"), exp.pop("data", {})), own.get("data") or {})
     _set_device(data, config)
-    train = merge(_layer(cp, over, "train"), exp.pop("train", {}))
+    train = merge(merge(_layer(cp, over, "train"), exp.pop("train", {})), own.get("train") or {})
     return {
         "experiment": experiment,
         "data": data,
@@ -279,10 +284,15 @@ def _avvp(config: Mapping[str, Any], dataset: str | None, method: str | None) ->
     over = _override(av, dataset)
     from avpipe.methods.registry import methods_of
 
-    method = _named("a method", method, methods_of("avvp"), "avvp")
+    variants = av.get("variants") or {}
+    name = _named("a method or variant", method, [*methods_of("avvp"), *variants], "avvp")
+    base = (variants.get(name) or {}).get("method", name)
     data = _layer(av, over, "data")
     _set_device(data, config)
-    return {"data": data, method: _layer(av, over, method)}
+    block = _layer(av, over, base)
+    if name != base:  # a variant: its changes, then the dataset's changes to it
+        block = merge(merge(block, variants[name].get("changes") or {}), over.get(name) or {})
+    return {"data": data, base: block}
 
 
 def _extract(config: Mapping[str, Any], dataset: str | None) -> dict:

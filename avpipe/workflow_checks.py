@@ -93,19 +93,6 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def method_problems(config: Mapping[str, Any]) -> list[str]:
-    """Every name in avvp.methods that is not an AVVP method of the registry."""
-    from avpipe.methods import registry
-
-    known = registry.of_stage("avvp")
-    return [
-        f"config: avvp.methods lists {name!r}, which is not a registered AVVP method "
-        f"(known: {_names(known)}){did_you_mean(name, known)}"
-        for name in (config.get("avvp") or {}).get("methods") or []
-        if name not in known
-    ]
-
-
 def family_problems(config: Mapping[str, Any]) -> list[str]:
     """The config sections of method families on the generic ``train`` stage.
 
@@ -146,6 +133,43 @@ def family_problems(config: Mapping[str, Any]) -> list[str]:
             except ConfigError as e:
                 out.append(f"config: {e}" + ("" if ds is None else f" (dataset {ds})"))
     return list(dict.fromkeys(out))
+
+
+def avvp_problems(avvp: Mapping[str, Any]) -> list[str]:
+    """Names in ``avvp.methods`` and ``avvp.overrides.<dataset>`` that are neither a method
+    (the registry's AVVP methods) nor a variant under ``avvp.variants`` (nor ``data``)."""
+    from avpipe.methods import registry
+
+    variants = set(avvp.get("variants") or {})
+    known = set(registry.of_stage("avvp")) | variants
+    out = [
+        f"config: avvp.methods lists {name!r}, which is neither a method nor a variant "
+        f"under avvp.variants (known: {_names(known)}){did_you_mean(name, known)}"
+        for name in avvp.get("methods") or []
+        if name not in known
+    ]
+    for ds, over in (avvp.get("overrides") or {}).items():
+        out += [
+            f"config: avvp.overrides.{ds} has the key {key!r}, which is not data, a method or "
+            f"a variant (known: {_names(known | {'data'})}){did_you_mean(key, known | {'data'})}"
+            for key in over or {}
+            if key not in known | {"data"}
+        ]
+    return out
+
+
+def cpsp_problems(cpsp: Mapping[str, Any]) -> list[str]:
+    """Experiments under ``cpsp.overrides.<dataset>.experiments`` that are not defined
+    under ``cpsp.experiments`` (their changes would never be used)."""
+    defined = set(cpsp.get("experiments") or {})
+    return [
+        f"config: cpsp.overrides.{ds}.experiments has the key {name!r}, which is not an "
+        f"experiment under cpsp.experiments (defined: {_names(defined)})"
+        f"{did_you_mean(name, defined)}"
+        for ds, over in (cpsp.get("overrides") or {}).items()
+        for name in (over or {}).get("experiments") or {}
+        if name not in defined
+    ]
 
 
 # Dataset format -> the released feature format of that dataset (avpipe/io/released.py).

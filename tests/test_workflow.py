@@ -13,10 +13,12 @@ import pytest
 import yaml
 
 from avpipe.workflow_checks import (
+    AVVP_TRAINERS,
+    avvp_problems,
+    cpsp_problems,
     dataset_problems,
     did_you_mean,
     family_problems,
-    method_problems,
     recipe_problems,
     released_problems,
 )
@@ -38,8 +40,16 @@ def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dry_run_of_all_builds_the_dag(workflow_copy: Path) -> None:
-    r = snakemake(workflow_copy, "-n", "all")
+    # -p prints each job's shell command with its resolved --config-json
+    r = snakemake(workflow_copy, "-n", "-p", "all")
     assert r.returncode == 0, r.stdout + r.stderr
+    # an AVVP variant: the method's job with the variant's own changes over the synthetic
+    # override of the method (d_model 64)
+    lines = [ln.removeprefix("Shell command: ") for ln in r.stdout.splitlines()]
+    avvp = [ln for ln in lines if ln.startswith("avpipe avvp ") and "coleaf_cmpae/seed0" in ln]
+    assert len(avvp) == 1 and "--method coleaf " in avvp[0]
+    assert '"anchor_backbone":"cmpae"' in avvp[0] and '"fuse_no_cross":0.3' in avvp[0]
+    assert '"d_model":64' in avvp[0]
 
 
 def test_unknown_config_key_is_named(workflow_copy: Path) -> None:
@@ -207,7 +217,31 @@ def test_the_default_config_has_no_problems() -> None:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
+    assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
     assert released_problems(cfg) == []
+
+
+def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
+    from avpipe.methods.avvp import METHODS
+
+    assert set(AVVP_TRAINERS) == set(METHODS)
+    avvp = {
+        "methods": ["han", "coleaf_cmpea"],
+        "variants": {"coleaf_cmpae": {"method": "coleaf"}},
+        "overrides": {"synth_llp": {"data": {}, "coleaf_cmpae": {}, "hna": {}}},
+    }
+    problems = avvp_problems(avvp)
+    assert len(problems) == 2
+    assert problems[0].startswith("config: avvp.methods lists 'coleaf_cmpea', which is neither")
+    assert problems[0].endswith("did you mean 'coleaf_cmpae'?")
+    assert problems[1].startswith("config: avvp.overrides.synth_llp has the key 'hna'")
+    cpsp = {
+        "experiments": {"psp_original": {}},
+        "overrides": {"synth_ave": {"experiments": {"psp_orignal": {}}}},
+    }
+    (problem,) = cpsp_problems(cpsp)
+    assert "cpsp.overrides.synth_ave.experiments has the key 'psp_orignal'" in problem
+    assert problem.endswith("did you mean 'psp_original'?")
 
 
 def test_unknown_recipe_is_named() -> None:
@@ -215,15 +249,6 @@ def test_unknown_recipe_is_named() -> None:
     assert len(problems) == 1
     assert problems[0].startswith("config: extract.recipes has the key 'vggsih', which is not")
     assert problems[0].endswith("did you mean 'vggish'?")
-
-
-def test_unknown_avvp_method_is_named() -> None:
-    """avvp.methods takes the registry's AVVP methods (no list kept in the schema)."""
-    (problem,) = method_problems({"avvp": {"methods": ["han", "coleef"]}})
-    assert problem == (
-        "config: avvp.methods lists 'coleef', which is not a registered AVVP method "
-        "(known: coleaf, han); did you mean 'coleaf'?"
-    )
 
 
 def test_a_family_section_is_checked_against_its_dataclass(

@@ -8,7 +8,8 @@ audio or no video stream, or because they have no segment; val and test are then
 on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
 ``split``), ``history.tsv`` (losses and validation metrics per epoch, epochs from 1) and
-``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds).
+``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds, and the
+resolved config: what the report names the run's exact variant from).
 """
 
 from __future__ import annotations

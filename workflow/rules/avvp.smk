@@ -4,8 +4,9 @@
 # Metrics: rule evaluate_avvp in evaluate.smk.
 
 
-# Methods: the registry entries of stage "avvp" (avpipe/methods/registry.py); which of them
-# run and on which datasets: avvp.methods and avvp.datasets (functions.smk all_targets).
+# Methods: the registry entries of stage "avvp" (avpipe/methods/registry.py) and named
+# variants of them (avvp.variants, e.g. coleaf_cmpae); which run and on which datasets:
+# avvp.methods and avvp.datasets (functions.smk all_targets).
 
 
 rule avvp:
@@ -19,7 +20,7 @@ rule avvp:
     log:
         "logs/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method=wildcard_choices(of_stage("avvp")),
+        method=wildcard_choices(avvp_names()),
     threads: 1
     resources:
         mem_mb=8000,
@@ -27,9 +28,10 @@ rule avvp:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(avvp_slice(wildcards.dataset, wildcards.method)),
+        method=lambda wildcards: avvp_base(wildcards.method),
         code=code(*stage_code("avvp")),
         out=lambda wildcards, output: os.path.dirname(output.model),
     shell:
-        "avpipe avvp --method {wildcards.method} --manifest results/manifest/{wildcards.dataset} "
+        "avpipe avvp --method {params.method} --manifest results/manifest/{wildcards.dataset} "
         "--audio-store {input.audio:q} --frames-store {input.frames:q} --motion-store {input.motion:q} "
         "--seed {wildcards.seed} --config-json {params.cfg:q} --out-dir {params.out} > {log} 2>&1"

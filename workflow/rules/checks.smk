@@ -13,9 +13,10 @@ from snakemake.utils import validate
 from avpipe.config import ConfigError
 from avpipe.methods.registry import METHODS, generic
 from avpipe.workflow_checks import (
+    avvp_problems,
+    cpsp_problems,
     dataset_problems,
     family_problems,
-    method_problems,
     find_validation_error,
     recipe_problems,
     released_problems,
@@ -49,7 +50,8 @@ CONFIG_PROBLEMS = (
     dataset_problems(config)
     + recipe_problems(config["extract"])
     + family_problems(config)
-    + method_problems(config)
+    + avvp_problems(config["avvp"])
+    + cpsp_problems(config["cpsp"])
     + released_problems(config)
 )
 if CONFIG_PROBLEMS:

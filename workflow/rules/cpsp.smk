@@ -1,8 +1,9 @@
 # Stage "cpsp": PSP / CPSP / SSPSP, fully and weakly supervised, one job
 # per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
 # set). Each job receives its experiment resolved for the dataset (avpipe.config.resolve):
-# cpsp.train <- overrides.<dataset>.train <- experiments.<exp>.train, the same for data
-# (the experiment's own keys win); model: cpsp.model <- overrides.<dataset>.model.
+# cpsp.train <- overrides.<dataset>.train <- experiments.<exp>.train (the experiment's
+# own keys win) <- overrides.<dataset>.experiments.<exp>.train, the same for data;
+# model: cpsp.model <- overrides.<dataset>.model.
 
 
 rule cpsp:

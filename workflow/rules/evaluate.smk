@@ -83,7 +83,7 @@ rule evaluate_avvp:
     log:
         "logs/evaluate/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method=wildcard_choices(of_stage("avvp")),
+        method=wildcard_choices(avvp_names()),
     threads: 1
     resources:
         mem_mb=2000,

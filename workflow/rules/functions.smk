@@ -3,9 +3,20 @@
 
 
 # --- avvp ---------------------------------------------------------------------
-def avvp_slice(dataset, method):
-    """{"data": ..., <method>: ...} of config["avvp"] for one dataset (avpipe.config.resolve)."""
-    return resolve("avvp", dataset, method=method, config=config)
+def avvp_base(name):
+    """The method a name of avvp.methods trains: itself, or a variant's `method`."""
+    return config["avvp"].get("variants", {}).get(name, {}).get("method", name)
+
+
+def avvp_names():
+    """The registry's AVVP methods and the variants under avvp.variants."""
+    return [*of_stage("avvp"), *config["avvp"].get("variants", {})]
+
+
+def avvp_slice(dataset, name):
+    """{"data": ..., <method>: ...} of config["avvp"] for one dataset and a method or a
+    variant of one (avpipe.config.resolve)."""
+    return resolve("avvp", dataset, method=name, config=config)
 
 
 def avvp_stores(wildcards):
@@ -222,13 +233,18 @@ def train_store_args(wildcards, input):
 # What `rule all` asks for, from the config and the method registry alone (not from the
 # order in which rule files are included).
 def method_datasets(name):
-    """Datasets a registered method runs on: the `datasets` of its config section, and
-    for the AVVP methods only those listed under avvp.methods."""
+    """Datasets a registered method runs on: the `datasets` of its config section (an
+    AVVP method: when avvp.methods lists it or a variant of it)."""
     m = METHODS[name]
     section = config.get(m.family) or {}
-    if m.family == "avvp" and name not in section.get("methods", []):
+    if m.family == "avvp" and not avvp_runs_of(name):
         return []
     return list(section.get("datasets", []))
+
+
+def avvp_runs_of(name):
+    """The names of avvp.methods that train AVVP method `name`: itself, its variants."""
+    return [n for n in config["avvp"].get("methods", []) if avvp_base(n) == name]
 
 
 def method_runs(name):
@@ -246,6 +262,10 @@ def method_runs(name):
             for exp in config["cpsp"]["experiments"]:
                 for seed in seeds:
                     yield "cpsp", ds, exp, seed, None
+        elif m.family == "avvp":
+            for run in avvp_runs_of(name):
+                for seed in seeds:
+                    yield "avvp", ds, run, seed, None
         else:
             for seed in seeds:
                 yield m.stage, ds, name, seed, None

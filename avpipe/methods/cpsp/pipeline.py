@@ -164,7 +164,7 @@ def run_experiment(
     torch.set_num_threads(cfg.data.num_threads)
     device = resolve_device(cfg.data.device)
     names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
-    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb)
+    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb, exp.video_class)
     train, val = splits["train"], splits["val"]
     if cfg.data.standardize:
         norm = train.fit_normalizer()
