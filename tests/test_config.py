@@ -100,7 +100,7 @@ def test_set_edits_the_yaml_before_resolving(tmp_path: Path) -> None:
     [
         ({"section": "cpsp", "dataset": "nope", "experiment": "psp_full"}, "dataset 'nope'"),
         ({"section": "cpsp", "dataset": None, "experiment": "psp"}, "'psp' is not defined"),
-        ({"section": "avvp", "dataset": None, "method": None}, "a method needed"),
+        ({"section": "avvp", "dataset": None, "method": None}, "a method or variant needed"),
         ({"section": "nope", "dataset": None}, "no config section 'nope'"),
     ],
 )
@@ -150,3 +150,22 @@ def test_config_json_takes_the_yamls_shape() -> None:
     assert train["epochs"] == 3 and train["milestones"] == [10, 20, 30]
     r = _cli("cpsp", "--config-json", '{"train": {"epoch": 3}}', "--out-dir", "x")
     assert r.returncode == 2 and "unknown key(s) 'epoch'" in r.stderr, r.stderr
+
+
+def test_a_variant_and_a_dataset_change_to_one_experiment_come_last() -> None:
+    cfg = _yaml()
+    cfg["cpsp"]["overrides"]["synth_ave"]["experiments"] = {"psp_weak": {"train": {"lr": 0.5}}}
+    cfg["avvp"]["overrides"]["synth_llp"]["coleaf_cmpae"] = {"train": {"epochs": 3}}
+    weak = resolve("cpsp", "synth_ave", experiment="psp_weak", config=cfg)["run"]["train"]
+    assert weak["lr"] == 0.5 and weak["milestones"] == [5, 20, 40] and weak["epochs"] == 15
+    assert resolve("cpsp", "synth_ave", experiment="cpsp_weak", config=cfg)["run"]["train"][
+        "lr"
+    ] == pytest.approx(0.003)
+    out = resolve("avvp", "synth_llp", method="coleaf_cmpae", config=cfg)
+    assert set(out) == {"data", "coleaf"}
+    block = out["coleaf"]
+    assert block["anchor_backbone"] == "cmpae" and block["train"]["fuse_no_cross"] == 0.3
+    assert block["train"]["epochs"] == 3 and block["train"]["lr"] == 1.0e-3  # synth_llp's
+    assert (
+        resolve("avvp", "synth_llp", method="coleaf", config=cfg)["coleaf"]["train"]["epochs"] == 30
+    )
