@@ -38,6 +38,7 @@ include: "workflow/rules/selflabel.smk"
 include: "workflow/rules/em.smk"
 include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
@@ -46,4 +47,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        all_targets(),

@@ -93,6 +93,85 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def family_problems(config: Mapping[str, Any]) -> list[str]:
+    """The config sections of method families on the generic ``train`` stage.
+
+    Such a section has no JSON schema: its source of truth is the method's config
+    dataclass, so each dataset's resolved section is built with ``from_dict`` (unknown
+    keys and bad values named) and its ``datasets`` must be defined.
+    """
+    from avpipe.config import from_dict, resolve
+    from avpipe.methods import registry
+
+    defined = set(config.get("datasets") or {})
+    out = []
+    for name in registry.generic():
+        family = registry.get(name).family
+        section = config.get(family)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            out.append(f"config: {family} must be a mapping, got {section!r}")
+            continue
+        listed = section.get("datasets") or []
+        out += [
+            f"config: {family}.datasets lists {ds!r}, which is not defined under datasets "
+            f"(defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in listed
+            if ds not in defined
+        ]
+        out += [
+            f"config: {family}.overrides has the key {ds!r}, which is not defined under "
+            f"datasets (defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in section.get("overrides") or {}
+            if ds not in defined
+        ]
+        cls = registry.load(registry.get(name).config)
+        for ds in [None, *(d for d in listed if d in defined)]:
+            try:
+                from_dict(cls, resolve(family, ds, config=config), where=family)
+            except ConfigError as e:
+                out.append(f"config: {e}" + ("" if ds is None else f" (dataset {ds})"))
+    return list(dict.fromkeys(out))
+
+
+def avvp_problems(avvp: Mapping[str, Any]) -> list[str]:
+    """Names in ``avvp.methods`` and ``avvp.overrides.<dataset>`` that are neither a method
+    (the registry's AVVP methods) nor a variant under ``avvp.variants`` (nor ``data``)."""
+    from avpipe.methods import registry
+
+    variants = set(avvp.get("variants") or {})
+    known = set(registry.of_stage("avvp")) | variants
+    out = [
+        f"config: avvp.methods lists {name!r}, which is neither a method nor a variant "
+        f"under avvp.variants (known: {_names(known)}){did_you_mean(name, known)}"
+        for name in avvp.get("methods") or []
+        if name not in known
+    ]
+    for ds, over in (avvp.get("overrides") or {}).items():
+        out += [
+            f"config: avvp.overrides.{ds} has the key {key!r}, which is not data, a method or "
+            f"a variant (known: {_names(known | {'data'})}){did_you_mean(key, known | {'data'})}"
+            for key in over or {}
+            if key not in known | {"data"}
+        ]
+    return out
+
+
+def cpsp_problems(cpsp: Mapping[str, Any]) -> list[str]:
+    """Experiments under ``cpsp.overrides.<dataset>.experiments`` that are not defined
+    under ``cpsp.experiments`` (their changes would never be used)."""
+    defined = set(cpsp.get("experiments") or {})
+    return [
+        f"config: cpsp.overrides.{ds}.experiments has the key {name!r}, which is not an "
+        f"experiment under cpsp.experiments (defined: {_names(defined)})"
+        f"{did_you_mean(name, defined)}"
+        for ds, over in (cpsp.get("overrides") or {}).items()
+        for name in (over or {}).get("experiments") or {}
+        if name not in defined
+    ]
+
+
 # Dataset format -> the released feature format of that dataset (avpipe/io/released.py).
 RELEASED_FORMATS = {"ave": "ave_h5", "llp": "llp_npy", "vggsound_avel": "vggsound_avel_zip"}
 

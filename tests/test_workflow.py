@@ -13,8 +13,11 @@ import pytest
 import yaml
 
 from avpipe.workflow_checks import (
+    avvp_problems,
+    cpsp_problems,
     dataset_problems,
     did_you_mean,
+    family_problems,
     recipe_problems,
     released_problems,
 )
@@ -36,8 +39,16 @@ def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dry_run_of_all_builds_the_dag(workflow_copy: Path) -> None:
-    r = snakemake(workflow_copy, "-n", "all")
+    # -p prints each job's shell command with its resolved --config-json
+    r = snakemake(workflow_copy, "-n", "-p", "all")
     assert r.returncode == 0, r.stdout + r.stderr
+    # an AVVP variant: the method's job with the variant's own changes over the synthetic
+    # override of the method (d_model 64)
+    lines = [ln.removeprefix("Shell command: ") for ln in r.stdout.splitlines()]
+    avvp = [ln for ln in lines if ln.startswith("avpipe avvp ") and "coleaf_cmpae/seed0" in ln]
+    assert len(avvp) == 1 and "--method coleaf " in avvp[0]
+    assert '"anchor_backbone":"cmpae"' in avvp[0] and '"fuse_no_cross":0.3' in avvp[0]
+    assert '"d_model":64' in avvp[0]
 
 
 def test_unknown_config_key_is_named(workflow_copy: Path) -> None:
@@ -205,7 +216,34 @@ def test_the_default_config_has_no_problems() -> None:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
+    assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
     assert released_problems(cfg) == []
+
+
+def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
+    from avpipe.methods.registry import of_stage
+
+    # the schema's list of what a variant may train is the registry's AVVP methods
+    schema = yaml.safe_load((REPO / "workflow/schemas/avvp.schema.yaml").read_text())
+    variant = schema["properties"]["variants"]["additionalProperties"]["properties"]
+    assert set(variant["method"]["enum"]) == set(of_stage("avvp"))
+    avvp = {
+        "methods": ["han", "coleaf_cmpea"],
+        "variants": {"coleaf_cmpae": {"method": "coleaf"}},
+        "overrides": {"synth_llp": {"data": {}, "coleaf_cmpae": {}, "hna": {}}},
+    }
+    problems = avvp_problems(avvp)
+    assert len(problems) == 2
+    assert problems[0].startswith("config: avvp.methods lists 'coleaf_cmpea', which is neither")
+    assert problems[0].endswith("did you mean 'coleaf_cmpae'?")
+    assert problems[1].startswith("config: avvp.overrides.synth_llp has the key 'hna'")
+    cpsp = {
+        "experiments": {"psp_original": {}},
+        "overrides": {"synth_ave": {"experiments": {"psp_orignal": {}}}},
+    }
+    (problem,) = cpsp_problems(cpsp)
+    assert "cpsp.overrides.synth_ave.experiments has the key 'psp_orignal'" in problem
+    assert problem.endswith("did you mean 'psp_original'?")
 
 
 def test_unknown_recipe_is_named() -> None:
@@ -213,6 +251,38 @@ def test_unknown_recipe_is_named() -> None:
     assert len(problems) == 1
     assert problems[0].startswith("config: extract.recipes has the key 'vggsih', which is not")
     assert problems[0].endswith("did you mean 'vggish'?")
+
+
+def test_a_family_section_is_checked_against_its_dataclass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A method family on the generic train stage has no schema: its section, resolved for
+    each dataset, must build its config dataclass."""
+    from avpipe.methods import registry
+
+    entry = registry.Method(
+        family="toy",
+        stage="train",
+        config="avpipe.report.config:TSNEConfig",  # any dataclass with defaults
+        trainer="x:y",
+        predict="x:y",
+        task="ave",
+        code=(),
+    )
+    monkeypatch.setitem(registry.METHODS, "toy", entry)
+    cfg = {
+        "datasets": {"synth_ave": {}},
+        "toy": {
+            "datasets": ["synth_ave", "synth_avee"],
+            "max_points": 10,
+            "overrides": {"synth_ave": {"perplexity": "high"}},
+        },
+    }
+    assert family_problems(cfg) == [
+        "config: toy.datasets lists 'synth_avee', which is not defined under datasets "
+        "(defined: synth_ave); did you mean 'synth_ave'?",
+        "config: toy.perplexity: expected a number, got 'high' (dataset synth_ave)",
+    ]
 
 
 def test_did_you_mean() -> None:

@@ -30,8 +30,11 @@ A segment prediction is ``1[P^m_t >= segment_threshold] * 1[filter_c >= video_th
 with ``filter`` = the modality's own video probability (``video_filter: modality``,
 CMPAE/CoLeaF) or the modality-agnostic one (``global``, HAN).  Settings with fixed
 thresholds are listed in ``cfg["settings"]``; ``cfg["selected"]`` adds CMPAE's per-class
-thresholds, chosen on ``selection_split`` by maximising each class's event-level F
-of the modality (counts pooled over the videos of that split).
+thresholds, chosen on ``selection_split`` (``select_thresholds``): by default CMPAE's
+released rule (``main.py``, mode ``select_thresholds``): for each class alone, with every
+other class at the base threshold, the grid value with the best dataset-level event F of
+the modality, ties to the last grid value; ``rule: class_pooled_f`` is avpipe's earlier
+rule (that class's event F from counts pooled over the videos, ties to the first).
 
 UnAV-100 (manifest format ``unav100``) is scored with avpipe's own weak protocol
 (spec §5.4): ground truth G_a = G_v = the audio-visual events on the manifest's
@@ -204,6 +207,8 @@ class Selected:
 
     enabled: bool = True
     base: str = "fixed"
+    # cmpae: the released CMPAE rule; class_pooled_f: avpipe's earlier per-class rule
+    rule: Literal["cmpae", "class_pooled_f"] = "cmpae"
     modalities: list[Literal["audio", "visual"]] = field(default_factory=lambda: ["visual"])
     grid: list[float] = field(
         default_factory=lambda: [round(0.25 + 0.05 * i, 2) for i in range(10)]
@@ -294,6 +299,55 @@ def predict(
     return Sa, Sv
 
 
+def _grid_counts(
+    seg_prob: np.ndarray,
+    filt: np.ndarray,
+    n: np.ndarray,
+    truth: list[np.ndarray],
+    thetas: Sequence[float],
+    segment_threshold: float,
+) -> np.ndarray:
+    """Event TP/FP/FN ``(K, N, 3, C)`` per grid value, video and class.  A class's
+    counts depend on its own video threshold only."""
+    return np.stack(
+        [
+            np.stack(
+                [
+                    event_counts(s, g)
+                    for s, g in zip(
+                        binarize(seg_prob, filt, n, theta, segment_threshold), truth, strict=True
+                    )
+                ]
+            )
+            for theta in thetas
+        ]
+    )
+
+
+def _cmpae_choice(base: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """CMPAE's rule: index into the grid per class.  ``base`` (N, 3, C) counts with every
+    class at the base threshold, ``grid`` (K, N, 3, C) per grid value.  Class c at grid
+    value k, the others at base: score = mean over videos of the per-video F (mean over
+    the active classes, 1 when none is active, as ``video_f``); the best score wins, ties
+    to the last k."""
+
+    def f_and_active(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tp, fp, fn = c[..., 0, :], c[..., 1, :], c[..., 2, :]
+        active = (tp + fp > 0) | (tp + fn > 0)
+        f = np.where(active, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        return f, active
+
+    f0, a0 = f_and_active(base)  # (N, C)
+    fk, ak = f_and_active(grid)  # (K, N, C)
+    f_rest = (f0 * a0).sum(1)[None, :, None] - f0 * a0  # (1, N, C): other classes
+    n_rest = a0.sum(1)[None, :, None] - a0
+    tot_f, tot_n = f_rest + fk * ak, n_rest + ak
+    per_video = np.where(tot_n > 0, tot_f / np.maximum(tot_n, 1), 1.0)  # (K, N, C)
+    score = per_video.mean(1)  # (K, C)
+    K = score.shape[0]
+    return K - 1 - np.argmax(score[::-1], axis=0)  # last of the maxima
+
+
 def select_thresholds(
     pred: dict[str, np.ndarray],
     Ga: list[np.ndarray],
@@ -303,28 +357,32 @@ def select_thresholds(
 ) -> dict[str, np.ndarray]:
     """Per-class video thresholds ``(C,)`` for each modality in ``sel.modalities``.
 
-    For class c the grid value with the highest event-level F of that modality
-    (TP/FP/FN pooled over the selection videos) wins; ties keep the first grid value;
+    ``sel.rule == "cmpae"`` (CMPAE's ``select_thresholds`` mode): for class c alone, the
+    other classes at ``setting.video_threshold``, the grid value with the highest
+    dataset-level event F of the modality (mean over the selection videos); ties keep
+    the LAST grid value, so a class never active on the split gets the last one.
+    ``"class_pooled_f"`` (avpipe's earlier rule): the grid value with the highest event
+    F of class c alone, TP/FP/FN pooled over the videos; ties keep the first grid value,
     a class never active on the split keeps the setting's threshold.
     """
-    C = pred["seg_prob_audio"].shape[2]
     n = pred["n_segments"]
     filt = dict(zip(("audio", "visual"), _filters(pred, setting), strict=True))
     truth = {"audio": Ga, "visual": Gv}
+    grid = np.asarray(sel.grid, dtype=float)
     out: dict[str, np.ndarray] = {}
     for m in sel.modalities:
-        best = np.full(C, setting.video_threshold)
-        best_f = np.full(C, -1.0)
-        for theta in sel.grid:
-            S = binarize(pred[f"seg_prob_{m}"], filt[m], n, theta, setting.segment_threshold)
-            tp, fp, fn = np.sum(
-                [event_counts(s, g) for s, g in zip(S, truth[m], strict=True)], axis=0
-            )
-            denom = 2 * tp + fp + fn
-            f = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), -1.0)
-            better = f > best_f
-            best[better], best_f[better] = theta, f[better]
-        out[m] = best
+        args = (pred[f"seg_prob_{m}"], filt[m], n, truth[m])
+        counts = _grid_counts(*args, list(grid), setting.segment_threshold)
+        if sel.rule == "cmpae":
+            base = _grid_counts(*args, [setting.video_threshold], setting.segment_threshold)[0]
+            out[m] = grid[_cmpae_choice(base, counts)]
+            continue
+        tp, fp, fn = counts.sum(1).transpose(1, 0, 2)  # (3, K, C) pooled over videos
+        denom = 2 * tp + fp + fn
+        f = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), -1.0)
+        best = np.argmax(f, axis=0)  # first of the maxima
+        never = (f < 0).all(0)
+        out[m] = np.where(never, setting.video_threshold, grid[best])
     return out
 
 

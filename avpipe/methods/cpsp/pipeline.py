@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -82,6 +83,25 @@ def _collate(b: dict[str, torch.Tensor]) -> Batch:
     )
 
 
+def video_classes(
+    labels: np.ndarray, video_label: np.ndarray, rule: Literal["largest", "most_frequent"]
+) -> np.ndarray:
+    """One category per video (N,) int from segment labels (N, T) (background = C) and
+    video labels (N, C): among its event segments' classes the largest index (``largest``,
+    the released CPSP) or the most frequent, ties to the smaller index (``most_frequent``);
+    without event segments its first video-level label (weak-only annotations, as
+    ``labels.max(-1)`` of the released weak script); -1 when it has none."""
+    if rule not in ("largest", "most_frequent"):
+        raise ValueError(f"video_class {rule!r}: expected 'largest' or 'most_frequent'")
+    C = video_label.shape[1]
+    counts = np.stack([(labels == c).sum(1) for c in range(C)], 1)
+    has = counts > 0
+    largest = C - 1 - np.argmax(has[:, ::-1], axis=1)
+    seg_class = largest if rule == "largest" else counts.argmax(1)
+    weak = np.where(video_label.any(1), video_label.argmax(1), -1)
+    return np.where(has.any(1), seg_class, weak)
+
+
 def load_splits(
     manifest: Manifest,
     visual: Path,
@@ -89,12 +109,13 @@ def load_splits(
     names: tuple[str, ...],
     data: DataConfig,
     batch_size: int = 64,
+    video_class: Literal["largest", "most_frequent"] = "largest",
 ) -> dict[str, Split]:
     """Present samples of each split with visual maps, audio and targets (methods spec
     §3.1) through the shared contract (:mod:`avpipe.training.data`): segment ``labels``
     (N, T) with background = C, the foreground indicator ``fg``, multi-hot
-    ``video_label`` (N, C) and ``video_class``, the most frequent foreground class (full
-    labels), else the first video-level label (weak), -1 when there is none.  PSP's fusion
+    ``video_label`` (N, C) and ``video_class`` (:func:`video_classes` under the rule
+    ``video_class``).  PSP's fusion
     has no way to mask a modality: videos without a stream are left out of every split."""
     samples = {}
     for name in names:
@@ -124,17 +145,11 @@ def load_splits(
         kept = [by_id[i] for i in split.sample_ids]
         labels = segment_labels(manifest, kept, n_segments=split.T)
         video_label = manifest.video_targets(kept)
-        counts = np.stack([(labels == c).sum(1) for c in range(C)], 1)
-        video_class = np.where(
-            counts.any(1),
-            counts.argmax(1),
-            np.where(video_label.any(1), video_label.argmax(1), -1),
-        )
         split.set_targets(
             labels=labels,
             fg=((labels < C) & split.mask).astype(np.float32),
             video_label=video_label,
-            video_class=video_class.astype(np.int64),
+            video_class=video_classes(labels, video_label, video_class).astype(np.int64),
         )
     return splits
 
@@ -275,7 +290,7 @@ def run_experiment(
     device = resolve_device(cfg.data.device)
     names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
     eval_bs = max(exp.train.batch_size, 64)
-    splits = load_splits(manifest, visual, audio, names, cfg.data, eval_bs)
+    splits = load_splits(manifest, visual, audio, names, cfg.data, eval_bs, exp.video_class)
     train, val = splits["train"], splits["val"]
     C = len(manifest.classes)
     norm = fit_standardizer(train) if cfg.data.standardize else None
