@@ -154,11 +154,13 @@ def predict_avvp(
 ) -> Decisions:
     from avpipe.datasets import avvp as data
     from avpipe.methods import avvp as family
+    from avpipe.methods import registry
     from avpipe.metrics import avvp as metrics
 
     method = ckpt["config"]["method"]
-    module = family.get_method(method)
-    cfg = from_dict(module.Config, ckpt["config"][method], where=f"{ckpt_path}: config.{method}")
+    entry = registry.get(method)
+    config_cls, trainer_cls = registry.load(entry.config), registry.load(entry.trainer)
+    cfg = from_dict(config_cls, ckpt["config"][method], where=f"{ckpt_path}: config.{method}")
     dcfg = from_dict(family.DataConfig, ckpt["config"]["data"], where=f"{ckpt_path}: config.data")
     dims = data.Dims(**ckpt["dims"])
     classes = list(ckpt["classes"])
@@ -174,7 +176,7 @@ def predict_avvp(
     keys = ("audio", "frames", "motion", "frames_per_segment")
     _check_dims(ckpt_path, {k: getattr(got, k) for k in keys}, {k: getattr(dims, k) for k in keys})
     split.norm = _standardizer(inputs, ("audio", "frames", "motion"))
-    trainer = module.Trainer(cfg, dims, device)
+    trainer = trainer_cls(cfg, dims, device)
     trainer.model.load_state_dict(ckpt["state_dict"])
     pred = family.predict_split(trainer, split, dcfg.eval_batch_size, device)
     Sa, Sv = metrics.predict(pred, binarisation.setting, binarisation.thresholds)
