@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 8 all                       # workstation (profiles/default is loaded automatically)
 #   snakemake --profile profiles/slurm all        # the same DAG on a SLURM cluster
+#   snakemake --cores 2 benchmark                 # the benchmark study (config/benchmark.yaml)
 #
 # This file only loads and validates the config and includes the stage rule files;
 # every computation lives in the avpipe package (`avpipe <stage> ...`).
@@ -35,6 +36,7 @@ include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:

@@ -46,6 +46,7 @@ rule report:
             labels={"table": "Results summary (papers' layouts)"},
         ),
         summary_tsv="results/report/summary.tsv",
+        comparisons="results/report/comparisons.tsv",
         tables=report(
             directory("results/report/tables"),
             patterns=["{stage}__{dataset}__{experiment}.html"],
