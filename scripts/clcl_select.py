@@ -4,7 +4,8 @@
 From a finished study's stage-A encoders and stage-B pseudo-labels (``<results>/pretrain``,
 ``<results>/selflabel``) it reruns the EM rounds of every setting in the grid
 ``em.init`` (localizer of round k from stage A, or from round k-1) x ``selflabel.init``
-(E-step annotator fresh from the seed, or warm-started from round k-1) for each seed,
+(E-step annotator fresh from the seed, or warm-started from round k-1) x
+``em.annotator_epochs`` (the study's, or 10: a short E-step) for each seed,
 into ``<out>/<setting>/seed<s>/round<k>/``, and scores each setting without labels:
 mean over seeds of :func:`avpipe.metrics.label_free.score` (the worst round-to-round NMI
 of the pseudo-labels, -inf on collapse), ties broken by the mean localizer fit.
@@ -40,7 +41,11 @@ from avpipe.metrics import label_free
 from avpipe.metrics.unsupervised import contingency, purity, sample_classes
 from avpipe.utils import atomic
 
-GRID = {"em.init": ("pretrain", "previous"), "selflabel.init": ("seeded", "previous")}
+GRID = {
+    "em.init": ("pretrain", "previous"),
+    "selflabel.init": ("seeded", "previous"),
+    "em.annotator_epochs": (None, 10),  # None: the study's own
+}
 COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity"]
 
 
@@ -50,7 +55,8 @@ def _config(results: Path, dataset: str, seed: int, setting: dict[str, str]) -> 
     cfg = json.loads(path.read_text())["config"]
     for key, value in setting.items():
         section, name = key.split(".")
-        cfg[section][name] = value
+        if value is not None:
+            cfg[section][name] = value
     return from_dict(EMStage, cfg, where=str(path))
 
 
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for values in itertools.product(*GRID.values()):
         setting = dict(zip(GRID, values, strict=True))
-        name = "__".join(f"{k}={v}" for k, v in setting.items())
+        name = "__".join(f"{k}={'study' if v is None else v}" for k, v in setting.items())
         seed_rows = [_run_seed(args, manifest, name, setting, s) for s in args.seeds]
         rows += [r for rs in seed_rows for r in rs]
         scores = [rs[0]["score"] for rs in seed_rows]

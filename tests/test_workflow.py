@@ -212,3 +212,28 @@ def test_unknown_recipe_is_named() -> None:
 def test_did_you_mean() -> None:
     assert did_you_mean("synth_avee", ["synth_llp", "synth_ave"]) == "; did you mean 'synth_ave'?"
     assert did_you_mean("zzz", ["synth_ave"]) == ""
+
+
+def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Path) -> None:
+    from workflow_helpers import job_counts
+
+    r = snakemake(workflow_copy, "-n", "benchmark")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "--directory results/benchmark" in r.stdout and "config/benchmark.yaml" in r.stdout
+    # the nested run: the default workflow with the overlay, every training stage x 5 seeds
+    inner = snakemake(
+        workflow_copy,
+        "-n",
+        "all",
+        "--directory",
+        "results/benchmark",
+        "--snakefile",
+        str(workflow_copy / "Snakefile"),
+        "--configfile",
+        str(workflow_copy / "config/config.yaml"),
+        str(workflow_copy / "config/benchmark.yaml"),
+    )
+    assert inner.returncode == 0, inner.stdout + inner.stderr
+    jobs = job_counts(inner.stdout)
+    assert (jobs["pretrain"], jobs["em"], jobs["cpsp"], jobs["avvp"]) == (5, 15, 25, 10)
+    assert 'preset":"benchmark' in inner.stdout
