@@ -24,4 +24,4 @@ rule benchmark:
         code=code(""),
     shell:
         "snakemake --snakefile {params.snakefile} --directory {params.workdir} "
-        "--configfile {params.configs} --cores {threads} all > {log} 2>&1"
+        "--rerun-incomplete --configfile {params.configs} --cores {threads} all > {log} 2>&1"
