@@ -262,7 +262,7 @@ def sections(
             ]
         )
     pct = f"{LEVEL:.0%}"
-    blocks: list[doc.Block] = [
+    tables = [
         doc.Table(
             ("Run", "Dataset", "Metric", f"Mean ± {pct} half-width", "n", "half-width ≤ 2"),
             tuple(map(tuple, ci_rows)),
@@ -288,6 +288,8 @@ def sections(
             "the seeds both ran with; 'no difference shown' when the interval contains 0.",
         ),
     ]
+    # a study without runs gets no empty tables here
+    blocks: list[doc.Block] = [t for t in tables if t.rows]
     if weak_rows:
         blocks.append(
             doc.Table(
