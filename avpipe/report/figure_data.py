@@ -206,8 +206,9 @@ def em_series(groups: list[Group], metrics: tuple[str, ...] = EM_METRICS) -> lis
 # -- training curves ------------------------------------------------------------------
 
 SKIP_COLUMNS = {"epoch", "step", "lr", "seconds", "time", "round"}
-# The validation score each training loop maximises to pick its epoch (first maximum):
-# avpipe.training.avvp (HAN, CoLeaF) and avpipe.training.loop (PSP, CPSP).
+# The validation score avpipe.training.loop maximises to pick the epoch (val_select;
+# val_score in CPSP histories written before the loop was shared).  Ties follow the
+# method's rule, so the summary.json's best_epoch is read first.
 SELECTION_COLUMNS = ("val_select", "val_score")
 QUANTITIES = ("loss", "count", "fraction", "validation score (%)")
 
@@ -237,7 +238,7 @@ def kept_epoch(
     epoch: np.ndarray, cols: dict[str, np.ndarray], summary: dict[str, Any]
 ) -> tuple[float, str]:
     """(epoch, why) of the weights a stage kept: ``best_epoch`` of its summary.json, else the
-    first maximum of its selection column (as the loop picks it), else the last epoch."""
+    first maximum of its selection column, else the last epoch."""
     if isinstance(summary.get("best_epoch"), int | float):
         return float(summary["best_epoch"]), "selected epoch (summary.json)"
     for c in SELECTION_COLUMNS:

@@ -6,13 +6,15 @@ validation split's dense labels, and writes to ``--out-dir``:
 ``missing_stream`` the videos of each split left out because a store says they have no
 audio or no video stream; val and test are then scored on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
-``split``) and ``history.tsv`` (losses and validation metrics per epoch).
+``split``), ``history.tsv`` (losses and validation metrics per epoch, epochs from 1) and
+``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,16 +23,17 @@ import torch
 
 from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
 from avpipe.datasets import avvp as data
-from avpipe.training import avvp as loop
+from avpipe.methods import avvp as family
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
-from avpipe.utils.atomic import atomic_path
+from avpipe.utils.atomic import atomic_path, write_json
+from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, choices=sorted(loop.METHODS))
+    p.add_argument("--method", required=True, choices=sorted(family.METHODS))
     p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
     p.add_argument("--audio-store", required=True, type=Path, help="vggish.zarr (N, T, Da)")
     p.add_argument(
@@ -45,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
     raw = load_json_arg(args.config_json)
     unknown = sorted(set(raw) - {"data", args.method})
     if unknown:
@@ -52,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
             f"avvp: unknown key(s) {unknown} for method {args.method!r}; "
             f"expected 'data' and {args.method!r}"
         )
-    method = loop.get_method(args.method)
-    dcfg = from_dict(loop.DataConfig, raw.get("data", {}), where="avvp.data")
+    method = family.get_method(args.method)
+    dcfg = from_dict(family.DataConfig, raw.get("data", {}), where="avvp.data")
     cfg = from_dict(method.Config, raw.get(args.method, {}), where=f"avvp.{args.method}")
     torch.set_num_threads(dcfg.num_threads)
-    device = loop.resolve_device(dcfg.device)
+    device = family.resolve_device(dcfg.device)
     generator = seed_everything(args.seed)
     manifest, splits, dims = data.load(
         args.manifest,
@@ -74,13 +78,14 @@ def run(args: argparse.Namespace) -> int:
         {k: len(v) for k, v in splits.items()},
         device,
     )
-    trainer = method.Trainer(cfg, dims, device, generator)
-    result = loop.fit(trainer, splits, cfg.select, device, dcfg.eval_batch_size)
+    trainer = method.Trainer(cfg, dims, device, splits["train"])
+    result = family.train(trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)}
     save_checkpoint(
         args.out_dir / "model.pt",
-        trainer.deploy_state(),
-        {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)},
+        result.best_state,
+        config,
         dims=asdict(dims),
         classes=manifest.classes,
         best_epoch=result.best_epoch,
@@ -89,10 +94,26 @@ def run(args: argparse.Namespace) -> int:
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
         missing_stream={k: v.missing for k, v in splits.items()},
     )
-    pred = loop.collect_predictions(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
+    pred = family.collect_predictions(
+        trainer, splits, ("val", "test"), dcfg.eval_batch_size, device
+    )
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
         np.savez(fh, **pred)
     result.history.write(args.out_dir / "history.tsv")
+    summary = {
+        "method": args.method,
+        "dataset": manifest.dataset,
+        "seed": args.seed,
+        "best_epoch": result.best_epoch,
+        "best_val_score": result.best_score,
+        "select_metric": cfg.select.metric,
+        "select_ties": cfg.select.ties,
+        "seconds": time.perf_counter() - t0,
+        **{f"n_{k}": len(v) for k, v in splits.items()},
+        "missing_stream": {k: v.missing for k, v in splits.items()},
+        **provenance(config),
+    }
+    write_json(args.out_dir / "summary.json", summary)
     log.info(
         "trained %s in %.1f s; best epoch %d, val %s = %.2f",
         args.method,

@@ -1,6 +1,6 @@
-"""Generic training-loop pieces: seeding, shuffled batches, schedules, history.
+"""Generic training-loop pieces: seeding, batch order, history (used by avpipe.training.loop).
 
-Used by the methods' plain training functions; no method-specific logic here.
+No method-specific logic here.
 """
 
 from __future__ import annotations
@@ -42,16 +42,6 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Ite
 def ordered_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, n, batch_size):
         yield np.arange(start, min(n, start + batch_size))
-
-
-def cosine_schedule(
-    optimizer: torch.optim.Optimizer, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """lr(step) = lr0 * 0.5 * (1 + cos(pi * step / total_steps))."""
-    total = max(1, total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
-    )
 
 
 class History:

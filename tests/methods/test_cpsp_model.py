@@ -200,27 +200,3 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
     with pytest.raises(GridMismatchError, match=message) as e:
         load_splits(manifest, v, a, ("train",))
     assert str(e.value).startswith(f"{bad}: ")
-
-
-def test_fit_restores_the_best_validation_epoch() -> None:
-    from avpipe.training.loop import TrainConfig, fit
-
-    torch.manual_seed(0)
-    net = torch.nn.Linear(2, 1)
-    x, y = torch.randn(8, 2), torch.randn(8, 1)
-    scores = iter([1.0, 3.0, 2.0, 3.0])  # epoch 1 is best; the tie at epoch 3 keeps epoch 1
-    snapshots = []
-
-    def batch_loss(idx):
-        return ((net(x[idx]) - y[idx]) ** 2).mean(), {}
-
-    def validate():
-        snapshots.append(net.weight.detach().clone())
-        return {"score": next(scores)}
-
-    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.1, milestones=(2,), grad_clip=None)
-    res = fit(net, 8, batch_loss, validate, cfg, seed=0)
-    assert res.best_epoch == 1 and res.best_score == 3.0
-    assert torch.equal(net.weight, snapshots[1]) and not torch.equal(snapshots[1], snapshots[3])
-    assert [r["lr"] for r in res.history.rows] == pytest.approx([0.1, 0.1, 0.05, 0.05])
-    assert len(res.epoch_seconds) == 4

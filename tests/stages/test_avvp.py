@@ -108,8 +108,14 @@ def test_outputs(runs: dict, method: str) -> None:
     assert ckpt["config"]["method"] == method and 1 <= ckpt["best_epoch"] <= 30
     # the deployed model only: CoLeaF's Reference branch is not in the checkpoint
     assert not any(k.startswith("refs") or "tokens" in k for k in ckpt["state_dict"])
-    header = (d / "history.tsv").read_text().splitlines()[0].split("\t")
+    lines = (d / "history.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
     assert {"epoch", "loss", "val_select", "val.segment.Type@AV"} <= set(header)
+    val = [float(r.split("\t")[header.index("val_select")]) for r in lines[1:]]
+    summary = json.loads((d / "summary.json").read_text())
+    # epochs count from 1; equal val scores keep the last epoch (the released scripts' >=)
+    assert summary["best_epoch"] == ckpt["best_epoch"] == len(val) - val[::-1].index(max(val))
+    assert summary["select_ties"] == "last" and summary["best_val_score"] == pytest.approx(max(val))
     if method == "coleaf":
         assert {"ref_audio", "ref_visual", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(
             header

@@ -104,7 +104,7 @@ def test_outputs_are_complete(runs: dict[str, dict]) -> None:
     ckpt = load_checkpoint(r["out"] / "model.pt")
     assert ckpt["config"]["experiment"] == "cpsp_full" and ckpt["positions"] == 9
     lines = (r["out"] / "history.tsv").read_text().splitlines()
-    assert len(lines) == 1 + 12 and "val_score" in lines[0] and "vpsa" in lines[0]
+    assert len(lines) == 1 + 12 and "val_select" in lines[0] and "vpsa" in lines[0]
 
 
 @pytest.mark.parametrize("name,floor", [("cpsp_full", 85.0), ("cpsp_weak", 50.0)])
@@ -120,9 +120,9 @@ def test_selection_uses_the_validation_split(runs: dict[str, dict]) -> None:
     s = runs["cpsp_full"]["summary"]
     rows = (runs["cpsp_full"]["out"] / "history.tsv").read_text().splitlines()
     header = rows[0].split("\t")
-    val = [float(r.split("\t")[header.index("val_score")]) for r in rows[1:]]
+    val = [float(r.split("\t")[header.index("val.accuracy")]) for r in rows[1:]]
     assert s["best_val_accuracy"] == pytest.approx(max(val))
-    assert s["best_epoch"] == val.index(max(val))
+    assert s["best_epoch"] == 1 + val.index(max(val))  # epochs count from 1, ties keep the first
 
 
 def test_weak_setting_rejects_segment_level_losses(runs: dict[str, dict]) -> None:

@@ -8,9 +8,10 @@
 AVVP_DATASETS = list(config["avvp"].get("datasets", []))
 AVVP_METHODS = list(config["avvp"].get("methods", []))
 AVVP_CODE = (
+    "methods/avvp",
     "methods/han",
     "methods/coleaf",
-    "training/avvp",
+    "training/loop",
     "training/epochs",
     "training/streams",
     "training/checkpoint",

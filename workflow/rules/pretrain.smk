@@ -20,6 +20,7 @@ UNSUP_CODE = tuple(
         "pipeline",
     )
 ) + (
+    "training/loop",
     "training/epochs",
     "training/checkpoint",
     "training/streams",

@@ -3,7 +3,8 @@
 The video representations ``f_i`` (N, 2d) are fixed during annotator training.
 Affinity set A_i = the K most cosine-similar other videos, repulsion set R_i = the K
 least similar; both recomputed at every E-step.  Phi is trained with SGD + cosine
-decay on ``L_c + w_e L_e``; pseudo-labels are ``Z_i = Phi(f_i)``.
+decay on ``L_c + w_e L_e`` in :mod:`avpipe.training.loop`; pseudo-labels are
+``Z_i = Phi(f_i)``.
 :func:`align_to` permutes the pseudo-classes of a new E-step to match the previous
 round's (Hungarian assignment on the contingency table), so that pseudo-class k means
 the same cluster in every round.
@@ -18,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
-from tqdm import tqdm
 
 from avpipe.methods.clcl.config import SelflabelConfig
 from avpipe.methods.clcl.losses import label_contrast, marginal_entropy
 from avpipe.methods.clcl.model import Annotator
-from avpipe.training.epochs import History, cosine_schedule, seed_everything, shuffled_batches
+from avpipe.training import loop
+from avpipe.training.epochs import History, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,42 @@ def align_to(z: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return z[:, perm]
 
 
+class AnnotatorTrainer(loop.Trainer):
+    """Label contrast over the affinity / repulsion sets + marginal entropy (Eqs. 9-13)."""
+
+    def __init__(
+        self, f: torch.Tensor, annotator: Annotator, cfg: SelflabelConfig, lc: loop.LoopConfig
+    ):
+        self.f, self.model, self.cfg = f, annotator, cfg
+        self.aff, self.rep = affinity_sets(f, effective_top_k(cfg.top_k, f.shape[0]))
+        self.clip = repulsion_ceiling(cfg.repulsion_clip, annotator.n_classes)
+        self.opt = loop.Optimisers({"annotator": annotator.parameters()}, lc, f.shape[0])
+
+    def batch_loss(self, step: loop.Step) -> tuple[torch.Tensor, dict[str, float]]:
+        f, cfg = self.f, self.cfg
+        i = torch.from_numpy(step.idx).to(f.device)
+        b, k, D = len(step.idx), self.aff.shape[1], f.shape[1]
+        # anchors and neighbours in one forward pass: gradients reach both (spec §2.5)
+        probs = self.model(
+            torch.cat([f[i], f[self.aff[i]].reshape(-1, D), f[self.rep[i]].reshape(-1, D)])
+        )
+        p = probs[:b]
+        p_aff = probs[b : b + b * k].view(b, k, -1)
+        p_rep = probs[b + b * k :].view(b, k, -1)
+        l_c, clipped = label_contrast(
+            p, p_aff, p_rep, self.clip, cfg.neighbour_reduction, cfg.repulsion_bound
+        )
+        l_e = marginal_entropy(p, cfg.entropy_sign)
+        loss = l_c + cfg.entropy_weight * l_e
+        parts = {"label_contrast": l_c.item(), "entropy": l_e.item()}
+        return loss, {**parts, "clipped_fraction": clipped.item()}
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        return {
+            "nonempty_pseudo_classes": float(len(np.unique(predict(self.model, self.f).argmax(1))))
+        }
+
+
 def train_annotator(
     f: torch.Tensor,
     annotator: Annotator,
@@ -94,58 +131,16 @@ def train_annotator(
     gen = seed_everything(seed)
     f = f.to(device)
     annotator.to(device)
-    aff, rep = affinity_sets(f, effective_top_k(cfg.top_k, f.shape[0]))
-    clip = repulsion_ceiling(cfg.repulsion_clip, annotator.n_classes)
-    opt = torch.optim.SGD(
-        annotator.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    lc = loop.LoopConfig(
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        optimizer=loop.OptimizerConfig("sgd", cfg.lr, cfg.momentum, cfg.weight_decay),
+        schedule=loop.ScheduleConfig("cosine"),
+        log_every=cfg.log_every,
     )
-    steps_per_epoch = max(1, -(-f.shape[0] // cfg.batch_size))
-    sched = cosine_schedule(opt, epochs * steps_per_epoch)
-    hist = History("selflabel", cfg.log_every)
-    step = 0
-    for epoch in tqdm(range(epochs), desc="selflabel", leave=False, disable=None):
-        annotator.train()
-        sums = np.zeros(4)
-        n_batches = 0
-        for idx in shuffled_batches(f.shape[0], cfg.batch_size, gen):
-            i = torch.from_numpy(idx).to(device)
-            k = aff.shape[1]
-            # anchors and neighbours in one forward pass: gradients reach both (spec §2.5)
-            probs = annotator(
-                torch.cat(
-                    [f[i], f[aff[i]].reshape(-1, f.shape[1]), f[rep[i]].reshape(-1, f.shape[1])]
-                )
-            )
-            b = len(idx)
-            p, p_aff, p_rep = (
-                probs[:b],
-                probs[b : b + b * k].view(b, k, -1),
-                probs[b + b * k :].view(b, k, -1),
-            )
-            l_c, clipped = label_contrast(
-                p, p_aff, p_rep, clip, cfg.neighbour_reduction, cfg.repulsion_bound
-            )
-            l_e = marginal_entropy(p, cfg.entropy_sign)
-            loss = l_c + cfg.entropy_weight * l_e
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            sums += [loss.item(), l_c.item(), l_e.item(), clipped.item()]
-            n_batches += 1
-            hist.step(step, b, sched.get_last_lr()[0], loss=loss.item(), clipped=clipped.item())
-        sums /= max(n_batches, 1)
-        n_used = len(np.unique(predict(annotator, f).argmax(1)))
-        hist.epoch(
-            epoch,
-            loss=sums[0],
-            label_contrast=sums[1],
-            entropy=sums[2],
-            clipped_fraction=sums[3],
-            nonempty_pseudo_classes=float(n_used),
-            lr=sched.get_last_lr()[0],
-        )
+    hist = loop.fit(
+        AnnotatorTrainer(f, annotator, cfg, lc), f.shape[0], lc, gen, name="selflabel"
+    ).history
     if hist.rows:
         last = hist.rows[-1]
         log.info(

@@ -4,7 +4,8 @@
   with uniform gamma (round 1) or with round k-1's localizer's gamma; the pooled
   features are the stage-A encoder's by default (``em.estep_features``).
 * :func:`train_localizer`: Adam (lr 5e-4, wd 5e-4), video-level BCE between the MIL
-  pooled scores ``y = s^T gamma`` and the pseudo-labels (hard one-hot by default [REC]).
+  pooled scores ``y = s^T gamma`` and the pseudo-labels (hard one-hot by default [REC]),
+  in :mod:`avpipe.training.loop` (no validation: no labels to select with).
 * :func:`orient_gamma` [departure]: MIL pooling does not identify whether gamma selects
   the events or the background once cross-modal attention has spread class evidence
   over all segments; gamma is reversed when its reverse pools more separable inputs
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from avpipe.methods.clcl.config import EMConfig
 from avpipe.methods.clcl.data import VideoFeatures
@@ -31,7 +31,8 @@ from avpipe.methods.clcl.model import (
     pooled_representation,
     uniform_gamma,
 )
-from avpipe.training.epochs import History, ordered_batches, seed_everything, shuffled_batches
+from avpipe.training import loop
+from avpipe.training.epochs import History, ordered_batches, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,26 @@ def targets_from(z: np.ndarray, kind: str) -> torch.Tensor:
     return torch.from_numpy(hard)
 
 
+class LocalizerTrainer(loop.Trainer):
+    """Video-level MIL BCE of the localizer against fixed pseudo-label targets (N, C)."""
+
+    def __init__(
+        self,
+        model: Localizer,
+        features: VideoFeatures,
+        target: torch.Tensor,
+        lc: loop.LoopConfig,
+        device: torch.device,
+    ):
+        self.model, self.features, self.target, self.device = model, features, target, device
+        self.opt = loop.Optimisers({"localizer": model.parameters()}, lc, len(features))
+
+    def batch_loss(self, step: loop.Step) -> tuple[torch.Tensor, dict[str, float]]:
+        b = self.features.batch(step.idx, self.device)
+        _, _, y = self.model(b.visual, b.audio, b.mask)
+        return mil_bce(y, self.target[torch.from_numpy(step.idx).to(self.device)]), {}
+
+
 def train_localizer(
     model: Localizer,
     features: VideoFeatures,
@@ -94,25 +115,14 @@ def train_localizer(
     target = targets_from(z, cfg.targets).to(device)
     for p in model.encoder.parameters():
         p.requires_grad_(cfg.finetune_encoder)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    hist = History("em", cfg.log_every)
-    step = 0
-    for epoch in tqdm(range(cfg.epochs), desc="em", leave=False, disable=None):
-        model.train()
-        total, n = 0.0, 0
-        for idx in shuffled_batches(len(features), cfg.batch_size, gen):
-            b = features.batch(idx, device)
-            _, _, y = model(b.visual, b.audio, b.mask)
-            loss = mil_bce(y, target[torch.from_numpy(idx).to(device)])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            total += loss.item() * len(idx)
-            n += len(idx)
-            hist.step(step, len(idx), cfg.lr, loss=loss.item())
-        hist.epoch(epoch, loss=total / max(n, 1), lr=cfg.lr)
+    lc = loop.LoopConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer=loop.OptimizerConfig("adam", cfg.lr, weight_decay=cfg.weight_decay),
+        log_every=cfg.log_every,
+    )
+    trainer = LocalizerTrainer(model, features, target, lc, device)
+    hist = loop.fit(trainer, len(features), lc, gen, name="em").history
     log.info(
         "M-step: %d epochs in %.1f s, final loss %.4f",
         cfg.epochs,

@@ -1,8 +1,10 @@
 """Stage A of CLCL: self-supervised training of the collaborative encoder (spec §2.4).
 
 Loss per step: ``w_a L_ins(audio) + w_v L_ins(visual) + w_dec (L_dec(x^a) + L_dec(x^v))``
-with SGD (lr 0.05, momentum 0.9, wd 5e-4) and cosine decay (§2.7).  No augmentation is
-described in the paper; ``feature_dropout`` [REC] optionally drops input features.
+with SGD (lr 0.05, momentum 0.9, wd 5e-4) and cosine decay (§2.7), in
+:mod:`avpipe.training.loop` (one update, then the memory banks move, per batch).  No
+augmentation is described in the paper; ``feature_dropout`` [REC] optionally drops
+input features.
 """
 
 from __future__ import annotations
@@ -13,20 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from avpipe.methods.clcl.config import PretrainConfig
 from avpipe.methods.clcl.data import Batch, VideoFeatures
 from avpipe.methods.clcl.losses import decorrelation, instance_nce
 from avpipe.methods.clcl.memory import MemoryBank
 from avpipe.methods.clcl.model import CollaborativeEncoder, embed
-from avpipe.training.epochs import (
-    History,
-    cosine_schedule,
-    ordered_batches,
-    seed_everything,
-    shuffled_batches,
-)
+from avpipe.training import loop
+from avpipe.training.epochs import History, ordered_batches, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -49,61 +45,76 @@ def _augment(batch: Batch, p: float) -> Batch:
     return Batch(F.dropout(batch.visual, p), F.dropout(batch.audio, p), batch.mask)
 
 
+def loop_config(cfg: PretrainConfig) -> loop.LoopConfig:
+    """SGD with momentum and per-step cosine decay; no validation (unsupervised)."""
+    return loop.LoopConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer=loop.OptimizerConfig("sgd", cfg.lr, cfg.momentum, cfg.weight_decay),
+        schedule=loop.ScheduleConfig("cosine"),
+        log_every=cfg.log_every,
+    )
+
+
+class EncoderTrainer(loop.Trainer):
+    """Instance discrimination against the two memory banks + soft decorrelation."""
+
+    def __init__(
+        self,
+        features: VideoFeatures,
+        cfg: PretrainConfig,
+        device: torch.device,
+        generator: torch.Generator,
+    ):
+        self.features, self.cfg, self.device = features, cfg, device
+        self.model = build_encoder(features, cfg).to(device)
+        d = cfg.encoder.d_model
+        self.bank_v = MemoryBank(len(features), d, cfg.memory_momentum, generator).to(device)
+        self.bank_a = MemoryBank(len(features), d, cfg.memory_momentum, generator).to(device)
+        self.opt = loop.Optimisers(
+            {"encoder": self.model.parameters()}, loop_config(cfg), len(features)
+        )
+
+    def train_step(self, step: loop.Step) -> dict[str, float]:
+        cfg = self.cfg
+        b = _augment(self.features.batch(step.idx, self.device), cfg.feature_dropout)
+        x_v, x_a = embed(*self.model(b.visual, b.audio, b.mask), b.mask)
+        index = torch.from_numpy(step.idx).to(self.device)
+        l_ins_v = instance_nce(x_v, self.bank_v.bank, index, cfg.temperature)
+        l_ins_a = instance_nce(x_a, self.bank_a.bank, index, cfg.temperature)
+        l_dec = decorrelation(x_v, cfg.decorrelation_temperature) + decorrelation(
+            x_a, cfg.decorrelation_temperature
+        )
+        loss = (
+            cfg.weight_instance_visual * l_ins_v
+            + cfg.weight_instance_audio * l_ins_a
+            + cfg.weight_decorrelation * l_dec
+        )
+        self.opt.update(loss)
+        self.bank_v.update(index, x_v)
+        self.bank_a.update(index, x_a)
+        return {
+            "loss": loss.item(),
+            "instance": (l_ins_v + l_ins_a).item(),
+            "decorrelation": l_dec.item(),
+        }
+
+
 def train_encoder(
     features: VideoFeatures, cfg: PretrainConfig, seed: int, device: torch.device
 ) -> PretrainResult:
     gen = seed_everything(seed)
-    encoder = build_encoder(features, cfg).to(device)
-    d = cfg.encoder.d_model
-    bank_v = MemoryBank(len(features), d, cfg.memory_momentum, gen).to(device)
-    bank_a = MemoryBank(len(features), d, cfg.memory_momentum, gen).to(device)
-    opt = torch.optim.SGD(
-        encoder.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    steps_per_epoch = max(1, -(-len(features) // cfg.batch_size))
-    sched = cosine_schedule(opt, cfg.epochs * steps_per_epoch)
-    hist = History("pretrain", cfg.log_every)
-    step = 0
-    for epoch in tqdm(range(cfg.epochs), desc="pretrain", leave=False, disable=None):
-        encoder.train()
-        sums = np.zeros(3)
-        n_batches = 0
-        for idx in shuffled_batches(len(features), cfg.batch_size, gen):
-            b = _augment(features.batch(idx, device), cfg.feature_dropout)
-            x_v, x_a = embed(*encoder(b.visual, b.audio, b.mask), b.mask)
-            index = torch.from_numpy(idx).to(device)
-            l_ins_v = instance_nce(x_v, bank_v.bank, index, cfg.temperature)
-            l_ins_a = instance_nce(x_a, bank_a.bank, index, cfg.temperature)
-            l_dec = decorrelation(x_v, cfg.decorrelation_temperature) + decorrelation(
-                x_a, cfg.decorrelation_temperature
-            )
-            loss = (
-                cfg.weight_instance_visual * l_ins_v
-                + cfg.weight_instance_audio * l_ins_a
-                + cfg.weight_decorrelation * l_dec
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bank_v.update(index, x_v)
-            bank_a.update(index, x_a)
-            step += 1
-            sums += [loss.item(), (l_ins_v + l_ins_a).item(), l_dec.item()]
-            n_batches += 1
-            hist.step(step, len(idx), sched.get_last_lr()[0], loss=loss.item())
-        sums /= max(n_batches, 1)
-        hist.epoch(
-            epoch, loss=sums[0], instance=sums[1], decorrelation=sums[2], lr=sched.get_last_lr()[0]
-        )
-    emb_v, emb_a = encode_all(encoder, features, cfg.batch_size, device)
+    trainer = EncoderTrainer(features, cfg, device, gen)
+    res = loop.fit(trainer, len(features), loop_config(cfg), gen, name="pretrain")
+    hist = res.history
+    emb_v, emb_a = encode_all(trainer.model, features, cfg.batch_size, device)
     log.info(
         "pretrain: %d epochs in %.1f s, final loss %.4f",
         cfg.epochs,
         hist.seconds,
         hist.rows[-1]["loss"] if hist.rows else float("nan"),
     )
-    return PretrainResult(encoder, hist, emb_v, emb_a)
+    return PretrainResult(trainer.model, hist, emb_v, emb_a)
 
 
 @torch.no_grad()

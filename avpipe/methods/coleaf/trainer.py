@@ -25,6 +25,10 @@ JoMoLD label denoising (§4.7, with the Anchor's no-cross-attention forward) is
 ``denoise.enabled``, off by default because its noise ratios are LLP-specific.
 Departure: the no-grad forwards (steps 1 and 3) run in eval mode so that the
 pseudo-labels and teachers are not dropout samples.
+The epochs run in :mod:`avpipe.training.loop` (via :func:`avpipe.methods.avvp.train`):
+:meth:`Trainer.train_step` makes the three optimiser updates of one batch, and the
+epoch with the best val score is kept, the last of equal scores as in the released
+``main.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import torch.nn.functional as F
 
 from avpipe.config import ConfigError
 from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.methods.avvp import Selection
 from avpipe.methods.coleaf.cmpae import CMPAE, cmpae_loss
 from avpipe.methods.coleaf.losses import (
     asl,
@@ -49,10 +54,14 @@ from avpipe.methods.coleaf.losses import (
 )
 from avpipe.methods.coleaf.reference import ReferenceNet
 from avpipe.methods.han.losses import bce, han_loss, smooth
-from avpipe.methods.han.trainer import ModelConfig, build_han, outputs_to_predictions
+from avpipe.methods.han.trainer import (
+    ModelConfig,
+    build_han,
+    loop_config,
+    outputs_to_predictions,
+)
 from avpipe.metrics.avvp import Setting
-from avpipe.training.avvp import Selection
-from avpipe.training.epochs import shuffled_batches
+from avpipe.training import loop
 
 
 @dataclass(frozen=True)
@@ -151,11 +160,18 @@ def build_anchor(cfg: Config, dims: Dims) -> torch.nn.Module:
     )  # fmt: skip
 
 
-class Trainer:
-    def __init__(self, cfg: Config, dims: Dims, device: torch.device, generator: torch.Generator):
-        self.cfg, self.device, self.generator = cfg, device, generator
-        self.epochs = cfg.train.epochs
+class Trainer(loop.Trainer):
+    """CoLeaF in the training loop; ``train``: the training split (None: :meth:`step` only).
+
+    ``model`` is the Anchor (the deployed network); the two References train beside it
+    with their own optimisers (groups ``audio``, ``visual``)."""
+
+    def __init__(
+        self, cfg: Config, dims: Dims, device: torch.device, train: AVVPSplit | None = None
+    ):
+        self.cfg, self.device, self.data = cfg, device, train
         self.anchor = build_anchor(cfg, dims).to(device)
+        self.model = self.anchor
         self.iteration = 0
         r = cfg.reference
         self.refs = {
@@ -174,11 +190,9 @@ class Trainer:
             ).to(device)
             for m in ("audio", "visual")
         }
-        t = cfg.train
-        self.opts = {
-            k: torch.optim.Adam(net.parameters(), lr=t.lr)
-            for k, net in [("anchor", self.anchor), *self.refs.items()]
-        }
+        self.loop = loop_config(cfg.train, cfg.select)
+        groups = [("anchor", self.anchor), *self.refs.items()]
+        self.opt = loop.Optimisers({k: net.parameters() for k, net in groups}, self.loop)
         dn = cfg.denoise
         if dn.enabled and not len(dn.ratios_audio) == len(dn.ratios_visual) == dims.n_classes:
             raise ConfigError(
@@ -189,9 +203,6 @@ class Trainer:
             torch.tensor(dn.ratios_audio, device=device),
             torch.tensor(dn.ratios_visual, device=device),
         )
-        self.scheds = [
-            torch.optim.lr_scheduler.StepLR(o, t.lr_step, t.lr_gamma) for o in self.opts.values()
-        ]
 
     # -- Reference ------------------------------------------------------------------
     def reference_loss(
@@ -222,23 +233,15 @@ class Trainer:
         net.train()
         return out
 
-    # -- one epoch ------------------------------------------------------------------
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
-        c = self.cfg
-        sums: dict[str, float] = {}
-        n = 0
+    # -- one batch -------------------------------------------------------------------
+    def train_mode(self) -> None:
         for module in (self.anchor, *self.refs.values()):
             module.train()
-        for idx in shuffled_batches(len(split), c.train.batch_size, self.generator):
-            b = split.batch(idx, self.device)
-            parts = self.step(b, epoch)
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            n += len(idx)
-        lr = self.opts["anchor"].param_groups[0]["lr"]
-        for s in self.scheds:
-            s.step()
-        return {**{k: v / max(n, 1) for k, v in sums.items()}, "lr": lr}
+
+    def train_step(self, step: loop.Step) -> dict[str, float]:
+        if self.data is None:
+            raise ValueError("CoLeaF Trainer built without a training split")
+        return self.step(self.data.batch(step.idx, self.device), step.epoch)
 
     def step(self, b: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
         """One iteration (module docstring, steps 1-4); returns the losses for the log."""
@@ -253,15 +256,11 @@ class Trainer:
         logs: dict[str, float] = {}
         for (m, net), pseudo_m in zip(self.refs.items(), pseudo, strict=True):
             loss = self.reference_loss(net(b), targets[m], pseudo_m, m, epoch)
-            self.opts[m].zero_grad(set_to_none=True)
-            loss.backward()
-            self.opts[m].step()
+            self.opt.update(loss, m)
             logs[f"ref_{m}"] = loss.item()
         ref = {m: self._no_grad_forward(net, b) for m, net in self.refs.items()}
         loss = self.anchor_loss(b, args, targets, ref, epoch, logs)
-        self.opts["anchor"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.opts["anchor"].step()
+        self.opt.update(loss, "anchor")
         logs["loss"] = loss.item()
         return logs
 
@@ -335,9 +334,3 @@ class Trainer:
             alt = outputs_to_predictions(self.anchor(*args, cross=False))
             pred = {k: (1 - w) * v + w * alt[k] for k, v in pred.items()}
         return pred
-
-    def deploy_state(self) -> dict[str, torch.Tensor]:
-        return self.anchor.state_dict()
-
-    def load_deploy_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.anchor.load_state_dict(state)

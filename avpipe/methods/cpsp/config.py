@@ -11,7 +11,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from avpipe.training.loop import TrainConfig
+from avpipe.training.loop import LoopConfig, OptimizerConfig, ScheduleConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule (defaults: the CPSP fully supervised script, spec §3.4)."""
+
+    epochs: int = 45
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (10, 20, 30)  # after this many epochs, lr *= lr_gamma
+    lr_gamma: float = 0.5
+    grad_clip: float | None = 0.1  # max L2 norm of all gradients; null = no clipping
+    # equal val accuracies keep the first epoch (the released CPSP scripts compare with >)
+    ties: Literal["first", "last"] = "first"
+    log_every: int = 50  # steps between progress log lines
+
+    def loop(self) -> LoopConfig:
+        """Adam + multi-step decay, selected on val segment accuracy (``accuracy``)."""
+        return LoopConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=OptimizerConfig("adam", self.lr, weight_decay=self.weight_decay),
+            schedule=ScheduleConfig("multistep", tuple(self.milestones), gamma=self.lr_gamma),
+            grad_clip=self.grad_clip,
+            select="accuracy",
+            ties=self.ties,
+            log_every=self.log_every,
+        )
 
 
 @dataclass(frozen=True)

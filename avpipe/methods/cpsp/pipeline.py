@@ -8,9 +8,11 @@ background-only videos (spec §6 item 8): nothing in ``L_cls`` pushes the event 
 down on background segments, so weak models tend to mark whole videos as events (on
 AVE, 2/3 of the videos are events from 0 to 10 s).
 
-:func:`run_experiment` trains on train, selects the epoch on val segment accuracy
-(never on test, §6 item 9) and writes ``model.pt``, ``predictions.npz`` (``sample_id``,
-``segment_pred`` (N, T), background = C; see :mod:`avpipe.metrics.ave`),
+:func:`run_experiment` trains on train in :mod:`avpipe.training.loop`, selects the
+epoch on val segment accuracy (never on test, §6 item 9; equal accuracies keep the
+first epoch, as the released scripts compare with ``>``; ``train.ties``) and writes
+``model.pt``, ``predictions.npz`` (``sample_id``, ``segment_pred`` (N, T),
+background = C; see :mod:`avpipe.metrics.ave`),
 ``history.tsv`` and ``summary.json``; the summary's ``missing_stream`` names, per split,
 the videos left out because a store says they have no video or no audio stream (the
 evaluated split then has fewer samples: ``n_<split>``).
@@ -34,8 +36,8 @@ from avpipe.methods.cpsp.data import Batch, SplitData, load_splits, resolve_devi
 from avpipe.methods.cpsp.model import Output, PSPNet, predict_segments
 from avpipe.metrics.ave import segment_accuracy
 from avpipe.training.checkpoint import save_checkpoint
-from avpipe.training.epochs import ordered_batches
-from avpipe.training.loop import fit
+from avpipe.training.epochs import ordered_batches, seed_everything
+from avpipe.training.loop import Optimisers, Step, Trainer, fit
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
@@ -136,6 +138,21 @@ def build_model(cfg: CpspStage, data: SplitData) -> PSPNet:
     )
 
 
+class PSPTrainer(Trainer):
+    """PSP / CPSP / SSPSP in the training loop: :func:`objective` on a training batch."""
+
+    def __init__(
+        self, model: PSPNet, train: SplitData, exp: ExperimentConfig, device: torch.device
+    ):
+        self.model, self.train, self.exp, self.device = model, train, exp, device
+        self.opt = Optimisers({"model": model.parameters()}, exp.train.loop(), len(train))
+
+    def batch_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        b = self.train.batch(step.idx, self.device)
+        out = self.model(b.visual, b.audio, b.mask)
+        return objective(out, b, self.exp, self.train.n_classes)
+
+
 def run_experiment(
     manifest: Manifest, visual: Path, audio: Path, cfg: CpspStage, seed: int, out_dir: Path
 ) -> dict:
@@ -155,15 +172,13 @@ def run_experiment(
     torch.manual_seed(seed)
     model = build_model(cfg, train).to(device)
     eval_bs = max(exp.train.batch_size, 64)
-
-    def batch_loss(idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
-        b = train.batch(idx, device)
-        return objective(model(b.visual, b.audio, b.mask), b, exp, train.n_classes)
+    generator = seed_everything(seed)  # batch order and dropout, after the initialisation
+    trainer = PSPTrainer(model, train, exp, device)
 
     def validate() -> dict[str, float]:
-        return {"score": accuracy(model, val, eval_bs, device)}
+        return {"accuracy": accuracy(model, val, eval_bs, device)}
 
-    res = fit(model, len(train), batch_loss, validate, exp.train, seed, name=cfg.experiment)
+    res = fit(trainer, len(train), exp.train.loop(), generator, validate, name=cfg.experiment)
     test = splits[cfg.data.evaluate_split]
     pred = predict(model, test, eval_bs, device)
     eval_acc = segment_accuracy(pred["segment_pred"], test.labels, test.mask)

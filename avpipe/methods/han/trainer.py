@@ -1,22 +1,24 @@
 """HAN training (methods spec §4.1; YapengTian/AVVP-ECCV20 ``main_avvp.py``).
 
 Adam 3e-4, batch 16, 40 epochs, StepLR(10, x0.1); checkpoint = best validation
-segment-level Type@AV with HAN's thresholds (global video filter p̄ >= 0.5, segment 0.5).
+segment-level Type@AV with HAN's thresholds (global video filter p̄ >= 0.5, segment 0.5),
+the last of equal scores as in the released script.  The loop is
+:mod:`avpipe.training.loop` (via :func:`avpipe.methods.avvp.train`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
 from avpipe.datasets.avvp import AVVPSplit, Dims
+from avpipe.methods.avvp import Selection
 from avpipe.methods.han.losses import han_loss
 from avpipe.methods.han.model import HAN
 from avpipe.metrics.avvp import Setting
-from avpipe.training.avvp import Selection
-from avpipe.training.epochs import shuffled_batches
+from avpipe.training import loop
 
 
 @dataclass(frozen=True)
@@ -77,31 +79,47 @@ def outputs_to_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     }
 
 
-class Trainer:
-    def __init__(self, cfg: Config, dims: Dims, device: torch.device, generator: torch.Generator):
-        self.cfg, self.device, self.generator = cfg, device, generator
-        self.epochs = cfg.train.epochs
-        self.model = build_han(cfg.model, dims).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
-        self.sched = torch.optim.lr_scheduler.StepLR(
-            self.opt, cfg.train.lr_step, cfg.train.lr_gamma
-        )
+class StepSchedule(Protocol):
+    """The schedule fields HAN's and CoLeaF's ``TrainConfig`` share."""
 
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]:
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_step: int
+    lr_gamma: float
+
+
+def loop_config(t: StepSchedule, select: Selection) -> loop.LoopConfig:
+    """Adam + StepLR(``lr_step``, ``lr_gamma``) from ``t``, no clipping, selection by
+    ``select`` (HAN and CoLeaF, as their released scripts train)."""
+    return loop.LoopConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        optimizer=loop.OptimizerConfig("adam", t.lr),
+        schedule=loop.ScheduleConfig("step", step_size=t.lr_step, gamma=t.lr_gamma),
+        select=select.metric,
+        ties=select.ties,
+    )
+
+
+class Trainer(loop.Trainer):
+    """HAN in the training loop; ``train``: the training split (None: no :meth:`batch_loss`)."""
+
+    def __init__(
+        self, cfg: Config, dims: Dims, device: torch.device, train: AVVPSplit | None = None
+    ):
+        self.cfg, self.device, self.data = cfg, device, train
+        self.loop = loop_config(cfg.train, cfg.select)
+        self.model = build_han(cfg.model, dims).to(device)
+        self.opt = loop.Optimisers({"model": self.model.parameters()}, self.loop)
+
+    def batch_loss(self, step: loop.Step) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.data is None:
+            raise ValueError("HAN Trainer built without a training split")
         t = self.cfg.train
-        self.model.train()
-        total, n = 0.0, 0
-        for idx in shuffled_batches(len(split), t.batch_size, self.generator):
-            b = split.batch(idx, self.device)
-            out = self.model(b["audio"], b["frames"], b["motion"], b["mask"])
-            loss = han_loss(out, b["labels"], t.visual_smoothing, t.guided)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            total, n = total + loss.item() * len(idx), n + len(idx)
-        lr = self.opt.param_groups[0]["lr"]
-        self.sched.step()
-        return {"loss": total / max(n, 1), "lr": lr}
+        b = self.data.batch(step.idx, self.device)
+        out = self.model(b["audio"], b["frames"], b["motion"], b["mask"])
+        return han_loss(out, b["labels"], t.visual_smoothing, t.guided), {}
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -109,9 +127,3 @@ class Trainer:
         return outputs_to_predictions(
             self.model(batch["audio"], batch["frames"], batch["motion"], batch["mask"])
         )
-
-    def deploy_state(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
-    def load_deploy_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)

@@ -1,30 +1,30 @@
-"""Training loop shared by the weakly supervised AVVP methods (HAN, CoLeaF).
+"""The weakly supervised AVVP method family (HAN, CoLeaF): registry, data config,
+model selection and predictions, around the one training loop (:mod:`avpipe.training.loop`).
 
-A method is a module with a frozen ``Config`` dataclass (which has ``select``, a
-``Selection``) and a ``Trainer(cfg, dims, device, generator)`` that exposes
-``epochs``, ``train_epoch(split, epoch) -> {loss name: value}`` (epochs count from 1),
-``predict(batch) -> probabilities`` of the deployed model and ``deploy_state()`` /
-``load_deploy_state(state)``.  This loop runs the epochs, scores the validation split
-after each one, keeps the best deployed weights (model selection on val only, spec
-§5.1/§6 item 9) and writes predictions for val and test.
+A method is a module (``METHODS``) with a frozen ``Config`` dataclass (which has
+``select``, a :class:`Selection`) and a ``Trainer(cfg, dims, device, train)``, an
+:class:`avpipe.training.loop.Trainer` over the ``train`` split that also has ``loop``
+(its :class:`~avpipe.training.loop.LoopConfig`) and ``predict(batch) -> probabilities``
+of the deployed model (``Trainer.model``).  :func:`train` runs the loop, scores the
+validation split after each epoch, keeps the best deployed weights (model selection on
+val only, spec §5.1/§6 item 9) and :func:`collect_predictions` writes val and test.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import logging
-import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 
 from avpipe.datasets.avvp import AVVPSplit
 from avpipe.metrics import avvp as metrics
-from avpipe.training.epochs import History, ordered_batches
+from avpipe.training.epochs import ordered_batches
+from avpipe.training.loop import FitResult, LoopConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +66,24 @@ class DataConfig:
 class Selection:
     """Model selection on the validation split: ``metric`` is ``level.name`` of
     avpipe.metrics.avvp (e.g. ``segment.Type@AV``) or ``new_mean`` (CoLeaF's mean
-    of the ten new metrics), computed under ``setting``."""
+    of the ten new metrics), computed under ``setting``.  ``ties``: equal scores keep
+    the ``last`` epoch, as the released HAN (AVVP-ECCV20 ``main_avvp.py``), CMPAE and
+    CoLeaF scripts do (``>=``), or the ``first``."""
 
     metric: str = "segment.Type@AV"
     setting: metrics.Setting = field(default_factory=lambda: metrics.Setting(0.5, 0.5, "global"))
     split: str = "val"
+    ties: Literal["first", "last"] = "last"
 
 
 class Trainer(Protocol):
-    epochs: int
+    """An AVVP method's trainer: an :class:`avpipe.training.loop.Trainer` (``model`` is
+    the deployed network) with its loop settings and the deployed model's predictions."""
 
-    def train_epoch(self, split: AVVPSplit, epoch: int) -> dict[str, float]: ...
+    model: torch.nn.Module
+    loop: LoopConfig
 
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
-
-    def deploy_state(self) -> dict[str, torch.Tensor]: ...
-
-    def load_deploy_state(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -127,51 +128,25 @@ def selection_score(scores: dict[str, float], metric: str) -> float:
     return scores[metric]
 
 
-@dataclass
-class FitResult:
-    best_epoch: int
-    best_score: float
-    history: History
-    val_scores: dict[str, float]
-    seconds: float
-
-
-def fit(
+def train(
     trainer: Trainer,
     splits: dict[str, AVVPSplit],
     select: Selection,
     device: torch.device,
     batch_size: int,
+    generator: torch.Generator,
 ) -> FitResult:
-    """Train ``trainer.epochs`` epochs; restore and return the best epoch on ``select.split``."""
-    t0 = time.perf_counter()
-    history = History("avvp", log_every=1)
+    """Train with the loop, selecting ``select.metric`` on ``select.split`` after each
+    epoch; the history keeps the segment-level metrics (``val.segment.*``) and the
+    selection metric.  The best deployed weights are loaded into ``trainer``."""
     val = splits[select.split]
-    best: tuple[float, int, dict[str, torch.Tensor], dict[str, float]] | None = None
-    for epoch in range(1, trainer.epochs + 1):
-        losses = trainer.train_epoch(splits["train"], epoch)
+
+    def validate() -> dict[str, float]:
         scores = split_scores(predict_split(trainer, val, batch_size, device), val, select.setting)
-        score = selection_score(scores, select.metric)
-        history.epoch(
-            epoch,
-            **losses,
-            val_select=score,
-            **{f"val.{k}": v for k, v in scores.items() if k.startswith("segment.")},
-        )
-        log.info(
-            "epoch %d %s val %s=%.2f",
-            epoch,
-            " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
-            select.metric,
-            score,
-        )
-        if best is None or score > best[0]:
-            best = (score, epoch, copy.deepcopy(trainer.deploy_state()), scores)
-    if best is None:
-        raise ValueError("no training epoch: set epochs >= 1")
-    trainer.load_deploy_state(best[2])
-    log.info("best epoch %d (%s = %.2f on %s)", best[1], select.metric, best[0], select.split)
-    return FitResult(best[1], best[0], history, best[3], time.perf_counter() - t0)
+        kept = {k: v for k, v in scores.items() if k.startswith("segment.")}
+        return {**kept, select.metric: selection_score(scores, select.metric)}
+
+    return fit(trainer, len(splits["train"]), trainer.loop, generator, validate, name="avvp")
 
 
 def collect_predictions(
