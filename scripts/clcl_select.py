@@ -116,19 +116,42 @@ def _run_seed(args, manifest: Manifest, name: str, setting: dict, seed: int) -> 
     return rows
 
 
+def _grid(items: list[str]) -> dict[str, tuple]:
+    """``["em.init=pretrain,previous", ...]`` -> {"em.init": ("pretrain", "previous")};
+    numbers become ints, ``study`` None (the study's own value)."""
+    out: dict[str, tuple] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or key.count(".") != 1 or not values:
+            raise SystemExit(f"--grid {item!r}: expected SECTION.KEY=V1,V2")
+        out[key] = tuple(
+            None if v == "study" else int(v) if v.isdigit() else v for v in values.split(",")
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, required=True, help="a study's results/ folder")
     p.add_argument("--dataset", default="synth_ave")
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True, help="folder of the reruns and table")
+    p.add_argument(
+        "--grid",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=V1,V2",
+        help="replace the grid, e.g. em.estep_features=pretrain,localizer selflabel.init=previous "
+        "('study' = the study's own value)",
+    )
     args = p.parse_args(argv)
+    grid = _grid(args.grid) if args.grid else GRID
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     manifest = Manifest.read(args.results / "manifest" / args.dataset)
     rows: list[dict] = []
     summary = []
-    for values in itertools.product(*GRID.values()):
-        setting = dict(zip(GRID, values, strict=True))
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values, strict=True))
         name = "__".join(f"{k}={'study' if v is None else v}" for k, v in setting.items())
         seed_rows = [_run_seed(args, manifest, name, setting, s) for s in args.seeds]
         rows += [r for rs in seed_rows for r in rs]
