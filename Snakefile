@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 8 all                       # workstation (profiles/default is loaded automatically)
 #   snakemake --profile profiles/slurm all        # the same DAG on a SLURM cluster
+#   snakemake --configfile config/reproduce/ave_cpsp.yaml --cores 8 all   # a paper's table
 #   snakemake --cores 2 benchmark                 # the benchmark study (config/benchmark.yaml)
 #
 # This file only loads and validates the config and includes the stage rule files;
@@ -13,7 +14,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the default instead of merging into it: config/reproduce/*.yaml
+# are complete studies (Snakemake would otherwise keep the synthetic datasets).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # Schema validation (defaults filled in) and cross-reference checks of the config.
@@ -35,6 +40,7 @@ include: "workflow/rules/em.smk"
 include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/benchmark.smk"
 

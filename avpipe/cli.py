@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "avvp": "HAN / CoLeaF weakly supervised audio-visual video parsing",
     "evaluate": "compute metrics (AVE accuracy, purity, AVVP) from a stage's predictions",
     "report": "paper-style tables and figures across methods and seeds",
+    "localize": "event timelines (TSV, JSON, PNG) of new videos from a trained model",
 }
 
 

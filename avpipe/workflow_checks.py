@@ -93,6 +93,82 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+AVVP_TRAINERS = ("han", "coleaf")  # the methods of avpipe.methods.avvp.METHODS
+
+
+def avvp_problems(avvp: Mapping[str, Any]) -> list[str]:
+    """Names in ``avvp.methods`` and ``avvp.overrides.<dataset>`` that are neither a method
+    nor a variant under ``avvp.variants`` (nor ``data`` for an override)."""
+    variants = set(avvp.get("variants") or {})
+    known = set(AVVP_TRAINERS) | variants
+    out = [
+        f"config: avvp.methods lists {name!r}, which is neither a method nor a variant "
+        f"under avvp.variants (known: {_names(known)}){did_you_mean(name, known)}"
+        for name in avvp.get("methods") or []
+        if name not in known
+    ]
+    for ds, over in (avvp.get("overrides") or {}).items():
+        out += [
+            f"config: avvp.overrides.{ds} has the key {key!r}, which is not data, a method or "
+            f"a variant (known: {_names(known | {'data'})}){did_you_mean(key, known | {'data'})}"
+            for key in over or {}
+            if key not in known | {"data"}
+        ]
+    return out
+
+
+def cpsp_problems(cpsp: Mapping[str, Any]) -> list[str]:
+    """Experiments under ``cpsp.overrides.<dataset>.experiments`` that are not defined
+    under ``cpsp.experiments`` (their changes would never be used)."""
+    defined = set(cpsp.get("experiments") or {})
+    return [
+        f"config: cpsp.overrides.{ds}.experiments has the key {name!r}, which is not an "
+        f"experiment under cpsp.experiments (defined: {_names(defined)})"
+        f"{did_you_mean(name, defined)}"
+        for ds, over in (cpsp.get("overrides") or {}).items()
+        for name in (over or {}).get("experiments") or {}
+        if name not in defined
+    ]
+
+
+# Dataset format -> the released feature format of that dataset (avpipe/io/released.py).
+RELEASED_FORMATS = {"ave": "ave_h5", "llp": "llp_npy", "vggsound_avel": "vggsound_avel_zip"}
+
+
+def released_problems(config: Mapping[str, Any]) -> list[str]:
+    """Released-feature entries (``datasets.<ds>.features``) that cannot be imported.
+
+    The release format must be the dataset's, the recipe one the release has, and the
+    recipe not also listed under ``extract.stores.<ds>`` (one store, two producers).
+    """
+    from avpipe.io.released import RELEASE_SHAPES
+
+    stores = (config.get("extract") or {}).get("stores") or {}
+    out = []
+    for ds, entry in (config.get("datasets") or {}).items():
+        for recipe, rel in (entry.get("features") or {}).items():
+            key = f"config: datasets.{ds}.features.{recipe}"
+            want = RELEASED_FORMATS.get(entry.get("format"))
+            if rel["format"] != want:
+                out.append(
+                    f"{key}.format is {rel['format']!r}, but dataset {ds!r} has format "
+                    f"{entry.get('format')!r}, whose released format is {want or 'none'}"
+                )
+                continue
+            if (rel["format"], recipe) not in RELEASE_SHAPES:
+                have = [r for f, r in RELEASE_SHAPES if f == rel["format"]]
+                out.append(
+                    f"{key}: the {rel['format']} release has no {recipe!r} features "
+                    f"(it has: {_names(have)}){did_you_mean(recipe, have)}"
+                )
+            if recipe in (stores.get(ds) or []):
+                out.append(
+                    f"{key} is released, and extract.stores.{ds} also lists {recipe!r}: "
+                    "remove one of them"
+                )
+    return out
+
+
 def recipe_problems(extract: Mapping[str, Any]) -> list[str]:
     """Recipes and recipe options of ``config["extract"]`` that the registry rejects.
 

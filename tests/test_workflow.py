@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 import yaml
 
-from avpipe.workflow_checks import dataset_problems, did_you_mean, recipe_problems
+from avpipe.workflow_checks import (
+    AVVP_TRAINERS,
+    avvp_problems,
+    cpsp_problems,
+    dataset_problems,
+    did_you_mean,
+    recipe_problems,
+    released_problems,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFINED = "(defined: synth_ave, synth_llp); did you mean"
@@ -31,8 +39,16 @@ def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dry_run_of_all_builds_the_dag(workflow_copy: Path) -> None:
-    r = snakemake(workflow_copy, "-n", "all")
+    # -p prints each job's shell command with its resolved --config-json
+    r = snakemake(workflow_copy, "-n", "-p", "all")
     assert r.returncode == 0, r.stdout + r.stderr
+    # an AVVP variant: the method's job with the variant's own changes over the synthetic
+    # override of the method (d_model 64)
+    lines = [ln.removeprefix("Shell command: ") for ln in r.stdout.splitlines()]
+    avvp = [ln for ln in lines if ln.startswith("avpipe avvp ") and "coleaf_cmpae/seed0" in ln]
+    assert len(avvp) == 1 and "--method coleaf " in avvp[0]
+    assert '"anchor_backbone":"cmpae"' in avvp[0] and '"fuse_no_cross":0.3' in avvp[0]
+    assert '"d_model":64' in avvp[0]
 
 
 def test_unknown_config_key_is_named(workflow_copy: Path) -> None:
@@ -200,6 +216,31 @@ def test_the_default_config_has_no_problems() -> None:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     assert dataset_problems(cfg) == []
     assert recipe_problems(cfg["extract"]) == []
+    assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
+    assert released_problems(cfg) == []
+
+
+def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
+    from avpipe.methods.avvp import METHODS
+
+    assert set(AVVP_TRAINERS) == set(METHODS)
+    avvp = {
+        "methods": ["han", "coleaf_cmpea"],
+        "variants": {"coleaf_cmpae": {"method": "coleaf"}},
+        "overrides": {"synth_llp": {"data": {}, "coleaf_cmpae": {}, "hna": {}}},
+    }
+    problems = avvp_problems(avvp)
+    assert len(problems) == 2
+    assert problems[0].startswith("config: avvp.methods lists 'coleaf_cmpea', which is neither")
+    assert problems[0].endswith("did you mean 'coleaf_cmpae'?")
+    assert problems[1].startswith("config: avvp.overrides.synth_llp has the key 'hna'")
+    cpsp = {
+        "experiments": {"psp_original": {}},
+        "overrides": {"synth_ave": {"experiments": {"psp_orignal": {}}}},
+    }
+    (problem,) = cpsp_problems(cpsp)
+    assert "cpsp.overrides.synth_ave.experiments has the key 'psp_orignal'" in problem
+    assert problem.endswith("did you mean 'psp_original'?")
 
 
 def test_unknown_recipe_is_named() -> None:
@@ -212,6 +253,30 @@ def test_unknown_recipe_is_named() -> None:
 def test_did_you_mean() -> None:
     assert did_you_mean("synth_avee", ["synth_llp", "synth_ave"]) == "; did you mean 'synth_ave'?"
     assert did_you_mean("zzz", ["synth_ave"]) == ""
+
+
+def test_released_feature_problems_are_named() -> None:
+    cfg = {
+        "datasets": {
+            "ave": {
+                "format": "ave",
+                "features": {
+                    "vggish": {"released": "a.h5", "format": "ave_h5"},
+                    "vgg19_pool": {"released": "v.h5", "format": "ave_h5"},
+                    "resnet152_llp": {"released": "feats/res152", "format": "llp_npy"},
+                },
+            }
+        },
+        "extract": {"stores": {"ave": ["vggish"]}},
+    }
+    assert released_problems(cfg) == [
+        "config: datasets.ave.features.vggish is released, and extract.stores.ave also "
+        "lists 'vggish': remove one of them",
+        "config: datasets.ave.features.vgg19_pool: the ave_h5 release has no 'vgg19_pool' "
+        "features (it has: vgg19_pool5, vggish); did you mean 'vgg19_pool5'?",
+        "config: datasets.ave.features.resnet152_llp.format is 'llp_npy', but dataset 'ave' "
+        "has format 'ave', whose released format is ave_h5",
+    ]
 
 
 def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Path) -> None:
@@ -235,5 +300,8 @@ def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Pa
     )
     assert inner.returncode == 0, inner.stdout + inner.stderr
     jobs = job_counts(inner.stdout)
-    assert (jobs["pretrain"], jobs["em"], jobs["cpsp"], jobs["avvp"]) == (5, 15, 25, 10)
+    cfg = yaml.safe_load((workflow_copy / "config/config.yaml").read_text())
+    n_cpsp, n_avvp = len(cfg["cpsp"]["experiments"]), len(cfg["avvp"]["methods"])
+    assert (jobs["pretrain"], jobs["em"]) == (5, 15)
+    assert (jobs["cpsp"], jobs["avvp"]) == (5 * n_cpsp, 5 * n_avvp)
     assert 'preset":"benchmark' in inner.stdout

@@ -12,7 +12,8 @@ Targets (methods spec §1.2, §5.4):
     ``dense_audio`` / ``dense_visual`` (N, T, C): per-modality segment labels of the
         dense annotations (val/test); audio-visual events count for both modalities.
 
-Videos whose stores say they have no audio or no video stream (all-zero rows) are left
+Videos whose stores say they have no audio or no video stream (all-zero rows), and
+videos without a segment (``no_segment``: UnAV-100 clips shorter than one window), are left
 out of every split, training and evaluation alike (:mod:`avpipe.training.streams`):
 HAN and CoLeaF attend across the two modalities and have no clean way to mask one, and
 their weak labels do not say which modality an event is heard or seen in.
@@ -128,6 +129,25 @@ def load_split(
     )
 
 
+def _without_segments(samples: list[Sample], audio: FeatureStore, where: str) -> list[str]:
+    """Videos with no segment (UnAV-100: clips shorter than one 0.96-s window): nothing to
+    train on or to predict; logged, and recorded by the stage.  Their events still count
+    in UnAV-100's mAP (avpipe.metrics.unav), as in the reference evaluation."""
+    ids = [s.video_id for s in samples]
+    if not ids:
+        return []
+    n = audio.n_segments[audio.rows(ids)]
+    empty = list(dict.fromkeys(v for v, k in zip(ids, n, strict=True) if k == 0))
+    if empty:
+        log.warning(
+            "%s: %d videos have no segment (shorter than one window) and are left out: %s",
+            where,
+            len(empty),
+            ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
+        )
+    return empty
+
+
 def load(
     manifest_dir: str | Path,
     audio_store: str | Path,
@@ -162,6 +182,10 @@ def load(
         kept, missing = drop_missing_streams([s.video_id for s in samples], stores, where)
         keep = set(kept)
         samples = [s for s in samples if s.video_id in keep]
+        empty = _without_segments(samples, stores[0], where)
+        if empty:
+            missing["no_segment"] = empty
+            samples = [s for s in samples if s.video_id not in set(empty)]
         if not samples:
             raise ValueError(f"{manifest.dataset}: split {name!r} has no sample with features")
         out[name] = load_split(manifest, samples, *stores, use_frames=use_frames)

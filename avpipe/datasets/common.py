@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +99,9 @@ class DatasetConfig:
     eval_visual: str = "AVVP_eval_visual.csv"
     labels: str | None = None
     recursive: bool = False
+    # recipe -> {released, format, ...}: stores imported from released files; the
+    # annotated samples are then present without video files (the import checks them)
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def root_path(self) -> Path:
@@ -308,14 +311,19 @@ def make_sample(
     split: str,
     duration: float,
     row: int | None = None,
+    n_segments: int | None = None,
 ) -> Sample:
     """A Sample whose path, presence and (probed) duration come from the video folder.
 
+    With released features (``cfg.features``) every annotated sample is present: its
+    features come from the release, whose import fails on a missing video.
+
     ``duration`` is the nominal/annotated length, used when the file is absent or
-    cannot be probed.  ``n_segments`` follows the config's segment hop.
+    cannot be probed.  ``n_segments`` follows the config's segment grid, unless given
+    (segments fixed by the labels: VGGSound-AVEL100k).
     """
     path = media.get(video_id)
-    present = path is not None
+    present = path is not None or bool(cfg.features)
     if path is None:
         path = cfg.videos_path / f"{video_id}.mp4"
     elif cfg.probe:
@@ -328,7 +336,11 @@ def make_sample(
         split=split,
         path=str(path),
         duration=duration,
-        n_segments=segment_count(duration, cfg.segment_hop),
+        n_segments=(
+            segment_count(duration, cfg.segment_hop, cfg.segment_win)
+            if n_segments is None
+            else n_segments
+        ),
         present=present,
         row=row,
     )

@@ -6,7 +6,9 @@ a final ``all`` row over distinct videos.  ``problems.tsv``: one line per video 
 problem with the reason, so that no video is dropped silently by later stages:
 ``missing`` (no file), ``unreadable`` (PyAV cannot open it: that one line only),
 ``undecodable`` (opens, no video frame decodes), ``no_audio`` (opens, no audio
-stream), and ``skipped`` for the folder entries an adapter did not take as media
+stream), ``no_segment`` (shorter than one window of an overlapping grid, e.g. UnAV-100's
+0.96-s windows: no feature, left out of training; its events still count in the
+detection mAP), and ``skipped`` for the folder entries an adapter did not take as media
 (``meta.json: skipped_files``; ``video_id`` and ``split`` empty).
 """
 
@@ -33,7 +35,8 @@ class VideoStatus:
 
 
 def video_status(path: str, present: bool, decode: bool) -> VideoStatus:
-    if not present:
+    # a dataset with released features has its samples present without video files
+    if not present or not Path(path).is_file():
         return VideoStatus(False, False, False, "file not found", readable=False)
     info = probe(path, decode)
     decodable = bool(info.decodable) if decode else info.has_video
@@ -78,6 +81,19 @@ def build(manifest: Manifest, decode: bool = True) -> tuple[list[list], list[lis
             )
         if not st.with_audio:
             problems.append([vid, split, path_of[vid], "no_audio", "no audio stream"])
+    for vid in dict.fromkeys(s.video_id for s in manifest.samples if s.n_segments == 0):
+        if status[vid].present:
+            sample = next(s for s in manifest.samples if s.video_id == vid)
+            problems.append(
+                [
+                    vid,
+                    ",".join(splits_of[vid]),
+                    path_of[vid],
+                    "no_segment",
+                    f"{sample.duration:.2f} s is shorter than one {manifest.segment_win:g}-s "
+                    "window: no segment",
+                ]
+            )
     for entry in manifest.meta.get("skipped_files", []):
         problems.append(["", "", entry["path"], "skipped", f"{entry['kind']}: {entry['reason']}"])
     return coverage, problems

@@ -123,7 +123,7 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "folder") -> Manifest:
     for vid, path in found.items():
         info = probe(str(path), cfg.decode_check)
         duration = info.duration or 0.0
-        n = segment_count(duration, cfg.segment_hop) if duration > 0 else 0
+        n = segment_count(duration, cfg.segment_hop, cfg.segment_win) if duration > 0 else 0
         samples.append(Sample(vid, vid, "unlabeled", str(path), duration, n, present=True))
     counts = dict(sorted(Counter(s["kind"] for s in skipped).items()))
     log.info("%d media files in %s", len(samples), folder)

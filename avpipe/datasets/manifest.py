@@ -57,15 +57,32 @@ class ManifestError(ValueError):
     """A manifest file is malformed; the message names the file and line."""
 
 
-def segment_count(duration: float, hop: float = 1.0, tolerance: float = 0.1) -> int:
-    """Number of segments on the grid for a clip of ``duration`` seconds.
+def segment_count(
+    duration: float, hop: float = 1.0, window: float | None = None, tolerance: float = 0.1
+) -> int:
+    """Number of real segments on the grid for a clip of ``duration`` seconds.
 
-    A trailing partial segment counts when it holds more than ``tolerance`` of a hop
-    (a 10.03-s clip has 10 segments, a 9.6-s clip 10, a 0.2-s clip 1).
+    Two kinds of grid (``window`` defaults to ``hop``):
+
+    * segments that tile the timeline (``window <= hop``: the 1-s grid of AVE, LLP and
+      VGGSound-AVEL100k): a trailing partial segment counts when it holds more than
+      ``tolerance`` of a hop, and every clip has at least one (10.03 s -> 10,
+      9.6 s -> 10, 0.2 s -> 1);
+    * overlapping windows (``window > hop``: UnAV-100's 0.96-s windows every 0.32 s):
+      only windows that end inside the clip are real, ``floor((duration - window) / hop)
+      + 1``, and a clip shorter than one window has none (10 s -> 29, 60 s -> 185,
+      0.2 s -> 0).  This is the reference features' T: video_features computes an I3D
+      stack or a VGGish example only from a full window (ttgeng233/UnAV, UnAV#7).
     """
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration!r}")
-    return max(1, math.ceil(duration / hop - tolerance))
+    window = hop if window is None else window
+    if window <= hop:
+        return max(1, math.ceil(duration / hop - tolerance))
+    if duration < window - 1e-6:
+        return 0
+    # 1e-6: a duration on the grid (0.96 + 0.32 k) must not lose its last window to rounding
+    return math.floor((duration - window) / hop + 1e-6) + 1
 
 
 @dataclass(frozen=True)
@@ -160,10 +177,17 @@ class Manifest:
     ) -> np.ndarray:
         """Binary segment labels ``(N, T, C)`` float32 for events of the given modalities.
 
-        A segment is positive for an event when the event covers at least
-        ``min_overlap`` of the segment window (for whole-second events on a 1-s grid
-        this is exactly ``onset <= t < offset``).  ``T`` defaults to the largest
-        ``n_segments`` among ``samples``; segments beyond a sample's length stay 0.
+        A segment is positive for an event when their overlap is at least
+        ``min(min_overlap * window, the event's largest overlap with a real segment)``
+        and not zero.  For events that cover ``min_overlap`` of some window this is the
+        plain rule (whole-second events on a 1-s grid: exactly ``onset <= t < offset``);
+        an event shorter than that (UnAV-100 has events of 0.2 s, shorter than half a
+        0.96-s window) is marked on the segments that hold most of it instead of
+        vanishing while the video-level label keeps it.  Only an event that overlaps
+        no real segment has none: a zero-length one, one past the last real window,
+        or one of a clip shorter than a window (0 segments on UnAV-100's grid).
+        ``T`` defaults to the largest ``n_segments`` among ``samples``; segments beyond
+        a sample's length stay 0.
         """
         samples = list(samples)
         mods = set(modalities)
@@ -179,8 +203,9 @@ class Manifest:
                 if e.is_weak or e.modality not in mods:
                     continue
                 overlap = np.clip(np.minimum(ends, e.offset) - np.maximum(starts, e.onset), 0, None)
-                hit = overlap >= min_overlap * self.segment_win - 1e-9
-                hit[s.n_segments :] = False
+                overlap[s.n_segments :] = 0.0
+                need = min(min_overlap * self.segment_win, float(overlap.max(initial=0.0)))
+                hit = (overlap > 1e-9) & (overlap >= need - 1e-9)
                 out[i, hit, idx[e.label]] = 1.0
         return out
 

@@ -8,6 +8,11 @@ Format (``specs/datasets.md`` §5.1, from ``jasongief/CPSP`` loaders and issues)
   also accepted ``{video_id: [0,1,...]}`` and the ``[1,10]`` / ``[10,1]`` nested
   vectors of the original pickles.  One 0/1 entry per 1-s segment; each run of 1s
   becomes an ``audio-visual`` event ``[start, end)`` of the video's category.
+  The vector fixes the video's segments: T = its length whatever the probed duration
+  (an 8.2-s clip keeps its 10th label), and extraction pads (or cuts) the features to
+  it, as CPSP's loader pads its audio to 10 segments and scores all 10 (``jasongief/CPSP``
+  ``vggsound_avel_dataset.py``); a clip whose duration gives another count is reported
+  (``duration_differs_from_labels``).
   Without a labels file (the first release was video-level only, CPSP#1) each
   video gets a weak event of its category.
 - classes: ``classes_file`` (``VggsoundAVEL100kCategories.txt``, one per line,
@@ -39,7 +44,7 @@ from avpipe.datasets.common import (
     read_text,
     source_files,
 )
-from avpipe.datasets.manifest import Event, Manifest
+from avpipe.datasets.manifest import Event, Manifest, segment_count
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +163,18 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "vggsound_avel") -> Ma
         first_line[vid] = where
         mask = labels.get(vid) if labels is not None else None
         duration = float(len(mask)) * cfg.segment_hop if mask else cfg.nominal_duration
-        samples.append(make_sample(cfg, media, vid, vid, split, duration))
+        sample = make_sample(
+            cfg, media, vid, vid, split, duration, n_segments=len(mask or ()) or None
+        )
+        probed = segment_count(sample.duration, cfg.segment_hop, cfg.segment_win)
+        if mask and sample.present and probed != len(mask):
+            anomalies.add(
+                "duration_differs_from_labels",
+                where,
+                f"{vid}: {sample.duration:.2f} s gives {probed} segments, its label vector "
+                f"{len(mask)}: T = {len(mask)} (features padded or cut, as CPSP)",
+            )
+        samples.append(sample)
         if labels is not None and mask is None:
             anomalies.add(
                 "no_segment_labels", where, f"{vid} has no entry in {cfg.labels}; weak label only"
@@ -175,6 +191,7 @@ def load(cfg: DatasetConfig | dict[str, Any], name: str = "vggsound_avel") -> Ma
         "annotations": str(path),
         "class_order": order,
         "segment_labels": "dense" if labels is not None else "video-level only",
+        "segments_from_labels": labels is not None,
         "source_files": source_files(files),
         "anomalies": anomalies.to_dict(),
     }

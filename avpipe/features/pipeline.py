@@ -33,7 +33,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +89,8 @@ class Settings:
     truncation_tolerance_s: float = 1.0
     sample_rate: int = 16000
     keep_decoded: bool = False
+    # video_id -> segments fixed by the dataset's labels (VGGSound-AVEL100k), else decoded
+    segments: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -189,7 +191,10 @@ class _Videos(torch.utils.data.Dataset):
             return {**item, "status": "failed", "reason": f"missing: {path}: no such file"}
         digest = file_digest(path)
         item["digest"] = digest
+        fixed = self.s.segments.get(video_id)
         info = self.decode_cache.get(digest)
+        if info is not None and fixed is not None and info["n_segments"] != fixed:
+            info = None  # decoded before without the labels' segment count
         todo = self._missing(digest, info) if info is not None else None
         if info is not None and not todo:
             return {**item, **info}
@@ -207,6 +212,7 @@ class _Videos(torch.utils.data.Dataset):
                 sample_rate=self.s.sample_rate,
                 truncation_tolerance_s=self.s.truncation_tolerance_s,
                 threads=threads,
+                n_segments=fixed,
             )
         except DecodeError as e:  # not cached: the next run tries again
             return {**item, **{k: None for k in INFO_KEYS}, "status": "failed", "reason": str(e)}
@@ -405,6 +411,11 @@ def _compute(
                     if decoded_store is not None:
                         decoded_store.add(r.name, item["video_id"], x)
                     stats[r.name].computed += 1
+                    if n == 0:  # no segment (shorter than one window): an empty entry
+                        shapes = entry_shapes(r.spec, 0)
+                        empty = {k: np.zeros(shape, np.float32) for k, shape in shapes.items()}
+                        r.cache.put(r.cache.key(item["digest"]), 0, empty)
+                        continue
                     expected[(r.name, row)] = (n, item["digest"])
                     for batch, spans in batchers[r.name].add(row, x):
                         run_model(r.name, batch, spans)

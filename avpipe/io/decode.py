@@ -27,7 +27,8 @@ container's, else the last gap between frames: at a variable frame rate that gap
 far longer than the frame), the audio's last sample, less the encoder's padding (AAC
 codes whole 1024-sample frames: an 8-kHz 10-s clip decodes to 10.112 s; samples past
 the stream's declared end that fit in its last frame are dropped).  A video has
-``n_segments = segment_count(duration, hop)`` segments; content past the end is padded:
+``n_segments = segment_count(duration, hop, window)`` segments (none for a clip shorter
+than one overlapping window); content past the end is padded:
 frames by repeating the last decoded frame, audio with zeros (``PADDING`` is recorded in
 every store).
 
@@ -229,7 +230,9 @@ class _FrameSampler:
         index = {}
         for i, need in enumerate(self.needs):
             rows = [self.picked[i].get(t, [0] * need.frames_per_segment) for t in range(n_segments)]
-            index[need.name] = np.asarray(rows, dtype=np.int32).reshape(n_segments, -1)
+            index[need.name] = np.asarray(rows, dtype=np.int32).reshape(
+                n_segments, need.frames_per_segment
+            )
         return pools, index
 
 
@@ -401,12 +404,15 @@ def decode_video(
     sample_rate: int = 16000,
     truncation_tolerance_s: float = 1.0,
     threads: int = 0,
+    n_segments: int | None = None,
 ) -> DecodedVideo:
     """Decode ``path`` once into the frames of ``needs`` and mono audio (see the module doc).
 
-    The video stream is always decoded (its length decides ``n_segments``); frames are
-    converted only for ``needs``.  ``threads``: the decoder's slice threads (0 = FFmpeg's
-    choice; 1 in worker processes, where processes give the parallelism).
+    The video stream is always decoded (its length decides ``n_segments``, unless the
+    dataset's labels fix it: ``n_segments`` given, e.g. VGGSound-AVEL100k's 10 labels,
+    content past the end padded as ``PADDING``); frames are converted only for ``needs``.
+    ``threads``: the decoder's slice threads (0 = FFmpeg's choice; 1 in worker
+    processes, where processes give the parallelism).
     """
     grid = grid or Grid()
     if not Path(path).is_file():
@@ -455,7 +461,7 @@ def decode_video(
     duration, problem = _problem(stop, ends, declared, truncation_tolerance_s)
     if problem:
         log.warning("%s: %s", path, problem)
-    n_seg = segment_count(duration, grid.hop_s)
+    n_seg = segment_count(duration, grid.hop_s, grid.window_s) if n_segments is None else n_segments
     n_samples = round(n_seg * grid.hop_s * sample_rate) + sample_rate
     samples = np.pad(samples[:n_samples], (0, max(0, n_samples - samples.size)))
     pools, index = sampler.finish(n_seg) if has_video else ({}, {})

@@ -109,13 +109,16 @@ def predict_split(
 
 
 def split_scores(
-    pred: dict[str, np.ndarray], split: AVVPSplit, setting: metrics.Setting
+    pred: dict[str, np.ndarray],
+    split: AVVPSplit,
+    setting: metrics.Setting,
+    names: tuple[str, ...] = metrics.METRICS,
 ) -> dict[str, float]:
-    """All AVVP metrics of ``pred`` against the split's dense labels."""
+    """The AVVP metrics ``names`` of ``pred`` against the split's dense labels."""
     n = split.n_segments
     Ga = [split.dense_audio[i, : n[i]].T > 0 for i in range(len(split))]
     Gv = [split.dense_visual[i, : n[i]].T > 0 for i in range(len(split))]
-    return metrics.dataset_scores(*metrics.predict(pred, setting), Ga, Gv)
+    return metrics.dataset_scores(*metrics.predict(pred, setting), Ga, Gv, names)
 
 
 def selection_score(scores: dict[str, float], metric: str) -> float:
@@ -135,14 +138,19 @@ def train(
     device: torch.device,
     batch_size: int,
     generator: torch.Generator,
+    names: tuple[str, ...] = metrics.METRICS,
 ) -> FitResult:
     """Train with the loop, selecting ``select.metric`` on ``select.split`` after each
     epoch; the history keeps the segment-level metrics (``val.segment.*``) and the
-    selection metric.  The best deployed weights are loaded into ``trainer``."""
+    selection metric.  The best deployed weights are loaded into ``trainer``.
+    ``names``: the metrics that mean something on the data
+    (avpipe.metrics.avvp ``scored_metrics``); ``new_mean`` averages CoLeaF's new metrics
+    among them only."""
     val = splits[select.split]
 
     def validate() -> dict[str, float]:
-        scores = split_scores(predict_split(trainer, val, batch_size, device), val, select.setting)
+        pred = predict_split(trainer, val, batch_size, device)
+        scores = split_scores(pred, val, select.setting, names)
         kept = {k: v for k, v in scores.items() if k.startswith("segment.")}
         return {**kept, select.metric: selection_score(scores, select.metric)}
 

@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     # CLCL: mapping, accuracy, purity per EM round
     "unsupervised": "avpipe.metrics.unsupervised",
     "avvp": "avpipe.metrics.avvp",  # AVVP: segment/event A, V, AV, Type, Event, Ao, Vo
+    "unav100": "avpipe.metrics.unav",  # UnAV-100: detection mAP at tIoU 0.1:0.9 + the avvp F
 }
 
 

@@ -30,12 +30,17 @@ A segment prediction is ``1[P^m_t >= segment_threshold] * 1[filter_c >= video_th
 with ``filter`` = the modality's own video probability (``video_filter: modality``,
 CMPAE/CoLeaF) or the modality-agnostic one (``global``, HAN).  Settings with fixed
 thresholds are listed in ``cfg["settings"]``; ``cfg["selected"]`` adds CMPAE's per-class
-thresholds, chosen on ``selection_split`` by maximising each class's event-level F
-of the modality (counts pooled over the videos of that split).
+thresholds, chosen on ``selection_split`` (``select_thresholds``): by default CMPAE's
+released rule (``main.py``, mode ``select_thresholds``): for each class alone, with every
+other class at the base threshold, the grid value with the best dataset-level event F of
+the modality, ties to the last grid value; ``rule: class_pooled_f`` is avpipe's earlier
+rule (that class's event F from counts pooled over the videos, ties to the first).
 
 UnAV-100 (manifest format ``unav100``) is scored with avpipe's own weak protocol
 (spec §5.4): ground truth G_a = G_v = the audio-visual events on the manifest's
-segment grid, variable T; AV is the reported metric, the others are computed too.
+segment grid, variable T; AV is the reported metric.  With identical A and V truth the
+Ao/Vo-based metrics mean nothing and are left out (:func:`scored_metrics`); the
+dataset's official metric, detection mAP, is :mod:`avpipe.metrics.unav` (task ``unav100``).
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ POOLED = {"Event@AV": ("A", "V"), "Event@AVo": ("Ao", "Vo")}
 TYPES = {"Type@AV": ("A", "V", "AV"), "Type@AVo": ("Ao", "Vo", "AV")}
 METRICS = ("A", "Ao", "V", "Vo", "AV", "Type@AV", "Type@AVo", "Event@AV", "Event@AVo")
 NEW_METRICS = ("Ao", "Vo", "AV", "Type@AVo", "Event@AVo")  # CoLeaF's model-selection set
+# Metrics whose truth is empty when A and V ground truth are the same (audible-only and
+# visible-only events, and the metrics built on them)
+SEPARATE_MODALITY_METRICS = ("Ao", "Vo", "Type@AVo", "Event@AVo")
 
 
 # -- counting ------------------------------------------------------------------------
@@ -140,8 +148,10 @@ def dataset_scores(
     S_visual: Sequence[np.ndarray],
     G_audio: Sequence[np.ndarray],
     G_visual: Sequence[np.ndarray],
+    metrics: Sequence[str] = METRICS,
 ) -> dict[str, float]:
-    """Dataset metrics in percent, keys ``level.metric`` for every metric of ``METRICS``.
+    """Dataset metrics in percent, keys ``level.metric`` for every metric of ``metrics``
+    (default: all of ``METRICS``; see :func:`scored_metrics`).
 
     Each argument holds one ``(C, T_i)`` bool matrix per video (T_i may vary).
     """
@@ -152,12 +162,30 @@ def dataset_scores(
     for level in LEVELS:
         for k, parts in TYPES.items():
             out[f"{level}.{k}"] = float(np.mean([out[f"{level}.{p}"] for p in parts]))
-    return {f"{lv}.{m}": out[f"{lv}.{m}"] for lv in LEVELS for m in METRICS}
+    return {f"{lv}.{m}": out[f"{lv}.{m}"] for lv in LEVELS for m in metrics}
 
 
 def new_metric_mean(scores: dict[str, float]) -> float:
-    """Mean of CoLeaF's ten new metrics (Ao, Vo, AV, Type@AVo, Event@AVo at both levels)."""
-    return float(np.mean([scores[f"{lv}.{m}"] for lv in LEVELS for m in NEW_METRICS]))
+    """Mean of CoLeaF's ten new metrics (Ao, Vo, AV, Type@AVo, Event@AVo at both levels),
+    over those in ``scores`` (on single-truth data: AV only, see :func:`scored_metrics`)."""
+    names = [f"{lv}.{m}" for lv in LEVELS for m in NEW_METRICS if f"{lv}.{m}" in scores]
+    if not names:
+        raise KeyError(f"no metric of CoLeaF's new set {NEW_METRICS} in the scores")
+    return float(np.mean([scores[k] for k in names]))
+
+
+def scored_metrics(manifest: Manifest) -> tuple[str, ...]:
+    """The metrics of ``METRICS`` that mean something on ``manifest``'s data.
+
+    All of them when its dense labels say in which modality an event is heard or seen
+    (LLP).  When they do not (every dense event audio-visual: UnAV-100, AVE-format data),
+    A and V ground truth are identical, so the audible-only and visible-only truth is
+    always empty and every video would score their 1.0 of "nothing to score": Ao, Vo,
+    Type@AVo and Event@AVo are then left out of the metrics, the report and CoLeaF's
+    ``new_mean`` model selection.
+    """
+    separate = any(e.modality in ("audio", "visual") and not e.is_weak for e in manifest.events)
+    return METRICS if separate else tuple(m for m in METRICS if m not in SEPARATE_MODALITY_METRICS)
 
 
 # -- thresholds ----------------------------------------------------------------------
@@ -179,6 +207,8 @@ class Selected:
 
     enabled: bool = True
     base: str = "fixed"
+    # cmpae: the released CMPAE rule; class_pooled_f: avpipe's earlier per-class rule
+    rule: Literal["cmpae", "class_pooled_f"] = "cmpae"
     modalities: list[Literal["audio", "visual"]] = field(default_factory=lambda: ["visual"])
     grid: list[float] = field(
         default_factory=lambda: [round(0.25 + 0.05 * i, 2) for i in range(10)]
@@ -269,6 +299,55 @@ def predict(
     return Sa, Sv
 
 
+def _grid_counts(
+    seg_prob: np.ndarray,
+    filt: np.ndarray,
+    n: np.ndarray,
+    truth: list[np.ndarray],
+    thetas: Sequence[float],
+    segment_threshold: float,
+) -> np.ndarray:
+    """Event TP/FP/FN ``(K, N, 3, C)`` per grid value, video and class.  A class's
+    counts depend on its own video threshold only."""
+    return np.stack(
+        [
+            np.stack(
+                [
+                    event_counts(s, g)
+                    for s, g in zip(
+                        binarize(seg_prob, filt, n, theta, segment_threshold), truth, strict=True
+                    )
+                ]
+            )
+            for theta in thetas
+        ]
+    )
+
+
+def _cmpae_choice(base: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """CMPAE's rule: index into the grid per class.  ``base`` (N, 3, C) counts with every
+    class at the base threshold, ``grid`` (K, N, 3, C) per grid value.  Class c at grid
+    value k, the others at base: score = mean over videos of the per-video F (mean over
+    the active classes, 1 when none is active, as ``video_f``); the best score wins, ties
+    to the last k."""
+
+    def f_and_active(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tp, fp, fn = c[..., 0, :], c[..., 1, :], c[..., 2, :]
+        active = (tp + fp > 0) | (tp + fn > 0)
+        f = np.where(active, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        return f, active
+
+    f0, a0 = f_and_active(base)  # (N, C)
+    fk, ak = f_and_active(grid)  # (K, N, C)
+    f_rest = (f0 * a0).sum(1)[None, :, None] - f0 * a0  # (1, N, C): other classes
+    n_rest = a0.sum(1)[None, :, None] - a0
+    tot_f, tot_n = f_rest + fk * ak, n_rest + ak
+    per_video = np.where(tot_n > 0, tot_f / np.maximum(tot_n, 1), 1.0)  # (K, N, C)
+    score = per_video.mean(1)  # (K, C)
+    K = score.shape[0]
+    return K - 1 - np.argmax(score[::-1], axis=0)  # last of the maxima
+
+
 def select_thresholds(
     pred: dict[str, np.ndarray],
     Ga: list[np.ndarray],
@@ -278,28 +357,32 @@ def select_thresholds(
 ) -> dict[str, np.ndarray]:
     """Per-class video thresholds ``(C,)`` for each modality in ``sel.modalities``.
 
-    For class c the grid value with the highest event-level F of that modality
-    (TP/FP/FN pooled over the selection videos) wins; ties keep the first grid value;
+    ``sel.rule == "cmpae"`` (CMPAE's ``select_thresholds`` mode): for class c alone, the
+    other classes at ``setting.video_threshold``, the grid value with the highest
+    dataset-level event F of the modality (mean over the selection videos); ties keep
+    the LAST grid value, so a class never active on the split gets the last one.
+    ``"class_pooled_f"`` (avpipe's earlier rule): the grid value with the highest event
+    F of class c alone, TP/FP/FN pooled over the videos; ties keep the first grid value,
     a class never active on the split keeps the setting's threshold.
     """
-    C = pred["seg_prob_audio"].shape[2]
     n = pred["n_segments"]
     filt = dict(zip(("audio", "visual"), _filters(pred, setting), strict=True))
     truth = {"audio": Ga, "visual": Gv}
+    grid = np.asarray(sel.grid, dtype=float)
     out: dict[str, np.ndarray] = {}
     for m in sel.modalities:
-        best = np.full(C, setting.video_threshold)
-        best_f = np.full(C, -1.0)
-        for theta in sel.grid:
-            S = binarize(pred[f"seg_prob_{m}"], filt[m], n, theta, setting.segment_threshold)
-            tp, fp, fn = np.sum(
-                [event_counts(s, g) for s, g in zip(S, truth[m], strict=True)], axis=0
-            )
-            denom = 2 * tp + fp + fn
-            f = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), -1.0)
-            better = f > best_f
-            best[better], best_f[better] = theta, f[better]
-        out[m] = best
+        args = (pred[f"seg_prob_{m}"], filt[m], n, truth[m])
+        counts = _grid_counts(*args, list(grid), setting.segment_threshold)
+        if sel.rule == "cmpae":
+            base = _grid_counts(*args, [setting.video_threshold], setting.segment_threshold)[0]
+            out[m] = grid[_cmpae_choice(base, counts)]
+            continue
+        tp, fp, fn = counts.sum(1).transpose(1, 0, 2)  # (3, K, C) pooled over videos
+        denom = 2 * tp + fp + fn
+        f = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), -1.0)
+        best = np.argmax(f, axis=0)  # first of the maxima
+        never = (f < 0).all(0)
+        out[m] = np.where(never, setting.video_threshold, grid[best])
     return out
 
 
@@ -314,7 +397,7 @@ def _subset(pred: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-def _split_of(manifest: Manifest, pred: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
+def split_of(manifest: Manifest, pred: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
     splits = {s.sample_id: s.split for s in manifest.samples}
     idx = np.asarray(
         [i for i, s in enumerate(pred["sample_id"]) if splits.get(str(s)) == split], dtype=np.int64
@@ -330,13 +413,14 @@ def evaluate(
     conf = from_dict(EvalConfig, cfg, where="avvp.evaluate")
     pred = {k: np.asarray(v) for k, v in predictions.items()}
     pred["sample_id"] = np.asarray([str(s) for s in pred["sample_id"]])
-    test = _split_of(manifest, pred, conf.split)
+    test = split_of(manifest, pred, conf.split)
     Ga, Gv = ground_truth(manifest, list(test["sample_id"]), test["n_segments"])
+    names = scored_metrics(manifest)
     metrics: dict[str, float] = {}
     thresholds: dict[str, np.ndarray] = {}
     results: dict[str, dict[str, float]] = {}
     for name, setting in conf.settings.items():
-        results[name] = dataset_scores(*predict(test, setting), Ga, Gv)
+        results[name] = dataset_scores(*predict(test, setting), Ga, Gv, names)
     if conf.selected.enabled:
         if conf.selected.base not in conf.settings:
             raise KeyError(
@@ -344,24 +428,24 @@ def evaluate(
                 f"({sorted(conf.settings)})"
             )
         base = conf.settings[conf.selected.base]
-        val = _split_of(manifest, pred, conf.selection_split)
+        val = split_of(manifest, pred, conf.selection_split)
         thresholds = select_thresholds(
             val,
             *ground_truth(manifest, list(val["sample_id"]), val["n_segments"]),
             base,
             conf.selected,
         )
-        results["selected"] = dataset_scores(*predict(test, base, thresholds), Ga, Gv)
+        results["selected"] = dataset_scores(*predict(test, base, thresholds), Ga, Gv, names)
     for name, res in results.items():
         metrics.update({f"{name}.{k}": v for k, v in res.items()})
     metrics["n_videos"] = len(test["sample_id"])
     table_rows = [
-        [name, lv] + [round(res[f"{lv}.{m}"], 3) for m in METRICS]
+        [name, lv] + [round(res[f"{lv}.{m}"], 3) for m in names]
         for name, res in results.items()
         for lv in LEVELS
     ]
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
-        "scores": (["setting", "level", *METRICS], table_rows)
+        "scores": (["setting", "level", *names], table_rows)
     }
     if thresholds:
         tables["thresholds"] = (
@@ -371,7 +455,15 @@ def evaluate(
                 for i, c in enumerate(manifest.classes)
             ],
         )
-    info = {"split": conf.split, "selection_split": conf.selection_split}
+    info: dict[str, Any] = {"split": conf.split, "selection_split": conf.selection_split}
+    if names != METRICS:
+        info["metrics_left_out"] = {
+            "metrics": [m for m in METRICS if m not in names],
+            "reason": "no audio-only or visual-only dense label: A and V ground truth are "
+            "identical, so audible-only and visible-only truth is always empty",
+        }
+    if thresholds:
+        info["selected_thresholds"] = {m: v.tolist() for m, v in thresholds.items()}
     if manifest.format == "unav100":
         info["protocol"] = (
             "avpipe weak UnAV-100 protocol (methods spec §5.4): G_a = G_v = audio-visual "

@@ -58,7 +58,7 @@ def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
     return path
 
 
-def _class_colors(n: int) -> list:
+def class_colors(n: int) -> list:
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
@@ -146,7 +146,7 @@ def _pseudo_panel(ax: plt.Axes, xy: np.ndarray, rnd: _Round, keep: np.ndarray, C
         how = "own palette, no ground truth"
         other = plt.get_cmap("Dark2")
         own = [other(k % other.N) for k in range(K)]
-    colors = _class_colors(C + 1)
+    colors = class_colors(C + 1)
     m = match[z] >= 0
     ax.scatter(xy[m, 0], xy[m, 1], c=[colors[c] for c in match[z[m]]], s=8)
     ax.scatter(xy[~m, 0], xy[~m, 1], c=[own[k] for k in z[~m]], s=14, marker="x", lw=0.8)
@@ -186,7 +186,7 @@ def tsne(
     if truth is not None and last_xy is not None:
         ax = axes[0][-1]
         names = [*manifest.classes, "background"]
-        colors = _class_colors(len(names))
+        colors = class_colors(len(names))
         t = truth[keep]
         for c in np.unique(t):
             sel = t == c
@@ -235,7 +235,7 @@ def training(histories: list[tuple[str, Path]], title: str, out: Path, dpi: int)
 # -- timelines ------------------------------------------------------------------------
 
 
-def _draw_lanes(
+def draw_lanes(
     ax: plt.Axes, lanes: list[tuple[str, np.ndarray]], colors: list, hop: float
 ) -> set[int]:
     """Each lane (label, (T, C) bool) as coloured blocks; several classes share the height."""
@@ -287,7 +287,7 @@ def timelines(
     pick = (with_event or list(range(len(cand))))[: cfg.n_videos]
     if not pick:
         return None
-    colors = _class_colors(len(classes))
+    colors = class_colors(len(classes))
     fig, axes = plt.subplots(
         len(pick), 1, figsize=(8, 0.45 * len(lanes) * 2 * len(pick) + 0.9), squeeze=False
     )
@@ -297,7 +297,7 @@ def timelines(
         i, n = cand[j], samples[j].n_segments
         drawn = [(f"truth · {k}", truth[k][j][:n]) for k in lanes]
         drawn += [(f"predicted · {k}", rows[k][i][:n]) for k in lanes]
-        used |= _draw_lanes(ax, drawn, colors, hop)
+        used |= draw_lanes(ax, drawn, colors, hop)
         ax.set_xlim(0, n * hop)
         ax.set_title(samples[j].sample_id, fontsize=8, loc="left")
         ax.grid(axis="x", alpha=0.3)
@@ -344,7 +344,7 @@ def per_class(runs: list[Run], out: Path, dpi: int) -> Path | None:
         [s.mean for s in stats],
         yerr=[0 if math.isnan(s.std) else s.std for s in stats],
         capsize=2,
-        color=_class_colors(len(classes)),
+        color=class_colors(len(classes)),
     )
     ax.set_xticks(x, classes, rotation=60, ha="right", fontsize=7)
     r0 = runs[0]

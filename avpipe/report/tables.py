@@ -35,6 +35,7 @@ from avpipe.datasets.manifest import Manifest
 from avpipe.report import compare, published
 from avpipe.report import document as doc
 from avpipe.report.collect import Group, Run, Stat, by_experiment, features_of, provenance, stat
+from avpipe.report.variants import variant_of
 from avpipe.utils import atomic
 
 SUMMARY_COLUMNS = [
@@ -212,16 +213,61 @@ class Summary:
         )
 
 
+def _published_label(method: str, variant: str) -> str:
+    """A published row's method cell: the variant's description when it names the method."""
+    if not variant:
+        return method
+    label = published.VARIANTS[variant]
+    return label if method in label else f"{method} ({label})"
+
+
+def _same_visual(ours: str, feature: str) -> bool:
+    """Whether our 'visual + audio' recipes use the published row's visual network
+    (unknown recipes match any)."""
+    network = published.VISUAL_NETWORK.get(ours.split(" + ")[0])
+    return network is None or network == feature
+
+
+def _published_source(ref: str, paired: str, note: str = "") -> str:
+    """The Source cell of a published row: its reference, and which of ours it pairs with."""
+    extra = f"; {note}" if note else ""
+    if paired:
+        return f"**published** — {ref}{extra}; same variant as {paired}"
+    return f"**published** — {ref}{extra}; no avpipe run of this variant"
+
+
 def _ave_section(sm: Summary, groups: list[Group]) -> None:
     sec = "ave_accuracy"
-    rows = []
+    ours = []
     for g in last_rounds(groups):
         if g.runs[0].task not in ("ave", "unsupervised") or "accuracy" not in g.metric_names():
             continue
+        ours.append((variant_of(g.runs[0]), supervision(g.runs[0]), g))
+    ours.sort(key=lambda t: (t[0].key or "~", t[1], t[2].experiment))
+    rows: list[list[str]] = []
+    shown: set[int] = set()
+
+    def add_published(i: int, p: published.AVERow, paired: str) -> None:
+        shown.add(i)
+        label = _published_label(p.method, p.variant)
+        cell = sm.published(
+            sec,
+            p.accuracy,
+            setting=p.setting,
+            method=label,
+            dataset="AVE",
+            feature=p.feature,
+            metric="accuracy",
+            reference=p.source,
+        )
+        src = _published_source(p.source, paired, p.note)
+        rows.append([p.setting, label, p.feature, "AVE (real)", cell, "", src])
+
+    for v, setting, g in ours:
         r = g.runs[0]
         kw = {
-            "setting": supervision(r),
-            "method": f"{g.experiment} ({g.stage})",
+            "setting": setting,
+            "method": f"{g.experiment} ({v.label})",
             "dataset": g.dataset,
             "feature": features_of(r),
             "metric": "accuracy",
@@ -229,44 +275,25 @@ def _ave_section(sm: Summary, groups: list[Group]) -> None:
         if g.round is not None:
             kw["variant"] = f"round {g.round}"
         cell = sm.ours(sec, g.stat("accuracy"), **kw)
+        name = kw["method"] + (f", EM round {g.round}" if g.round else "")
         rows.append(
-            [
-                kw["setting"],
-                kw["method"] + (f", EM round {g.round}" if g.round else ""),
-                kw["feature"],
-                g.dataset,
-                cell,
-                str(g.stat("accuracy").n),
-                "ours",
-            ]
+            [setting, name, kw["feature"], g.dataset, cell, str(g.stat("accuracy").n), "ours"]
         )
+        if sm.show_published and v.key:
+            for i, p in enumerate(published.AVE_ACCURACY):
+                same = p.variant == v.key and p.setting == setting
+                if i not in shown and same and _same_visual(kw["feature"], p.feature):
+                    add_published(i, p, g.experiment)
     if sm.show_published:
-        for p in published.AVE_ACCURACY:
-            cell = sm.published(
-                sec,
-                p.accuracy,
-                setting=p.setting,
-                method=p.method,
-                dataset="AVE",
-                feature=p.feature,
-                metric="accuracy",
-                reference=p.source,
-            )
-            rows.append(
-                [
-                    p.setting,
-                    p.method,
-                    p.feature,
-                    "AVE (real)",
-                    cell,
-                    "",
-                    f"**published** — {p.source}",
-                ]
-            )
+        for i, p in enumerate(published.AVE_ACCURACY):
+            if i not in shown:
+                add_published(i, p, "")
     sm.section(
         "AVE event localization: segment accuracy (%)",
         "Layout of Bao et al. (AAAI 2023) Table 1 (FS = fully, WS = weakly supervised, "
-        "US = unsupervised; unsupervised rows use the last EM round).",
+        "US = unsupervised; unsupervised rows use the last EM round). Each of our rows names "
+        "its exact variant and is followed only by the published rows of the same variant "
+        "and setting; published rows of variants avpipe did not run come last.",
         ["Setting", "Method", "Features", "Dataset", "Accuracy", "n", "Source"],
         rows,
     )
@@ -320,56 +347,64 @@ def _em_section(sm: Summary, groups: list[Group]) -> None:
 def _avvp_section(sm: Summary, groups: list[Group]) -> None:
     sec = "avvp"
     cols = published.AVVP_COLUMNS
-    rows = []
-    for g in last_rounds(groups):
+    rows: list[list[str]] = []
+    shown: set[int] = set()
+
+    def add_published(i: int, p: published.AVVPRow, paired: str) -> None:
+        shown.add(i)
+        label = _published_label(p.method, p.variant)
+        cells = [
+            sm.published(
+                sec,
+                p.values[c],
+                method=label,
+                dataset="LLP",
+                variant=p.setting,
+                metric=c,
+                reference=p.source,
+            )
+            if c in p.values
+            else "–"
+            for c in cols
+        ]
+        src = _published_source(p.source, paired)
+        rows.append([label, "LLP (real)", p.setting, *cells, "", src])
+
+    ours = [(variant_of(g.runs[0]), g) for g in last_rounds(groups)]
+    ours.sort(key=lambda t: (t[0].key or "~", t[1].experiment))
+    for v, g in ours:
         names = g.metric_names()
-        variants = sorted({n[: -len(c) - 1] for n in names for c in cols if n.endswith("." + c)})
-        for v in variants:
-            cells = []
-            for c in cols:
-                name = f"{v}.{c}"
-                if name in names:
-                    cells.append(
-                        sm.ours(
-                            sec,
-                            g.stat(name),
-                            method=g.experiment,
-                            dataset=g.dataset,
-                            variant=v,
-                            metric=c,
-                        )
-                    )
-                else:
-                    cells.append("–")
-            rows.append([g.experiment, g.dataset, v or "–", *cells, str(len(g.runs)), "ours"])
-    if sm.show_published:
-        for setting, table, source in (
-            ("standard (fixed)", published.AVVP_LLP, published.AVVP_SOURCE),
-            ("selected", published.AVVP_LLP_SELECTED, published.AVVP_SELECTED_SOURCE),
-        ):
-            for method, values in table.items():
-                cells = [
-                    sm.published(
-                        sec,
-                        x,
-                        method=method,
-                        dataset="LLP",
-                        variant=setting,
-                        metric=c,
-                        reference=source,
-                    )
-                    for c, x in zip(cols, values, strict=True)
-                ]
-                rows.append(
-                    [method, "LLP (real)", setting, *cells, "", f"**published** — {source}"]
+        settings = sorted({n[: -len(c) - 1] for n in names for c in cols if n.endswith("." + c)})
+        method = f"{g.experiment} ({v.label})"
+        for st in settings:
+            cells = [
+                sm.ours(
+                    sec, g.stat(f"{st}.{c}"), method=method, dataset=g.dataset, variant=st, metric=c
                 )
+                if f"{st}.{c}" in names
+                else "–"
+                for c in cols
+            ]
+            rows.append([method, g.dataset, st or "–", *cells, str(len(g.runs)), "ours"])
+            if sm.show_published and v.key:
+                for i, p in enumerate(published.AVVP_ROWS):
+                    if i not in shown and p.variant == v.key and p.ours_setting == st:
+                        add_published(i, p, g.experiment)
+    if sm.show_published:
+        for i, p in enumerate(published.AVVP_ROWS):
+            if i not in shown:
+                add_published(i, p, "")
     short = [c.replace("segment.", "Seg ").replace("event.", "Evt ") for c in cols]
     sm.section(
         "Audio-visual video parsing: F-scores (%)",
         "Layout of CoLeaF (ECCV 2024) Table 1: segment-level (Seg) then event-level (Evt) F "
         "of audio (A), visual (V), audio-visual (AV) events, audible-only (Ao), visible-only "
         "(Vo), Type@AV, Type@AVo, Event@AV, Event@AVo; one row per method and threshold setting "
-        "(avpipe's `fixed` is the papers' standard setting, `selected` the per-class one).",
+        "(avpipe's `fixed` is CoLeaF's standard setting, `han` HAN's own thresholds, `selected` "
+        "CMPAE's per-class one). Each of our rows names its exact variant and is followed only "
+        "by the published rows of the same variant and protocol: HAN's with `han`, CoLeaF's "
+        "(CMPAE Anchor, Table 1) with the CMPAE-Anchor run, Table 4-right's HAN-Anchor CoLeaF with "
+        "the HAN-Anchor run; published rows of variants avpipe did not run come last.",
         ["Method", "Dataset", "Setting", *short, "n", "Source"],
         rows,
     )

@@ -4,10 +4,12 @@ Trains on the weak video labels of the train split, selects the epoch on the
 validation split's dense labels, and writes to ``--out-dir``:
 ``model.pt`` (the deployed model: HAN, or CoLeaF's Anchor, with its config, and in
 ``missing_stream`` the videos of each split left out because a store says they have no
-audio or no video stream; val and test are then scored on fewer videos),
+audio or no video stream, or because they have no segment; val and test are then scored
+on fewer videos),
 ``predictions.npz`` (val + test probabilities, arrays of avpipe.metrics.avvp plus
 ``split``), ``history.tsv`` (losses and validation metrics per epoch, epochs from 1) and
-``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds).
+``summary.json`` (the kept epoch and its val score, the tie rule, sizes, seconds, and the
+resolved config: what the report names the run's exact variant from).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import torch
 
 from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
 from avpipe.datasets import avvp as data
+from avpipe.localize.inputs import record_inputs
 from avpipe.methods import avvp as family
+from avpipe.metrics.avvp import scored_metrics
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
 from avpipe.utils.atomic import atomic_path, write_json
@@ -79,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         device,
     )
     trainer = method.Trainer(cfg, dims, device, splits["train"])
-    result = family.train(trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator)
+    scored = scored_metrics(manifest)
+    result = family.train(
+        trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator, scored
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     config = {"method": args.method, "data": to_dict(dcfg), args.method: to_dict(cfg)}
     save_checkpoint(
@@ -93,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         input_stats={k: torch.from_numpy(v) for k, v in stats.items()},
         missing_stream={k: v.missing for k, v in splits.items()},
+    )
+    record_inputs(
+        args.out_dir,
+        "avvp",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"audio": args.audio_store, "frames": args.frames_store, "motion": args.motion_store},
+        stats,
     )
     pred = family.collect_predictions(
         trainer, splits, ("val", "test"), dcfg.eval_batch_size, device

@@ -5,8 +5,9 @@
               shard<k>/{<recipe>.zarr,status.tsv}``
 ``gather``    the shard stores of a recipe -> ``results/extract/<ds>/<recipe>.zarr``
 ``failures``  the shards' status tables -> ``results/extract/<ds>/failures.tsv``
-``import``    released features (AVE ``*_feature.h5``, LLP per-video ``.npy`` folders)
-              -> a store in the same format (``avpipe/io/released.py``)
+``import``    released features (AVE ``*_feature.h5``, LLP per-video ``.npy`` folders,
+              CPSP's VGGSound-AVEL100k ``.zip`` folders) -> a store in the same format
+              (``avpipe/io/released.py``)
 
 Every output is complete or absent.  The extractor comes from the registry
 (``avpipe/features/registry.py``); its spec, the weights, the options and the
@@ -60,6 +61,15 @@ def shard_videos(manifest: Any, shard: int, n_shards: int) -> list[tuple[str, st
     return [(v, seen[v]) for v in sorted(seen)]
 
 
+def fixed_segments(manifest: Any) -> dict[str, int]:
+    """video_id -> n_segments where the dataset's labels fix T (manifest meta
+    ``segments_from_labels``: VGGSound-AVEL100k's 10-element vectors), else {} (T from
+    the decoded duration)."""
+    if not manifest.meta.get("segments_from_labels"):
+        return {}
+    return {s.video_id: s.n_segments for s in manifest.samples}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("shard", help="every recipe of a dataset over one shard of its videos")
@@ -89,18 +99,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument(
         "--format",
         required=True,
-        choices=["ave_h5", "npy_dir"],
-        help="ave_h5: AVE *_feature.h5; npy_dir: LLP <id>.npy folder",
+        choices=["ave_h5", "llp_npy", "vggsound_avel_zip"],
+        help="ave_h5: AVE *_feature.h5; llp_npy: LLP <id>.npy folder; "
+        "vggsound_avel_zip: CPSP's VGGSound-AVEL100k <id>.zip folder",
     )
-    i.add_argument("--source", required=True, type=Path, help="the .h5 file or the .npy folder")
+    i.add_argument(
+        "--source", required=True, type=Path, help="the .h5 file or the per-video folder"
+    )
     i.add_argument(
         "--recipe", required=True, help="recipe name the features correspond to (e.g. vggish)"
     )
     i.add_argument(
-        "--manifest", type=Path, help="results/manifest/<dataset>: maps AVE h5 rows to video ids"
+        "--manifest",
+        type=Path,
+        help="results/manifest/<dataset>: maps AVE h5 rows to video ids; every video it "
+        "lists must be in the release",
     )
     i.add_argument("--key", default="avadataset", help="HDF5 dataset name (AVE: avadataset)")
     i.add_argument("--dtype", default="float32", help="store dtype (released files are float64)")
+    i.add_argument(
+        "--any-shape",
+        action="store_true",
+        help="accept rows of any trailing shape (default: the release's, e.g. 7x7x512)",
+    )
     i.add_argument("--out", required=True, type=Path)
 
 
@@ -228,6 +249,7 @@ def _run_shard(args: argparse.Namespace) -> int:
         on_error=cfg.on_error,
         truncation_tolerance_s=cfg.truncation_tolerance_s,
         keep_decoded=cfg.keep_decoded,
+        segments=fixed_segments(manifest),
     )
     log.info(
         "%s shard %d/%d: %d videos, grid hop %.3g s window %.3g s, recipes %s, "
@@ -302,15 +324,14 @@ def _run_failures(args: argparse.Namespace) -> int:
 def _run_import(args: argparse.Namespace) -> int:
     from avpipe.io import released
 
-    if args.format == "ave_h5":
-        released.import_ave_h5(
-            args.source,
-            args.out,
-            args.recipe,
-            manifest=args.manifest,
-            key=args.key,
-            dtype=args.dtype,
-        )
-    else:
-        released.import_npy_dir(args.source, args.out, args.recipe, dtype=args.dtype)
+    released.import_released(
+        args.format,
+        args.source,
+        args.out,
+        args.recipe,
+        manifest=args.manifest,
+        key=args.key,
+        dtype=args.dtype,
+        check_shape=not args.any_shape,
+    )
     return 0

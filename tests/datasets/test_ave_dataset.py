@@ -8,8 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from reproduce_fixtures import write_ave_release
 
-from avpipe.datasets import ave
+from avpipe.datasets import ave, coverage
 from avpipe.datasets.common import DatasetError
 
 AVE_CLASSES_FIRST5 = [
@@ -216,3 +217,16 @@ def test_split_line_not_in_annotations_and_unknown_class(tmp_path: Path, shared_
 def test_strict_mode_raises_on_anomaly(shared_data: Path) -> None:
     with pytest.raises(DatasetError, match=r"AVE/Annotations.txt:27: .*zero_length_event"):
         ave.load({"format": "ave", "root": str(shared_data / "AVE"), "on_anomaly": "raise"})
+
+
+def test_released_features_make_samples_present_without_videos(tmp_path: Path) -> None:
+    folder = write_ave_release(tmp_path)
+    cfg = {"format": "ave", "root": str(folder), "splits": "h5", "probe": False}
+    assert not any(s.present for s in ave.load(cfg).samples)
+    released = {"vggish": {"released": str(folder / "audio_feature.h5"), "format": "ave_h5"}}
+    m = ave.load({**cfg, "features": released})
+    assert len(m.samples) == 17 and all(s.present for s in m.samples)
+    assert [s.row for s in m.samples] == list(range(17))
+    rows, problems = coverage.build(m, decode=False)
+    assert rows[-1][:4] == ["all", 17, 16, 0]  # the videos themselves are still missing
+    assert {p[3] for p in problems} == {"missing"}

@@ -9,6 +9,7 @@ import pytest
 
 from avpipe.datasets import folder, registry, unav100, vggsound_avel
 from avpipe.datasets.common import DatasetError
+from avpipe.stages.extract import fixed_segments
 
 UNAV = {
     "database": {
@@ -66,11 +67,13 @@ def test_unav100(tmp_path: Path) -> None:
         0,
     ]  # [0, 5.3): 0.3 of segment 5 < half
     assert t[:, 0].tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]  # [2.1, 12.48)
-    assert m.segment_targets(m.samples[1:2])[0, :, 2].tolist() == [0.0]  # 0.2 s < half a 1-s window
+    # 0.2 s < half a 1-s window, but the whole event lies in the clip's only segment
+    assert m.segment_targets(m.samples[1:2])[0, :, 2].tolist() == [1.0]
     assert all(e.modality == "audio-visual" for e in m.events)
     assert m.meta["anomalies"]["event_outside_duration"]["count"] == 1
     m2 = _unav(tmp_path, UNAV, segment_hop=0.32, segment_win=0.96)
-    assert m2.samples[0].n_segments == 39 and m2.samples[1].n_segments == 1
+    # whole 0.96-s windows only: floor((12.48 - 0.96) / 0.32) + 1; the 0.2-s clip has none
+    assert m2.samples[0].n_segments == 37 and m2.samples[1].n_segments == 0
 
 
 @pytest.mark.parametrize(
@@ -139,12 +142,17 @@ def test_vggsound_avel(tmp_path: Path, mp4_factory) -> None:
     v2 = m.samples[1]
     assert v2.present and v2.path.endswith("v2_000046.mp4")  # the later clip of the id
     assert m.meta["anomalies"]["several_clips_per_id"]["count"] == 1
+    # the 10 labels fix T (CPSP pads to 10 and scores all 10), also for v2's 1-s clip
+    assert [s.n_segments for s in m.samples] == [10, 10, 10]
+    assert m.meta["anomalies"]["duration_differs_from_labels"]["count"] == 1
+    assert fixed_segments(m) == {"v1": 10, "v2": 10, "v3": 10}
     (tmp_path / "VggsoundAVEL100kCategories.txt").write_text(
         "dog barking\nplaying violin\ncat purring\n"
     )
     m = _avel(tmp_path, AVEL_CSV, None)
     assert m.classes == ["dog barking", "playing violin", "cat purring"]
     assert all(e.is_weak for e in m.events) and m.meta["segment_labels"] == "video-level only"
+    assert fixed_segments(m) == {} and m.samples[1].n_segments == 1  # T from the clip
 
 
 @pytest.mark.parametrize(

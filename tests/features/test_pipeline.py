@@ -228,3 +228,22 @@ def test_a_partial_video_keeps_its_decoded_segments(videos, tmp_path: Path) -> N
     failures = read_failures([tmp_path / "shard0" / "status.tsv"])
     assert [r[0] for r in failures] == ["audio_only", "cut", "silent"]
     assert failures[1][2:4] == ["partial", row["reason"]]
+
+
+def test_clip_without_a_segment_is_a_row_of_zero_length(videos, tmp_path: Path) -> None:
+    """UnAV-100 grid: the 0.4-s clip holds no 0.96-s window: a row with n_segments 0 (cached
+    as such), the others their whole windows."""
+    grid = Settings(batch_size=3, workers=0, grid=Grid(0.32, 0.96))
+    for out in ("a", "b"):  # the second run reads the empty entries from the cache
+        run(
+            videos,
+            tmp_path / out,
+            FakeVisual(2),
+            FakeAudio(0.96, 0.32),
+            settings=grid,
+            cache=tmp_path / "c",
+        )
+        for name in ("fake_visual", "fake_audio"):
+            s = FeatureStore(tmp_path / out / f"{name}.zarr")
+            n = dict(zip(s.video_ids, s.n_segments.tolist(), strict=True))
+            assert n["short"] == 0 and n["long"] == 7  # floor((3 - 0.96) / 0.32) + 1

@@ -195,12 +195,32 @@ def test_overlapping_windows_on_the_032_grid(media) -> None:
     """UnAV-100 grid: 0.96-s windows every 0.32 s; frames spread over the window, not the hop."""
     path = media("fps25.mp4", 3.0, fps=25, audio=None)
     d = decode(path, (VisualNeed("v", 3, "direct:16"),), Grid(0.32, 0.96))
-    assert d.n_segments == 10  # 9.4 hops: the partial tenth counts
+    assert d.n_segments == 7  # whole 0.96-s windows: floor((3 - 0.96) / 0.32) + 1
     # segment t, frame k at t * 0.32 + k * 0.32 s -> source frame round(25 * time)
     want = [
-        brightness(min(round(25 * (t * 0.32 + k * 0.32)), 74)) for t in range(10) for k in range(3)
+        brightness(min(round(25 * (t * 0.32 + k * 0.32)), 74)) for t in range(7) for k in range(3)
     ]
     np.testing.assert_allclose(grid_brightness(d.frames("v")).astype(int), want, atol=4)
+
+
+def test_clip_shorter_than_a_window_has_no_segment(media) -> None:
+    """UnAV-100 grid: a 0.4-s clip holds no whole 0.96-s window, so no segment at all."""
+    d = decode(
+        media("short25.mp4", 0.4, fps=25, audio=None),
+        (VisualNeed("v", 3, "direct:16"),),
+        Grid(0.32, 0.96),
+    )
+    assert d.n_segments == 0 and d.frames("v").shape[:2] == (0, 3)
+
+
+def test_segments_fixed_by_the_labels_pad_the_clip(media) -> None:
+    """VGGSound-AVEL100k: 10 labels fix T; a shorter clip's last frame repeats, audio is 0."""
+    d = decode_video(
+        media("short1s.mp4", 1.0, fps=10), GRID, (VisualNeed("v", 2, "direct:16"),), n_segments=3
+    )
+    assert d.n_segments == 3 and d.frames("v").shape[:2] == (3, 2)
+    assert d.audio.size == 4 * 16000 and not d.audio[2 * 16000 :].any()
+    np.testing.assert_array_equal(d.frames("v")[1], d.frames("v")[2])
 
 
 def test_shard_of_is_stable() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zarr
 
-from avpipe.io.released import import_ave_h5, import_npy_dir
+from avpipe.io.released import import_ave_h5, import_folder
 from avpipe.io.store import ArraySpec, FeatureStore, StoreWriter, gather_stores
 
 pytest.importorskip("xarray")
@@ -113,7 +113,7 @@ def stores(tmp_path: Path, errors: None) -> dict[str, Path]:
     rng = np.random.default_rng(6)
     for v, t in (("yt_b", 10), ("yt_a", 5)):
         np.save(folder / f"{v}.npy", rng.random((8 * t, 4)))
-    out["released_npy"] = import_npy_dir(folder, tmp_path / "r.zarr", "resnet152_llp")
+    out["released_npy"] = import_folder(folder, tmp_path / "r.zarr", "resnet152_llp", "llp_npy")
     for path in out.values():
         (path / ".snakemake_timestamp").touch()
     return out

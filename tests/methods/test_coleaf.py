@@ -203,3 +203,99 @@ def test_cmpae_anchor_evidence_and_step() -> None:
     assert all(math.isfinite(v) for v in logs.values())
     pred = tr.predict(b)
     assert pred["seg_prob_audio"].shape == (4, 5, 3) and pred["video_prob"].shape == (4, 3)
+
+
+def test_cmpae_v2a_a2v_use_leaky_relu_slope_0_2() -> None:
+    from avpipe.methods.coleaf.cmpae import CMPAE
+
+    net = CMPAE(5, 6, 4, n_classes=4, d=4, ffn=4).eval()  # eval: no dropout
+    with torch.no_grad():
+        for lin in (net.w_v2a, net.w_a2v):
+            lin.weight.copy_(-torch.eye(4))
+            lin.bias.zero_()
+        net.fc_neg.weight.copy_(torch.eye(4))
+        net.fc_neg.bias.zero_()
+    seen: list[torch.Tensor] = []
+    net.fc_neg.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    xa, xv = torch.ones(1, 2, 4), torch.zeros(1, 2, 4)
+    net.heads(xa, xv, torch.ones(1, 2, dtype=torch.bool))
+    # mix = xa + xv = 1 -> W(mix) = -1 -> LeakyReLU(0.2) = -0.2 (slope 0.01 would give -0.01)
+    assert torch.allclose(seen[0], torch.full((1, 2, 4), 0.8))  # absence logit of audio
+    assert torch.allclose(seen[1], torch.full((1, 2, 4), -0.2))  # of visual
+
+
+@pytest.mark.parametrize("global_student", [True, False])
+def test_cmpae_mutual_loss_gradient_through_uncertainty(global_student: bool) -> None:
+    from avpipe.methods.coleaf.cmpae import mutual_loss
+
+    def leaf(x: float) -> torch.Tensor:
+        return torch.tensor([[x]], requires_grad=True)
+
+    out = {
+        "audio_prob": leaf(0.8),
+        "visual_prob": leaf(0.6),
+        "video_prob": leaf(0.5),
+        "audio_unc": leaf(0.3),
+        "visual_unc": leaf(0.5),
+        "global_unc": torch.tensor([0.95], requires_grad=True),
+    }
+    y = torch.tensor([[1.0]])
+    loss = mutual_loss(out, y, global_student)
+    # positive class: w (1 - u_a) (p_g - max(p_a, p_v))^2 with w = u_g (odd) or 1 - u_g (even)
+    w, dw = (0.95, 1.0) if global_student else (0.05, -1.0)
+    assert loss.item() == pytest.approx(w * 0.7 * 0.09, rel=1e-6)
+    loss.backward()
+    assert out["global_unc"].grad.item() == pytest.approx(dw * 0.7 * 0.09, rel=1e-5)
+    assert out["audio_unc"].grad.item() == pytest.approx(-w * 0.09, rel=1e-5)
+    # only the student's probability gets gradient
+    pair = ("video_prob", "audio_prob")
+    student, teacher = pair if global_student else pair[::-1]
+    assert out[student].grad.item() != 0.0 and out[teacher].grad is None
+    # the old avpipe departure, as a switch: no gradient through the weights
+    out = {k: v.detach().requires_grad_() for k, v in out.items()}
+    mutual_loss(out, y, global_student, detach_uncertainty=True).backward()
+    assert out["global_unc"].grad is None and out["audio_unc"].grad is None
+
+
+def test_cmpae_mutual_direction_alternates_from_even_in_every_epoch(monkeypatch) -> None:
+    from avpipe.methods.coleaf import trainer as coleaf_trainer
+
+    seen: list[bool] = []
+    real = coleaf_trainer.cmpae_loss
+
+    def spy(*args, **kw):
+        seen.append(bool(args[5]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(coleaf_trainer, "cmpae_loss", spy)
+    tr = _toy_trainer(anchor_backbone="cmpae")
+    b = _toy_batch()
+    for epoch, n_batches in ((1, 3), (2, 3), (3, 2)):
+        for _ in range(n_batches):
+            tr.step(b, epoch)
+    # batch_idx 0, 1, 2 | 0, 1, 2 | 0, 1: odd batch_idx = the global branch is the student
+    assert seen == [False, True, False, False, True, False, False, True]
+    # in the training loop the direction follows the loop's own batch index (Step.batch_idx)
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from avpipe.training.loop import Step
+
+    seen.clear()
+    tr.data = SimpleNamespace(batch=lambda idx, device: b)
+    for i, (epoch, batch_idx) in enumerate([(4, 1), (4, 2), (5, 0), (5, 1)]):
+        tr.train_step(Step(np.arange(4), epoch, batch_idx, step=i + 1))
+    assert seen == [True, False, False, True]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_pseudo_label_forwards_mode(mode: str) -> None:
+    tr = _toy_trainer(train={"pseudo_label_mode": mode})
+    modes: list[bool] = []
+    for net in (tr.anchor, *tr.refs.values()):
+        net.register_forward_pre_hook(lambda m, _a: modes.append(m.training))
+    tr.step(_toy_batch(), epoch=2)
+    # anchor (no grad), audio ref, visual ref (trained), both refs (no grad), anchor (trained)
+    assert modes == [mode == "train", True, True, mode == "train", mode == "train", True]
+    assert all(net.training for net in (tr.anchor, *tr.refs.values()))

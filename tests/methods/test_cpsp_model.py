@@ -200,3 +200,22 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
     with pytest.raises(GridMismatchError, match=message) as e:
         load_splits(manifest, v, a, ("train",))
     assert str(e.value).startswith(f"{bad}: ")
+
+
+def test_video_class_largest_index_as_released_or_most_frequent() -> None:
+    from avpipe.methods.cpsp.data import video_classes
+
+    # 4 classes, background = 4
+    labels = np.array(
+        [
+            [1, 1, 1, 3, 4],  # classes 1 (x3) and 3 (x1): released -> 3, most frequent -> 1
+            [2, 0, 0, 4, 4],  # 0 (x2) and 2 (x1): 2 vs 0
+            [4, 4, 4, 4, 4],  # no event segment: first video-level label
+            [4, 4, 4, 4, 4],  # nothing at all
+        ]
+    )
+    video_label = np.array([[0, 1, 0, 1], [1, 0, 1, 0], [0, 0, 1, 1], [0, 0, 0, 0]], float)
+    assert video_classes(labels, video_label, "largest").tolist() == [3, 2, 2, -1]
+    assert video_classes(labels, video_label, "most_frequent").tolist() == [1, 0, 2, -1]
+    with pytest.raises(ValueError, match="most_frequent"):
+        video_classes(labels, video_label, "mode")

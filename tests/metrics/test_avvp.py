@@ -153,11 +153,53 @@ def test_evaluate_settings_and_selected_thresholds() -> None:
     # 0.8 passes but the visual dog probability is 0 on the test video
     assert mt["han.segment.V"] == pytest.approx(0.0)
     # selection on val: dog visual thresholds: s0 (p 0.9) is a hit at any theta <= 0.9;
-    # s1 (p 0.3, prediction [0,4) vs truth [1,3): IoU 2/4 hit) counts only for theta <= 0.3,
-    # so the first best grid value is 0.25
+    # s1 (p 0.3, prediction [0,4) vs truth [1,3): IoU 2/4 hit) counts only for theta <= 0.3.
+    # CMPAE's rule: mean event V over s0, s1 = 1 at 0.25 and 0.3, 0.5 above -> the last
+    # best, 0.3; car is never active on val: every grid value ties -> the last, 0.7
+    th = dict((row[0], row[1]) for row in res.tables["thresholds"][1])
+    assert th == {"dog": 0.3, "car": 0.7}
+    assert ("selected", "segment") in {(r[0], r[1]) for r in res.tables["scores"][1]}
+    # avpipe's earlier rule: the first best grid value; car keeps the base 0.52
+    res = avvp.evaluate(man, pred, {"selected": {"rule": "class_pooled_f"}})
     th = dict((row[0], row[1]) for row in res.tables["thresholds"][1])
     assert th == {"dog": 0.25, "car": 0.52}
-    assert ("selected", "segment") in {(r[0], r[1]) for r in res.tables["scores"][1]}
+
+
+def _runs(row: str) -> np.ndarray:
+    return np.array([c == "1" for c in row])
+
+
+def test_select_thresholds_cmpae_rule_vs_pooled_rule_by_hand() -> None:
+    # two val videos, 6 segments, classes dog (0) and car (1), visual only
+    # A (dog video prob 0.6): dog truth 3 events, predicted exactly -> TP 3
+    # B (dog video prob 0.4): dog truth [0,2), predicted [0,2) + [3,4) + [5,6) -> TP 1, FP 2;
+    #   car truth and prediction over all of B (video prob 0.9) -> always a hit
+    G_dog = [_runs("101010"), _runs("110000")]
+    P_dog = [_runs("101010"), _runs("110101")]
+    Gv = [np.stack([G_dog[0], _runs("000000")]), np.stack([G_dog[1], _runs("111111")])]
+    seg_v = np.zeros((2, 6, 2))
+    seg_v[0, :, 0], seg_v[1, :, 0], seg_v[1, :, 1] = 0.9 * P_dog[0], 0.9 * P_dog[1], 0.9
+    pred = {
+        "n_segments": np.array([6, 6]),
+        "seg_prob_audio": np.zeros((2, 6, 2)),
+        "seg_prob_visual": seg_v,
+        "video_prob_audio": np.zeros((2, 2)),
+        "video_prob_visual": np.array([[0.6, 0.1], [0.4, 0.9]]),
+    }
+    Ga = [np.zeros((2, 6), bool)] * 2
+    setting = avvp.Setting(0.52, 0.25, "modality")
+    grid = [0.3, 0.5, 0.7]
+    # pooled dog F: 0.3 -> TP 4, FP 2: 8/10; 0.5 -> TP 3, FN 1: 6/7; 0.7 -> 0  => 0.5
+    # car: a hit at every grid value (F 1 each) -> first = 0.3
+    old = avvp.select_thresholds(
+        pred, Ga, Gv, setting, avvp.Selected(grid=grid, rule="class_pooled_f")
+    )
+    assert old["visual"].tolist() == [0.5, 0.3]
+    # CMPAE (car at base 0.52, active in B with F 1): mean over videos of the per-video V
+    # dog 0.3: A 1, B (2/4 + 1)/2 = 0.75 -> 0.875; 0.5: A 1, B (0 + 1)/2 -> 0.75;
+    # 0.7: A 0, B 0.5 -> 0.25  => 0.3.  car: every value gives the same score -> last, 0.7
+    new = avvp.select_thresholds(pred, Ga, Gv, setting, avvp.Selected(grid=grid))
+    assert new["visual"].tolist() == [0.3, 0.7]
 
 
 def test_unav100_weak_protocol_variable_length() -> None:
@@ -186,5 +228,8 @@ def test_unav100_weak_protocol_variable_length() -> None:
     res = avvp.evaluate(man, pred, {"settings": {"fixed": {}}})
     assert res.metrics["fixed.segment.AV"] == pytest.approx(100.0)
     assert res.metrics["fixed.event.AV"] == pytest.approx(100.0)
-    assert res.metrics["fixed.segment.Ao"] == pytest.approx(100.0)  # nothing audible-only anywhere
+    # A and V truth are identical: nothing is audible-only anywhere, so Ao/Vo and what is
+    # built on them would be the 100 of "nothing to score" and are left out
+    assert not [k for k in res.metrics if k.endswith(("Ao", "Vo", "AVo"))]
+    assert res.info["metrics_left_out"]["metrics"] == ["Ao", "Vo", "Type@AVo", "Event@AVo"]
     assert "UnAV-100" in res.info["protocol"]

@@ -116,6 +116,8 @@ def test_outputs(runs: dict, method: str) -> None:
     # epochs count from 1; equal val scores keep the last epoch (the released scripts' >=)
     assert summary["best_epoch"] == ckpt["best_epoch"] == len(val) - val[::-1].index(max(val))
     assert summary["select_ties"] == "last" and summary["best_val_score"] == pytest.approx(max(val))
+    # the resolved config the report names the run's variant from
+    assert summary["config"][method] == ckpt["config"][method] and summary["config_hash"]
     if method == "coleaf":
         assert {"ref_audio", "ref_visual", "ea_audio", "ea_visual", "cc_audio", "cc_visual"} <= set(
             header

@@ -134,7 +134,8 @@ def test_weak_setting_rejects_segment_level_losses(runs: dict[str, dict]) -> Non
 
 def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> None:
     """Every default experiment (+ an experiment-level feature set) parses into CpspStage,
-    with cpsp.train <- experiment.train <- overrides.<dataset>.train."""
+    with cpsp.train <- experiment.train <- overrides.<dataset>.train
+    <- overrides.<dataset>.experiments.<experiment>.train."""
     import re
     import subprocess
     import sys
@@ -171,6 +172,12 @@ def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> 
     )
     assert parsed["cpsp_full"].run.weights.spsa == 0.01 and parsed["cpsp_full"].data.standardize
     assert parsed["cpsp_full_resnet"].data.visual_recipe == "resnet152_maps"
+    # psp_original: its own recipe, shortened on the synthetic default by the dataset's
+    # per-experiment override (applied after the dataset's train override)
+    orig = parsed["psp_original"].run
+    assert orig.head == "psp" and orig.train.grad_clip is None and orig.train.lr_gamma == 0.8
+    assert (orig.train.epochs, orig.train.milestones) == (30, (6, 12))
+    assert parsed["cpsp_full_released"].run.spsa_impl == "released_noop"
     assert "resnet152_maps.zarr" in r.stdout
 
 

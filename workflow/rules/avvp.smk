@@ -6,7 +6,9 @@
 
 # Datasets of the method; each is defined under `datasets` (checks.smk).
 AVVP_DATASETS = list(config["avvp"].get("datasets", []))
+# methods and named variants of them (avvp.variants), e.g. coleaf_cmpae
 AVVP_METHODS = list(config["avvp"].get("methods", []))
+AVVP_NAMES = "|".join(AVVP_METHODS) or "none"
 AVVP_CODE = (
     "methods/avvp",
     "methods/han",
@@ -20,6 +22,7 @@ AVVP_CODE = (
     "io/store",
     "metrics/avvp",
     "stages/avvp",
+    "localize/inputs",
 )
 
 
@@ -30,10 +33,11 @@ rule avvp:
         model="results/avvp/{dataset}/{method}/seed{seed}/model.pt",
         predictions="results/avvp/{dataset}/{method}/seed{seed}/predictions.npz",
         history="results/avvp/{dataset}/{method}/seed{seed}/history.tsv",
+        summary="results/avvp/{dataset}/{method}/seed{seed}/summary.json",
     log:
         "logs/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method="han|coleaf",
+        method=AVVP_NAMES,
     threads: 1
     resources:
         mem_mb=8000,
@@ -41,10 +45,11 @@ rule avvp:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(avvp_slice(wildcards.dataset, wildcards.method)),
+        method=lambda wildcards: avvp_base(wildcards.method),
         code=code(*AVVP_CODE),
         out=lambda wildcards, output: os.path.dirname(output.model),
     shell:
-        "avpipe avvp --method {wildcards.method} --manifest results/manifest/{wildcards.dataset} "
+        "avpipe avvp --method {params.method} --manifest results/manifest/{wildcards.dataset} "
         "--audio-store {input.audio:q} --frames-store {input.frames:q} --motion-store {input.motion:q} "
         "--seed {wildcards.seed} --config-json {params.cfg:q} --out-dir {params.out} > {log} 2>&1"
 

@@ -12,9 +12,12 @@ from snakemake.utils import validate
 
 from avpipe.config import ConfigError
 from avpipe.workflow_checks import (
+    avvp_problems,
+    cpsp_problems,
     dataset_problems,
     find_validation_error,
     recipe_problems,
+    released_problems,
     schema_error_message,
 )
 
@@ -35,6 +38,12 @@ except WorkflowError as e:
         schema_error_message(schema_error, top_schema, CONFIG_SCHEMA)
     ) from None
 
-CONFIG_PROBLEMS = dataset_problems(config) + recipe_problems(config["extract"])
+CONFIG_PROBLEMS = (
+    dataset_problems(config)
+    + recipe_problems(config["extract"])
+    + avvp_problems(config["avvp"])
+    + cpsp_problems(config["cpsp"])
+    + released_problems(config)
+)
 if CONFIG_PROBLEMS:
     raise ConfigError("\n".join(CONFIG_PROBLEMS))

@@ -1,7 +1,8 @@
 # Stage "cpsp": PSP / CPSP / SSPSP, fully and weakly supervised, one job
 # per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
 # set). Each job receives its experiment resolved for the dataset:
-# cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train, the same for data;
+# cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train
+# <- overrides.<dataset>.experiments.<exp>.train, the same for data;
 # model: cpsp.model <- overrides.<dataset>.model.
 
 
@@ -35,6 +36,7 @@ rule cpsp:
             "io/store",
             "datasets/manifest",
             "metrics/ave",
+            "localize/inputs",
         ),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.model),

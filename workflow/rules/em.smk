@@ -23,7 +23,7 @@ rule em:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel", "em")),
-        code=code(*UNSUP_CODE, "methods/clcl", "stages/em"),
+        code=code(*UNSUP_CODE, "methods/clcl", "stages/em", "localize/inputs"),
         pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
         selflabel=lambda wildcards, input: os.path.dirname(input.labels),
         previous=em_previous_arg,

@@ -94,10 +94,12 @@ ALL_TARGETS.extend(CPSP_METRICS)
 if "EVAL_METRICS" in globals():
     EVAL_METRICS.extend(CPSP_METRICS)
 
-# --- HAN / CoLeaF (task "avvp") ----------------------------------------------------------
-# Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o)) of the test
-# split under each fixed-threshold setting and the val-selected per-class thresholds:
-# metrics.json (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv.
+# --- HAN / CoLeaF (task "avvp", or "unav100" for UnAV-100 data) --------------------------
+# Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o); without the
+# Ao/Vo ones when A and V truth are identical) of the test split under each fixed-threshold
+# setting and the val-selected per-class thresholds: metrics.json
+# (<setting>.<level>.<metric>), scores.tsv (paper-style table), thresholds.tsv. UnAV-100
+# adds its official metric, detection mAP at tIoU 0.1:0.1:0.9 (detection.tsv).
 
 
 rule evaluate_avvp:
@@ -110,23 +112,25 @@ rule evaluate_avvp:
     log:
         "logs/evaluate/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method="han|coleaf",
+        method=AVVP_NAMES,
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=as_json(config["avvp"].get("evaluate", {})),
+        task=lambda wildcards: avvp_evaluate_task(wildcards.dataset),
+        cfg=avvp_evaluate_cfg,
         code=code(
             "metrics/__init__",
             "metrics/avvp",
+            "metrics/unav",
             "config",
             "stages/evaluate",
             "datasets/manifest",
         ),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
-        "avpipe evaluate --task avvp --manifest results/manifest/{wildcards.dataset} "
+        "avpipe evaluate --task {params.task} --manifest results/manifest/{wildcards.dataset} "
         "--predictions {input.predictions:q} --config-json {params.cfg:q} "
         "--out-dir {params.out} > {log} 2>&1"
 

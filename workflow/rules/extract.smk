@@ -11,6 +11,17 @@
 # Datasets with stores; each is defined under `datasets` (checks.smk).
 EXTRACT_DATASETS = list(config["extract"].get("stores", {}))
 
+# Released stores: datasets.<ds>.features.<recipe> = {released, format, ...}; the
+# extract_import rule makes results/extract/<ds>/<recipe>.zarr from the file, and the
+# extraction rules never claim that path (checks.smk: a recipe is released or extracted).
+RELEASED = {
+    (ds, recipe): rel
+    for ds, entry in config["datasets"].items()
+    for recipe, rel in entry.get("features", {}).items()
+}
+# "<ds>/<recipe>" alternatives; a regex that matches nothing when none is released
+RELEASED_PAIRS = "|".join(re.escape(f"{d}/{r}") for d, r in RELEASED) or "(?!)"
+
 
 rule extract:
     input:
@@ -55,6 +66,8 @@ rule extract_gather:
         directory("results/extract/{dataset}/{recipe}.zarr"),
     log:
         "logs/extract/{dataset}/{recipe}.log",
+    wildcard_constraints:
+        dataset=rf"(?!(?:{RELEASED_PAIRS})\.zarr$)[^/]+",
     threads: 1
     resources:
         mem_mb=4000,
@@ -92,6 +105,44 @@ rule extract_failures:
         "avpipe extract failures {params.tables} --out {output:q} > {log} 2>&1"
 
 
+# Released features -> the same store format, streamed (bounded memory), with the
+# file's sha256 in the attributes (avpipe/io/released.py). The manifest maps AVE h5
+# rows to video ids, and every video it lists must be in the release.
+rule extract_import:
+    input:
+        released=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)][
+            "released"
+        ],
+        samples="results/manifest/{dataset}/samples.tsv",
+    output:
+        directory("results/extract/{dataset}/{recipe}.zarr"),
+    log:
+        "logs/extract/{dataset}/{recipe}.log",
+    wildcard_constraints:
+        dataset=rf"(?=(?:{RELEASED_PAIRS})\.zarr$)[^/]+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        fmt=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)]["format"],
+        key=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)].get(
+            "key", "avadataset"
+        ),
+        dtype=lambda wildcards: RELEASED[(wildcards.dataset, wildcards.recipe)].get(
+            "dtype", "float32"
+        ),
+        manifest=lambda wildcards, input: os.path.dirname(input.samples),
+        code=code("io/released", "io/store", "stages/extract"),
+    shell:
+        "avpipe extract import --format {params.fmt} --source {input.released:q} "
+        "--recipe {wildcards.recipe} --manifest {params.manifest:q} --key {params.key:q} "
+        "--dtype {params.dtype} --out {output:q} > {log} 2>&1"
+
+
+ALL_TARGETS.extend(
+    [f"results/extract/{dataset}/{recipe}.zarr" for dataset, recipe in RELEASED]
+)
 ALL_TARGETS.extend(
     [
         f"results/extract/{dataset}/{recipe}.zarr"

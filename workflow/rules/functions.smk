@@ -14,13 +14,26 @@ def avvp_merge(base, over):
     return out
 
 
-def avvp_slice(dataset, method):
-    """{"data": ..., <method>: ...} of config["avvp"] with the dataset's overrides."""
+def avvp_base(name):
+    """The method a name of avvp.methods trains: itself, or a variant's `method`."""
+    return config["avvp"].get("variants", {}).get(name, {}).get("method", name)
+
+
+def avvp_slice(dataset, name):
+    """{"data": ..., <method>: ...} of config["avvp"] for a method or a variant of one:
+    the method's settings <- the dataset's override of the method <- the variant's own
+    changes <- the dataset's override of the variant (a variant keeps its own changes).
+    """
     av = config["avvp"]
     over = av.get("overrides", {}).get(dataset, {})
     data = avvp_merge(av.get("data", {}), over.get("data", {}))
     data["device"] = config["run"]["device"]
-    return {"data": data, method: avvp_merge(av.get(method, {}), over.get(method, {}))}
+    method = avvp_base(name)
+    block = avvp_merge(av.get(method, {}), over.get(method, {}))
+    if name != method:
+        block = avvp_merge(block, av["variants"][name].get("changes", {}))
+        block = avvp_merge(block, over.get(name, {}))
+    return {"data": data, method: block}
 
 
 def avvp_stores(wildcards):
@@ -34,6 +47,20 @@ def avvp_stores(wildcards):
     }
 
 
+def avvp_evaluate_task(dataset):
+    """unav100 (detection mAP + the AVVP F-scores) for UnAV-100 data, else avvp."""
+    fmt = config["datasets"].get(dataset, {}).get("format")
+    return "unav100" if fmt == "unav100" else "avvp"
+
+
+def avvp_evaluate_cfg(wildcards):
+    """avvp.evaluate for the dataset's task (the detection keys only for unav100)."""
+    cfg = dict(config["avvp"].get("evaluate", {}))
+    if avvp_evaluate_task(wildcards.dataset) != "unav100":
+        cfg.pop("detection", None)
+    return as_json(cfg)
+
+
 # --- cpsp ---------------------------------------------------------------------
 def cpsp_config(dataset, experiment):
     """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
@@ -44,12 +71,19 @@ def cpsp_config(dataset, experiment):
             f"(defined: {', '.join(sorted(cp['experiments']))})"
         )
     over = cp.get("overrides", {}).get(dataset, {})
+    own = over.get("experiments", {}).get(experiment, {})
     exp = dict(cp["experiments"][experiment])
-    train = {**cp["train"], **exp.pop("train", {}), **over.get("train", {})}
+    train = {
+        **cp["train"],
+        **exp.pop("train", {}),
+        **over.get("train", {}),
+        **own.get("train", {}),
+    }
     data = {
         **cp["data"],
         **exp.pop("data", {}),
         **over.get("data", {}),
+        **own.get("data", {}),
         "device": config["run"]["device"],
     }
     model = {**cp["model"], **over.get("model", {})}
@@ -231,3 +265,17 @@ def report_history_args(wildcards, input):
         f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
         for p in input.histories
     )
+
+
+# --- localize -----------------------------------------------------------------
+def localize_evaluation(wildcards):
+    """The model's evaluation output that localize reads, if the workflow makes one."""
+    parts = wildcards.model.split("/")
+    if parts[0] == "avvp":
+        return [f"results/evaluate/{wildcards.model}/metrics.json"]
+    if parts[0] == "em" and unsup_labelled(parts[1]):
+        experiment = config["unsupervised"]["experiment"]
+        return [
+            f"results/evaluate/unsupervised/{parts[1]}/{experiment}/{parts[2]}/{parts[3]}/mapping.tsv"
+        ]
+    return []

@@ -33,6 +33,7 @@ import torch
 
 from avpipe.config import from_dict, to_dict
 from avpipe.datasets.manifest import Manifest
+from avpipe.localize.inputs import record_inputs
 from avpipe.methods.clcl.annotator import align_to, new_annotator, predict, train_annotator
 from avpipe.methods.clcl.config import EMStage, EncoderConfig, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import (
@@ -199,7 +200,7 @@ def run_selflabel(
     return summary
 
 
-def _load_localizer(path: Path, cfg: EMStage, C: int) -> Localizer:
+def load_localizer(path: Path, cfg: EMStage, C: int) -> Localizer:
     ckpt = load_checkpoint(path)
     loc = Localizer(_fresh_encoder(ckpt), C, ckpt["encoder"]["heads"], cfg.em.dropout)
     loc.load_state_dict(ckpt["state_dict"])
@@ -217,7 +218,7 @@ def _e_step(
     C: int,
 ) -> tuple[np.ndarray, Annotator, torch.Tensor, list]:
     """Round k >= 2: f pooled with round k-1's gamma, retrain Phi, new Z (aligned to k-1's)."""
-    loc = _load_localizer(prev / "localizer.pt", cfg, C).to(device)
+    loc = load_localizer(prev / "localizer.pt", cfg, C).to(device)
     pooled = encoder if cfg.em.estep_features == "pretrain" else loc.encoder
     f = _annotator_input(representations(pooled, feats, 256, device, localizer=loc), cfg)
     ann = new_annotator(f.shape[1], cfg.selflabel, C, seed + 1000 * round_k)
@@ -269,7 +270,7 @@ def run_em_round(
     # heads initialised from the run seed and round, not from whatever ran before
     seed_everything(seed + 1000 * round_k)
     if cfg.em.init == "previous" and previous_dir is not None:
-        loc = _load_localizer(previous_dir / "localizer.pt", cfg, C)
+        loc = load_localizer(previous_dir / "localizer.pt", cfg, C)
     else:
         loc = Localizer(_encoder_from(pre), C, pre["encoder"]["heads"], cfg.em.dropout)
     hist = train_localizer(loc, feats, z, cfg.em, seed + 1000 * round_k, device)
@@ -290,6 +291,14 @@ def run_em_round(
     )
     save_checkpoint(
         out / "annotator.pt", ann.state_dict(), to_dict(cfg), seed=seed, round=round_k, n_classes=C
+    )
+    record_inputs(
+        out,
+        "clcl",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"visual": visual, "audio": audio},
+        vars(feats.norm) if feats.norm is not None else None,
     )
     _save_labels(out, feats.video_ids, z)
     predicted = _write_predictions(manifest, visual, audio, loc, cfg, feats, z, f, device, out)

@@ -14,8 +14,13 @@ Facts read in MengyuanChen21/CVPR2023-CMPAE and faeghehsardari/coleaf
 * loss ``w_a BCE(p^a, P_a) + w_v BCE(p^v, P_v) + w_g BCE(p^g, y) + w_nce L_NCE(â, v̂)
   + w_mut L_mut`` (CoLeaF's released weights 2, 1, 2, 1, 1).
 
-Departure: in ``mutual_loss`` the uncertainty weights carry no gradient (the
-released code's choice could not be verified).
+Matched to the released ``MutualLearningLoss`` (``mutual_loss.py``) and ``main.py``:
+the mutual loss's uncertainty weights (u^g, and u^a/u^v through the max / mean terms)
+carry gradient, only the teacher's probabilities are detached; its direction follows
+``batch_idx % 2`` with ``batch_idx`` counted from 0 in every epoch (even: the modality
+branches learn from p^g; odd: p^g learns from them); the v2a / a2v and W_c1 branches use
+LeakyReLU(0.2).  Departure kept as a switch: ``detach_uncertainty`` (an earlier avpipe
+choice, off by default) stops the gradient through the uncertainty weights.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from avpipe.methods.han.losses import bce
 from avpipe.methods.han.model import Embed, HybridAttention, masked_softmax
 
 CLIP, TEMP = 10.0, 0.8
+SLOPE = 0.2  # LeakyReLU slope of W_c1, v2a and a2v in the released MMIL_Net
 
 
 def evidence(logits: torch.Tensor) -> torch.Tensor:
@@ -79,7 +85,7 @@ class CMPAE(nn.Module):
         a, v = self.embed.audio(audio), self.embed.visual(frames, motion)
         B, T, _ = a.shape
         mask = torch.ones(B, T, dtype=torch.bool, device=a.device) if mask is None else mask
-        o = self.w_c2(F.leaky_relu(self.w_c1(a), 0.2) + F.leaky_relu(self.w_c1(v), 0.2))
+        o = self.w_c2(F.leaky_relu(self.w_c1(a), SLOPE) + F.leaky_relu(self.w_c1(v), SLOPE))
         m = mask[:, :, None].to(o.dtype)
         p_g = (torch.sigmoid(o) * m).sum(1) / m.sum(1)
         o_mean = (o * m).sum(1) / m.sum(1)
@@ -102,8 +108,8 @@ class CMPAE(nn.Module):
         """Evidential heads + temporal attention pooling on (B,T,d) streams."""
         xv = self.drop_v(xv)
         mix = xa + xv
-        neg_a = self.fc_neg(xa + F.leaky_relu(self.drop_mix(self.w_v2a(mix))))
-        neg_v = self.fc_neg(xv + F.leaky_relu(self.drop_mix(self.w_a2v(mix))))
+        neg_a = self.fc_neg(xa + F.leaky_relu(self.drop_mix(self.w_v2a(mix)), SLOPE))
+        neg_v = self.fc_neg(xv + F.leaky_relu(self.drop_mix(self.w_a2v(mix)), SLOPE))
         pos = torch.stack([self.fc_pos(xa), self.fc_pos(xv)], dim=2)  # (B,T,2,C)
         logits = torch.stack([pos, torch.stack([neg_a, neg_v], dim=2)], dim=-1)  # (B,T,2,C,2)
         x = torch.stack([xa, xv], dim=2)
@@ -121,15 +127,22 @@ class CMPAE(nn.Module):
 
 
 def mutual_loss(
-    out: dict[str, torch.Tensor], y: torch.Tensor, global_student: bool
+    out: dict[str, torch.Tensor],
+    y: torch.Tensor,
+    global_student: bool,
+    detach_uncertainty: bool = False,
 ) -> torch.Tensor:
     """CMPAE's mutual learning between the global branch and the modality branches.
 
-    ``global_student`` (odd batches): the global p^g learns from sg(max / mean of p^a, p^v);
-    otherwise the modality branches learn from sg(p^g).  Mean over B x C."""
+    ``global_student`` (odd ``batch_idx``): p^g learns from sg(max / mean of p^a, p^v),
+    weighted by u^g; otherwise (even) the modality branches learn from sg(p^g), weighted
+    by 1 - u^g.  The uncertainty weights keep their gradient unless ``detach_uncertainty``.
+    Mean over B x C."""
     pa, pv, pg = out["audio_prob"], out["visual_prob"], out["video_prob"]
-    ua, uv = out["audio_unc"].detach(), out["visual_unc"].detach()
-    ug = out["global_unc"].detach().clamp(min=0.9)[:, None]
+    ua, uv, ug = out["audio_unc"], out["visual_unc"], out["global_unc"]
+    if detach_uncertainty:
+        ua, uv, ug = ua.detach(), uv.detach(), ug.detach()
+    ug = ug.clamp(min=0.9)[:, None]
     p_max = torch.maximum(pa, pv)
     u_max = torch.where(pa >= pv, ua, uv)
     p_mean, u_mean = (pa + pv) / 2, (ua + uv) / 2
@@ -151,6 +164,7 @@ def cmpae_loss(
     mask: torch.Tensor,
     weights: tuple[float, float, float, float, float],
     global_student: bool,
+    detach_uncertainty: bool = False,
 ) -> torch.Tensor:
     """``weights`` = (w_a, w_v, w_g, w_nce, w_mut); ``targets`` = (P_a, P_v)."""
     w_a, w_v, w_g, w_nce, w_mut = weights
@@ -160,5 +174,5 @@ def cmpae_loss(
         qa, kv = F.normalize(out["x_audio"], dim=-1), F.normalize(out["x_visual"], dim=-1)
         loss = loss + w_nce * smoothed_nce(qa, kv, mask)
     if w_mut:
-        loss = loss + w_mut * mutual_loss(out, y, global_student)
+        loss = loss + w_mut * mutual_loss(out, y, global_student, detach_uncertainty)
     return loss

@@ -23,8 +23,11 @@ mutual learning, the Anchor's own audio-visual NCE) come with ``anchor_backbone:
 (the HAN Anchor can add that NCE with ``train.anchor_nce_weight``, 0 by default).
 JoMoLD label denoising (§4.7, with the Anchor's no-cross-attention forward) is
 ``denoise.enabled``, off by default because its noise ratios are LLP-specific.
-Departure: the no-grad forwards (steps 1 and 3) run in eval mode so that the
-pseudo-labels and teachers are not dropout samples.
+The no-grad forwards (steps 1 and 3, and JoMoLD's) run in train mode, as in the
+released loop (dropout on: the pseudo-labels and teachers are dropout samples);
+``train.pseudo_label_mode: eval`` is avpipe's earlier departure (deterministic ones).
+The CMPAE mutual loss alternates its direction on the batch index within the epoch
+(``batch_idx % 2``, from 0 in every epoch), as the released loop does.
 The epochs run in :mod:`avpipe.training.loop` (via :func:`avpipe.methods.avvp.train`):
 :meth:`Trainer.train_step` makes the three optimiser updates of one batch, and the
 epoch with the best val score is kept, the last of equal scores as in the released
@@ -124,6 +127,9 @@ class TrainConfig:
     visual_smoothing: float = 0.1
     anchor_nce_weight: float = 0.0
     fuse_no_cross: float = 0.0  # inference p = (1-w) p_CA + w p_noCA (released CMPAE Anchor: 0.3)
+    # mode of the no-grad forwards that make pseudo-labels / teachers: train = the released
+    # loop (dropout on); eval = avpipe's earlier deterministic departure
+    pseudo_label_mode: Literal["train", "eval"] = "train"
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ class CMPAEConfig:
     cross_mix: float = 0.8  # x = w x_ca + (1 - w) x_sa
     # (w_a, w_v, w_g, w_nce, w_mut): CoLeaF's released values (CMPAE's own: 2, 0.6, 0.6, 1, 1)
     loss_weights: tuple[float, float, float, float, float] = (2.0, 1.0, 2.0, 1.0, 1.0)
+    # true: no gradient through the mutual loss's uncertainty weights (avpipe's earlier
+    # departure); the released MutualLearningLoss keeps it
+    detach_uncertainty: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,8 @@ class Trainer(loop.Trainer):
         self.cfg, self.device, self.data = cfg, device, train
         self.anchor = build_anchor(cfg, dims).to(device)
         self.model = self.anchor
-        self.iteration = 0
+        # batch index within the epoch (from 0), the released loop's ``batch_idx``
+        self.batch_idx, self._epoch = 0, -1
         r = cfg.reference
         self.refs = {
             m: ReferenceNet(
@@ -227,10 +237,11 @@ class Trainer(loop.Trainer):
     def _no_grad_forward(
         self, net: torch.nn.Module, *args: torch.Tensor, **kw: bool
     ) -> dict[str, torch.Tensor]:
-        net.eval()
+        was_training = net.training
+        net.train(self.cfg.train.pseudo_label_mode == "train")
         with torch.no_grad():
             out = net(*args, **kw)
-        net.train()
+        net.train(was_training)
         return out
 
     # -- one batch -------------------------------------------------------------------
@@ -241,10 +252,18 @@ class Trainer(loop.Trainer):
     def train_step(self, step: loop.Step) -> dict[str, float]:
         if self.data is None:
             raise ValueError("CoLeaF Trainer built without a training split")
-        return self.step(self.data.batch(step.idx, self.device), step.epoch)
+        b = self.data.batch(step.idx, self.device)
+        return self.step(b, step.epoch, step.batch_idx)
 
-    def step(self, b: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
-        """One iteration (module docstring, steps 1-4); returns the losses for the log."""
+    def step(
+        self, b: dict[str, torch.Tensor], epoch: int, batch_idx: int | None = None
+    ) -> dict[str, float]:
+        """One iteration (module docstring, steps 1-4); returns the losses for the log.
+        ``batch_idx``: the batch's index within the epoch (None: counted here, from 0 at
+        each new ``epoch``)."""
+        if batch_idx is None:
+            batch_idx = self.batch_idx + 1 if epoch == self._epoch else 0
+        self.batch_idx, self._epoch = batch_idx, epoch
         args = (b["audio"], b["frames"], b["motion"], b["mask"])
         targets = self.targets(b["labels"], args, epoch)
         a0 = self._no_grad_forward(self.anchor, *args)
@@ -291,9 +310,10 @@ class Trainer(loop.Trainer):
         out = self.anchor(*args)
         t_mod = (targets["audio"], targets["visual"])
         if c.anchor_backbone == "cmpae":
-            self.iteration += 1
-            odd = self.iteration % 2 == 1  # mutual learning alternates its direction
-            loss = cmpae_loss(out, y, t_mod, mask, c.cmpae.loss_weights, global_student=odd)
+            odd = self.batch_idx % 2 == 1  # mutual learning alternates its direction
+            loss = cmpae_loss(
+                out, y, t_mod, mask, c.cmpae.loss_weights, odd, c.cmpae.detach_uncertainty
+            )
         else:
             loss = han_loss(out, y, c.train.visual_smoothing, targets=t_mod)
         logs["anchor_mil"] = loss.item()

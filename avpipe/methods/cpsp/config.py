@@ -101,6 +101,9 @@ class ExperimentConfig:
     vpsa_margin: float | None = None
     vpsa_negatives: int | None = None
     ss_temperature: float = 0.1
+    # the category of a video with several event classes (L_cls's CE, L_vpsa): largest =
+    # the largest class index, as the released scripts; most_frequent = avpipe's earlier rule
+    video_class: Literal["largest", "most_frequent"] = "largest"
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property

@@ -3,7 +3,10 @@
 Visual maps (N, T, H, W, C_v) and audio vectors (N, T, D_a) come from two feature
 stores keyed by video id (H, W, C_v, D_a, T read from the stores); targets come from
 the manifest: segment labels (N, T) with background = C, the foreground indicator,
-video-level multi-hot labels (N, C) and one category per video.  Maps stay in memory
+video-level multi-hot labels (N, C) and one category per video: by default the largest
+class index among its event segments, as the released CPSP scripts derive it
+(``labels_evn.max(-1)`` in ``fully_supv_main.py``); ``video_class: most_frequent`` is
+avpipe's earlier choice (its most frequent event class).  Maps stay in memory
 as float16 (AVE: ~2 GiB) when they fit ``memory_budget_mb``, else each batch reads
 them from the store (VGGSound-AVEL100k: ~50 GB); they become float32 per batch.
 Samples whose video has no video or no audio stream (all-zero rows in a store) are left
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -75,6 +79,7 @@ class SplitData:
         visual: FeatureStore,
         audio: FeatureStore,
         budget_mb: int = 4096,
+        video_class: Literal["largest", "most_frequent"] = "largest",
     ):
         if not samples:
             raise ValueError(f"{manifest.dataset}: no samples to load")
@@ -110,14 +115,7 @@ class SplitData:
         self.labels = segment_labels(manifest, samples, n_segments=self.T)
         self.fg = ((self.labels < self.n_classes) & self.mask).astype(np.float32)
         self.video_label = manifest.video_targets(samples)
-        counts = np.stack([(self.labels == c).sum(1) for c in range(self.n_classes)], 1)
-        # the video's category: its most frequent foreground class (full), else its
-        # first video-level label (weak-only annotations); -1 when it has none
-        self.video_class = np.where(
-            counts.any(1),
-            counts.argmax(1),
-            np.where(self.video_label.any(1), self.video_label.argmax(1), -1),
-        )
+        self.video_class = video_classes(self.labels, self.video_label, video_class)
         self.norm = Normalizer.identity(self.visual_dim, self.audio_dim)
         log.info(
             "%d samples, T=%d, visual %dx%d, audio %d, %d classes, maps %.0f MiB %s",
@@ -185,12 +183,32 @@ class SplitData:
         )
 
 
+def video_classes(
+    labels: np.ndarray, video_label: np.ndarray, rule: Literal["largest", "most_frequent"]
+) -> np.ndarray:
+    """One category per video (N,) int from segment labels (N, T) (background = C) and
+    video labels (N, C): among its event segments' classes the largest index (``largest``,
+    the released CPSP) or the most frequent, ties to the smaller index (``most_frequent``);
+    without event segments its first video-level label (weak-only annotations, as
+    ``labels.max(-1)`` of the released weak script); -1 when it has none."""
+    if rule not in ("largest", "most_frequent"):
+        raise ValueError(f"video_class {rule!r}: expected 'largest' or 'most_frequent'")
+    C = video_label.shape[1]
+    counts = np.stack([(labels == c).sum(1) for c in range(C)], 1)
+    has = counts > 0
+    largest = C - 1 - np.argmax(has[:, ::-1], axis=1)
+    seg_class = largest if rule == "largest" else counts.argmax(1)
+    weak = np.where(video_label.any(1), video_label.argmax(1), -1)
+    return np.where(has.any(1), seg_class, weak)
+
+
 def load_splits(
     manifest: Manifest,
     visual: Path,
     audio: Path,
     splits: tuple[str, ...],
     budget_mb: int = 4096,
+    video_class: Literal["largest", "most_frequent"] = "largest",
 ) -> dict[str, SplitData]:
     """Present samples of each split, less those whose video lacks a stream (recorded in
     ``SplitData.missing``); maps of a split stay in memory (float16) when they fit
@@ -213,7 +231,7 @@ def load_splits(
         samples = [s for s in samples if s.video_id in keep]
         if not samples:
             raise ValueError(f"{where}: every present sample's video lacks a stream")
-        out[name] = SplitData(manifest, samples, vs, au, budget_mb)
+        out[name] = SplitData(manifest, samples, vs, au, budget_mb, video_class)
         out[name].missing = missing
     return out
 

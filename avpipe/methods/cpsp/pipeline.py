@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from avpipe.config import ConfigError, to_dict
 from avpipe.datasets.manifest import Manifest
+from avpipe.localize.inputs import record_inputs
 from avpipe.methods.cpsp import losses
 from avpipe.methods.cpsp.config import CpspStage, ExperimentConfig
 from avpipe.methods.cpsp.data import Batch, SplitData, load_splits, resolve_device
@@ -163,7 +164,7 @@ def run_experiment(
     torch.set_num_threads(cfg.data.num_threads)
     device = resolve_device(cfg.data.device)
     names = tuple(dict.fromkeys(("train", "val", cfg.data.evaluate_split)))
-    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb)
+    splits = load_splits(manifest, visual, audio, names, cfg.data.memory_budget_mb, exp.video_class)
     train, val = splits["train"], splits["val"]
     if cfg.data.standardize:
         norm = train.fit_normalizer()
@@ -194,6 +195,14 @@ def run_experiment(
         positions=train.positions,
         classes=list(manifest.classes),
         normalizer=train.norm.as_dict(),
+    )
+    record_inputs(
+        out_dir,
+        "cpsp",
+        manifest.dataset,
+        (manifest.segment_hop, manifest.segment_win),
+        {"visual": visual, "audio": audio},
+        train.norm.as_dict() if cfg.data.standardize else None,
     )
     with atomic.atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
