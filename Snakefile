@@ -39,6 +39,7 @@ include: "workflow/rules/selflabel.smk"
 include: "workflow/rules/em.smk"
 include: "workflow/rules/cpsp.smk"
 include: "workflow/rules/avvp.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
@@ -48,4 +49,4 @@ include: "workflow/rules/benchmark.smk"
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        all_targets(),

@@ -1,8 +1,11 @@
 """``avpipe <stage> ...``: one sub-command per workflow stage.
 
-Each stage lives in ``avpipe/stages/<stage>.py`` and exposes ``add_arguments(parser)``
-and ``run(args)``.  Stages are imported only when invoked, so ``avpipe manifest``
-does not pay for importing torch.
+Each stage lives in ``avpipe/stages/<stage>.py`` and exposes ``add_arguments(parser)``,
+``resolve_config(args, config)`` and ``run(args)``.  Stages are imported only when
+invoked, so ``avpipe manifest`` does not pay for importing torch.  Every stage takes
+``--config config/config.yaml --dataset DS [--set KEY=VALUE] [--print-config]`` or the
+workflow's ``--config-json`` (avpipe/stages/__init__.py); ``run`` finds the resolved
+slice in ``args.cfg``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from avpipe.config import ConfigError
+from avpipe.stages import shown_config, stage_config
 from avpipe.utils.log import setup_logging
 from avpipe.utils.provenance import version_string
 
@@ -29,6 +35,7 @@ STAGES: dict[str, str] = {
     "em": "CLCL stage C: one EM round (E: pseudo-labels, M: MIL localizer)",
     "cpsp": "PSP / CPSP fully and weakly supervised training",
     "avvp": "HAN / CoLeaF weakly supervised audio-visual video parsing",
+    "train": "a method family added through the registry (avpipe/methods/registry.py)",
     "evaluate": "compute metrics (AVE accuracy, purity, AVVP) from a stage's predictions",
     "report": "paper-style tables and figures across methods and seeds",
     "localize": "event timelines (TSV, JSON, PNG) of new videos from a trained model",
@@ -77,8 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(stage_parser)
     idx = argv.index(known._stage)
     args = stage_parser.parse_args(argv[:idx] + argv[idx + 1 :])
+    # stages with a config slice (resolve_config); extract: only its `shard` sub-command
+    commands = getattr(module, "CONFIG_COMMANDS", None)
+    takes_config = hasattr(module, "resolve_config") and (
+        commands is None or args.command in commands
+    )
     setup_logging(args.verbose)
     try:
+        if takes_config:
+            args.cfg = stage_config(module, args)
+            if args.print_config:
+                shown = shown_config(module, args, args.cfg)
+                print(yaml.safe_dump(shown, sort_keys=False), end="")
+                return 0
         return int(module.run(args) or 0)
     except ConfigError as e:
         logging.getLogger("avpipe").error("configuration error: %s", e)

@@ -93,14 +93,55 @@ def dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
-AVVP_TRAINERS = ("han", "coleaf")  # the methods of avpipe.methods.avvp.METHODS
+def family_problems(config: Mapping[str, Any]) -> list[str]:
+    """The config sections of method families on the generic ``train`` stage.
+
+    Such a section has no JSON schema: its source of truth is the method's config
+    dataclass, so each dataset's resolved section is built with ``from_dict`` (unknown
+    keys and bad values named) and its ``datasets`` must be defined.
+    """
+    from avpipe.config import from_dict, resolve
+    from avpipe.methods import registry
+
+    defined = set(config.get("datasets") or {})
+    out = []
+    for name in registry.generic():
+        family = registry.get(name).family
+        section = config.get(family)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            out.append(f"config: {family} must be a mapping, got {section!r}")
+            continue
+        listed = section.get("datasets") or []
+        out += [
+            f"config: {family}.datasets lists {ds!r}, which is not defined under datasets "
+            f"(defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in listed
+            if ds not in defined
+        ]
+        out += [
+            f"config: {family}.overrides has the key {ds!r}, which is not defined under "
+            f"datasets (defined: {_names(defined)}){did_you_mean(ds, defined)}"
+            for ds in section.get("overrides") or {}
+            if ds not in defined
+        ]
+        cls = registry.load(registry.get(name).config)
+        for ds in [None, *(d for d in listed if d in defined)]:
+            try:
+                from_dict(cls, resolve(family, ds, config=config), where=family)
+            except ConfigError as e:
+                out.append(f"config: {e}" + ("" if ds is None else f" (dataset {ds})"))
+    return list(dict.fromkeys(out))
 
 
 def avvp_problems(avvp: Mapping[str, Any]) -> list[str]:
     """Names in ``avvp.methods`` and ``avvp.overrides.<dataset>`` that are neither a method
-    nor a variant under ``avvp.variants`` (nor ``data`` for an override)."""
+    (the registry's AVVP methods) nor a variant under ``avvp.variants`` (nor ``data``)."""
+    from avpipe.methods import registry
+
     variants = set(avvp.get("variants") or {})
-    known = set(AVVP_TRAINERS) | variants
+    known = set(registry.of_stage("avvp")) | variants
     out = [
         f"config: avvp.methods lists {name!r}, which is neither a method nor a variant "
         f"under avvp.variants (known: {_names(known)}){did_you_mean(name, known)}"

@@ -9,8 +9,11 @@ passes its config slice (``as_json``) and a hash of the avpipe sources it runs
 from __future__ import annotations
 
 import csv
+import json
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import browser
 import pytest
@@ -20,6 +23,7 @@ from workflow_helpers import (
     TOY_CPSP_EXPERIMENT,
     WorkflowCopy,
     drop_undefined_datasets,
+    job_counts,
     rule_names,
     seed_upstream,
 )
@@ -197,6 +201,58 @@ def test_editing_a_method_reruns_only_its_stages(
         pytest.skip(f"rule cpsp or avpipe/{source} is not there")
     wf.edit_source(source)
     assert wf.planned() == expected
+
+
+# A fourth method family, added as docs/extending.md says: its package, one registry
+# entry and its config section -- three files, no rule file, no schema, no report code.
+TOY_METHOD = {
+    "avpipe/methods/toyave/__init__.py": (Path(__file__).parent / "toy_method.py").read_text(),
+    "avpipe/methods/registry.py": """
+METHODS["toyave"] = Method(
+    family="toyave",
+    stage="train",
+    config="avpipe.methods.toyave:Config",
+    trainer="avpipe.methods.toyave:fit",
+    predict="avpipe.methods.toyave:predict",
+    task="ave",
+    code=("methods/toyave",),
+    stores=("audio_recipe",),
+)
+""",
+    "config/config.yaml": f"\ntoyave:\n  datasets: [{TOY}]\n  epochs: 40\n",
+}
+
+
+def test_a_fourth_method_family_runs_train_evaluate_report(wf: WorkflowCopy) -> None:
+    """Three files added to (the registry and the config appended to): the workflow plans
+    the new method's training and evaluation, reruns nothing else but the report, and
+    the report's AVE table shows it; then a dry run has nothing to do."""
+    package = wf.wd / "avpipe/methods/toyave"
+    try:
+        for rel, text in TOY_METHOD.items():
+            path = wf.wd / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text((path.read_text() if path.exists() else "") + text)
+        run = wf.run("all")  # its job table: what was planned (one dry run less)
+        assert job_counts(run.stdout + run.stderr) == {
+            "train": len(SEEDS),
+            "evaluate_train": len(SEEDS),
+            "report": 1,
+        }
+        metrics = json.loads(
+            (wf.wd / f"results/evaluate/train/{TOY}/toyave/seed0/metrics.json").read_text()
+        )
+        # audio prototypes 2 std apart: well above the all-background answer (~45 %)
+        assert metrics["task"] == "ave" and metrics["metrics"]["accuracy"] > 80, metrics
+        history = (wf.wd / f"results/train/{TOY}/toyave/seed0/history.tsv").read_text()
+        assert len(history.splitlines()) == 1 + 40  # epochs from the config section
+        with (wf.wd / "results/report/summary.tsv").open() as fh:
+            rows = [r for r in csv.DictReader(fh, delimiter="\t") if "toyave" in r["method"]]
+        assert [r["section"] for r in rows] == ["ave_accuracy"], rows
+        assert float(rows[0]["mean"]) == pytest.approx(metrics["metrics"]["accuracy"]), rows
+        assert wf.planned() == {}
+    finally:
+        shutil.rmtree(package, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from avpipe.workflow_checks import (
-    AVVP_TRAINERS,
     avvp_problems,
     cpsp_problems,
     dataset_problems,
     did_you_mean,
+    family_problems,
     recipe_problems,
     released_problems,
 )
@@ -221,9 +221,12 @@ def test_the_default_config_has_no_problems() -> None:
 
 
 def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
-    from avpipe.methods.avvp import METHODS
+    from avpipe.methods.registry import of_stage
 
-    assert set(AVVP_TRAINERS) == set(METHODS)
+    # the schema's list of what a variant may train is the registry's AVVP methods
+    schema = yaml.safe_load((REPO / "workflow/schemas/avvp.schema.yaml").read_text())
+    variant = schema["properties"]["variants"]["additionalProperties"]["properties"]
+    assert set(variant["method"]["enum"]) == set(of_stage("avvp"))
     avvp = {
         "methods": ["han", "coleaf_cmpea"],
         "variants": {"coleaf_cmpae": {"method": "coleaf"}},
@@ -248,6 +251,38 @@ def test_unknown_recipe_is_named() -> None:
     assert len(problems) == 1
     assert problems[0].startswith("config: extract.recipes has the key 'vggsih', which is not")
     assert problems[0].endswith("did you mean 'vggish'?")
+
+
+def test_a_family_section_is_checked_against_its_dataclass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A method family on the generic train stage has no schema: its section, resolved for
+    each dataset, must build its config dataclass."""
+    from avpipe.methods import registry
+
+    entry = registry.Method(
+        family="toy",
+        stage="train",
+        config="avpipe.report.config:TSNEConfig",  # any dataclass with defaults
+        trainer="x:y",
+        predict="x:y",
+        task="ave",
+        code=(),
+    )
+    monkeypatch.setitem(registry.METHODS, "toy", entry)
+    cfg = {
+        "datasets": {"synth_ave": {}},
+        "toy": {
+            "datasets": ["synth_ave", "synth_avee"],
+            "max_points": 10,
+            "overrides": {"synth_ave": {"perplexity": "high"}},
+        },
+    }
+    assert family_problems(cfg) == [
+        "config: toy.datasets lists 'synth_avee', which is not defined under datasets "
+        "(defined: synth_ave); did you mean 'synth_ave'?",
+        "config: toy.perplexity: expected a number, got 'high' (dataset synth_ave)",
+    ]
 
 
 def test_did_you_mean() -> None:

@@ -82,7 +82,8 @@ def build(manifest: Manifest, decode: bool = True) -> tuple[list[list], list[lis
         if not st.with_audio:
             problems.append([vid, split, path_of[vid], "no_audio", "no audio stream"])
     for vid in dict.fromkeys(s.video_id for s in manifest.samples if s.n_segments == 0):
-        if status[vid].present:
+        # An unreadable file's duration is unknown: it is reported as unreadable only.
+        if status[vid].present and status[vid].readable:
             sample = next(s for s in manifest.samples if s.video_id == vid)
             problems.append(
                 [

@@ -1,7 +1,8 @@
-"""The weakly supervised AVVP method family (HAN, CoLeaF): registry, data config,
-model selection and predictions, around the one training loop (:mod:`avpipe.training.loop`).
+"""The weakly supervised AVVP method family (HAN, CoLeaF): data config, model selection
+and predictions, around the one training loop (:mod:`avpipe.training.loop`).
 
-A method is a module (``METHODS``) with a frozen ``Config`` dataclass (which has
+A method is an entry of stage ``avvp`` in avpipe/methods/registry.py naming a frozen
+``Config`` dataclass (which has
 ``select``, a :class:`Selection`) and a ``Trainer(cfg, dims, device, train)``, an
 :class:`avpipe.training.loop.Trainer` over the ``train`` split that also has ``loop``
 (its :class:`~avpipe.training.loop.LoopConfig`) and ``predict(batch) -> probabilities``
@@ -12,10 +13,8 @@ val only, spec §5.1/§6 item 9) and :func:`collect_predictions` writes val and 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -28,11 +27,6 @@ from avpipe.training.loop import FitResult, LoopConfig, fit
 
 log = logging.getLogger(__name__)
 
-METHODS: dict[str, str] = {
-    "han": "avpipe.methods.han.trainer",  # HAN baseline (Tian et al., ECCV'20)
-    "coleaf": "avpipe.methods.coleaf.trainer",  # CoLeaF on the HAN Anchor
-}
-
 PRED_KEYS = (
     "seg_prob_audio",
     "seg_prob_visual",
@@ -40,12 +34,6 @@ PRED_KEYS = (
     "video_prob_visual",
     "video_prob",
 )
-
-
-def get_method(name: str) -> ModuleType:
-    if name not in METHODS:
-        raise KeyError(f"unknown AVVP method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return importlib.import_module(METHODS[name])
 
 
 @dataclass(frozen=True)

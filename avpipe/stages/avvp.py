@@ -18,51 +18,70 @@ import argparse
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from avpipe.config import ConfigError, from_dict, load_json_arg, to_dict
+from avpipe import config as configs
+from avpipe.config import ConfigError, from_dict, to_dict
 from avpipe.datasets import avvp as data
 from avpipe.localize.inputs import record_inputs
 from avpipe.methods import avvp as family
+from avpipe.methods import registry
 from avpipe.metrics.avvp import scored_metrics
+from avpipe.stages import add_config_arguments, add_run_arguments, fill_paths, require
 from avpipe.training.checkpoint import save_checkpoint
 from avpipe.training.epochs import seed_everything
 from avpipe.utils.atomic import atomic_path, write_json
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
+SECTION = "avvp"
+DEFAULT_JSON = "{}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, choices=sorted(family.METHODS))
-    p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    p.add_argument("--audio-store", required=True, type=Path, help="vggish.zarr (N, T, Da)")
-    p.add_argument(
-        "--frames-store", required=True, type=Path, help="resnet152_llp.zarr (frames (N, T, k, Df))"
-    )
-    p.add_argument("--motion-store", required=True, type=Path, help="r2plus1d18.zarr (N, T, Dm)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--config-json", default="{}", help='{"data": {...}, "<method>": {...}} (avvp section)'
-    )
-    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--method", required=True, choices=sorted(registry.of_stage("avvp")))
+    add_config_arguments(p)
+    # audio (N, T, Da); frames: frames (N, T, k, Df); motion (N, T, Dm)
+    add_run_arguments(p, "audio", "frames", "motion")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("avvp", args.dataset, method=args.method, config=config)
+
+
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    config_cls = registry.load(registry.get(args.method).config)
+    return {
+        "data": to_dict(from_dict(family.DataConfig, cfg.get("data", {}), where="avvp.data")),
+        args.method: to_dict(from_dict(config_cls, cfg.get(args.method, {}), where="avvp")),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    raw = load_json_arg(args.config_json)
+    raw = args.cfg
     unknown = sorted(set(raw) - {"data", args.method})
     if unknown:
         raise ConfigError(
             f"avvp: unknown key(s) {unknown} for method {args.method!r}; "
             f"expected 'data' and {args.method!r}"
         )
-    method = family.get_method(args.method)
+    method = registry.get(args.method)
     dcfg = from_dict(family.DataConfig, raw.get("data", {}), where="avvp.data")
-    cfg = from_dict(method.Config, raw.get(args.method, {}), where=f"avvp.{args.method}")
+    config_cls = registry.load(method.config)
+    cfg = from_dict(config_cls, raw.get(args.method, {}), where=f"avvp.{args.method}")
+    base = f"results/extract/{args.dataset}"
+    fill_paths(
+        args,
+        manifest=f"results/manifest/{args.dataset}",
+        audio_store=f"{base}/{dcfg.audio_recipe}.zarr",
+        frames_store=f"{base}/{dcfg.frames_recipe}.zarr",
+        motion_store=f"{base}/{dcfg.motion_recipe}.zarr",
+    )
+    require(args, "manifest", "audio_store", "frames_store", "motion_store", "out_dir")
     torch.set_num_threads(dcfg.num_threads)
     device = family.resolve_device(dcfg.device)
     generator = seed_everything(args.seed)
@@ -82,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         {k: len(v) for k, v in splits.items()},
         device,
     )
-    trainer = method.Trainer(cfg, dims, device, splits["train"])
+    trainer = registry.load(method.trainer)(cfg, dims, device, splits["train"])
     scored = scored_metrics(manifest)
     result = family.train(
         trainer, splits, cfg.select, device, dcfg.eval_batch_size, generator, scored
@@ -109,9 +128,8 @@ def run(args: argparse.Namespace) -> int:
         {"audio": args.audio_store, "frames": args.frames_store, "motion": args.motion_store},
         stats,
     )
-    pred = family.collect_predictions(
-        trainer, splits, ("val", "test"), dcfg.eval_batch_size, device
-    )
+    predict = registry.load(method.predict)
+    pred = predict(trainer, splits, ("val", "test"), dcfg.eval_batch_size, device)
     with atomic_path(args.out_dir / "predictions.npz") as tmp, tmp.open("wb") as fh:
         np.savez(fh, **pred)
     result.history.write(args.out_dir / "history.tsv")

@@ -10,24 +10,44 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from avpipe.config import ConfigError, from_dict, load_json_arg
+from avpipe import config as configs
+from avpipe.config import ConfigError, from_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.cli import add_data_arguments, with_threads
+from avpipe.methods.clcl.cli import with_threads
 from avpipe.methods.clcl.config import EMStage
 from avpipe.methods.clcl.pipeline import run_em_round
+from avpipe.stages import add_clcl_arguments, clcl_paths, fill_paths, require
+
+SECTION = "unsupervised"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_arguments(p)
-    p.add_argument("--round", required=True, type=int, help="EM round k >= 1")
-    p.add_argument("--pretrain", required=True, type=Path, help="folder of the pretrain stage")
-    p.add_argument("--selflabel", required=True, type=Path, help="folder of the selflabel stage")
+    add_clcl_arguments(p)
+    p.add_argument("--round", type=int, default=1, help="EM round k >= 1")
+    p.add_argument("--pretrain", type=Path, help="folder of the pretrain stage")
+    p.add_argument("--selflabel", type=Path, help="folder of the selflabel stage")
     p.add_argument("--previous", type=Path, default=None, help="round k-1's folder (k >= 2)")
 
 
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("unsupervised", args.dataset, stage="em", config=config)
+
+
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(EMStage, cfg, where="unsupervised"))
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = from_dict(EMStage, load_json_arg(args.config_json), where="unsupervised")
+    clcl_paths(args)
+    fill_paths(
+        args,
+        pretrain=f"results/pretrain/{args.dataset}/seed{args.seed}",
+        selflabel=f"results/selflabel/{args.dataset}/seed{args.seed}",
+    )
+    require(args, "pretrain", "selflabel")
+    cfg = from_dict(EMStage, args.cfg, where="unsupervised")
     cfg = with_threads(cfg, args.threads)
     if not 1 <= args.round <= cfg.em.rounds:
         raise ConfigError(

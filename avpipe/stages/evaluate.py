@@ -10,30 +10,41 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from avpipe.config import load_json_arg
+from avpipe import config as configs
 from avpipe.datasets.manifest import Manifest
 from avpipe.metrics import TASKS, get_task
+from avpipe.stages import add_config_arguments, fill_paths, require
 from avpipe.utils import atomic
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
+SECTION = None  # --config-json: the task's settings (e.g. avvp.evaluate of config.yaml)
+DEFAULT_JSON = "{}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, choices=sorted(TASKS))
-    p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    p.add_argument(
-        "--predictions", required=True, type=Path, help="predictions.npz of a training stage"
+    add_config_arguments(p)
+    p.add_argument("--experiment", help="with --config and --task ave: the cpsp experiment")
+    p.add_argument("--manifest", type=Path, help="results/manifest/<dataset>")
+    p.add_argument("--predictions", type=Path, help="predictions.npz of a training stage")
+    p.add_argument("--out-dir", type=Path)
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve(
+        "evaluate", args.dataset, task=args.task, experiment=args.experiment, config=config
     )
-    p.add_argument("--config-json", default="{}", help="task settings as JSON (or @file.json)")
-    p.add_argument("--out-dir", required=True, type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_json_arg(args.config_json)
+    cfg = args.cfg
+    fill_paths(args, manifest=f"results/manifest/{args.dataset}")
+    require(args, "manifest", "predictions", "out_dir")
     manifest = Manifest.read(args.manifest)
     with np.load(args.predictions, allow_pickle=False) as npz:
         preds = {k: npz[k] for k in npz.files}

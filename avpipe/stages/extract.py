@@ -23,13 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from avpipe.config import ConfigError, from_dict, load_json_arg
+from avpipe import config as configs
+from avpipe.config import ConfigError, from_dict
+from avpipe.stages import add_config_arguments, fill_paths, require
 from avpipe.utils.atomic import write_tsv
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = ["video_id", "path", "status", "reason", "shard"]
+SECTION = None  # --config-json is an ExtractConfig (built by resolve("extract", ...))
+CONFIG_COMMANDS = ("shard",)  # sub-commands that take a config
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,10 @@ def fixed_segments(manifest: Any) -> dict[str, int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("shard", help="every recipe of a dataset over one shard of its videos")
-    s.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    s.add_argument("--shard", required=True, type=int, help="shard index k (0-based)")
-    s.add_argument("--config-json", required=True, help="ExtractConfig as JSON (or @file.json)")
-    s.add_argument(
-        "--out", required=True, type=Path, help="results/extract/<dataset>/shards/shard<k>"
-    )
+    s.add_argument("--manifest", type=Path, help="results/manifest/<dataset>")
+    s.add_argument("--shard", type=int, default=0, help="shard index k (0-based)")
+    add_config_arguments(s)
+    s.add_argument("--out", type=Path, help="results/extract/<dataset>/shards/shard<k>")
     s.add_argument(
         "--cache-dir",
         type=Path,
@@ -123,6 +125,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="accept rows of any trailing shape (default: the release's, e.g. 7x7x512)",
     )
     i.add_argument("--out", required=True, type=Path)
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("extract", args.dataset, config=config)
+
+
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(ExtractConfig, cfg, where="extract"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,7 +221,13 @@ def _run_shard(args: argparse.Namespace) -> int:
     from avpipe.io.decode import DecodeError
     from avpipe.io.grid import Grid
 
-    cfg = from_dict(ExtractConfig, load_json_arg(args.config_json), where="extract")
+    fill_paths(
+        args,
+        manifest=f"results/manifest/{args.dataset}",
+        out=f"results/extract/{args.dataset}/shards/shard{args.shard}",
+    )
+    require(args, "manifest", "out")
+    cfg = from_dict(ExtractConfig, args.cfg, where="extract")
     if not cfg.recipes:
         raise ConfigError("extract: no recipes to compute (extract.stores.<dataset> is empty)")
     torch.set_num_threads(cfg.num_threads)

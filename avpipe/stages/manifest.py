@@ -18,28 +18,32 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
-from avpipe.config import load_json_arg
+from avpipe import config as configs
 from avpipe.datasets import coverage, registry
 from avpipe.datasets.common import DatasetError, parse_config
 from avpipe.datasets.manifest import ManifestError
+from avpipe.stages import add_config_arguments, fill_paths, require
 from avpipe.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
+SECTION = None  # --config-json is the dataset's entry, datasets.<name> of config.yaml
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dataset", required=True, help="dataset name (key under 'datasets' in config.yaml)"
-    )
-    p.add_argument(
-        "--config-json", required=True, help="the dataset's config entry as JSON (or @file.json)"
-    )
-    p.add_argument("--out-dir", required=True, type=Path, help="results/manifest/<dataset>")
+    add_config_arguments(p)
+    p.add_argument("--out-dir", type=Path, help="results/manifest/<dataset>")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("datasets", args.dataset, config=config)
 
 
 def run(args: argparse.Namespace) -> int:
-    raw = load_json_arg(args.config_json)
+    fill_paths(args, out_dir=f"results/manifest/{args.dataset}")
+    require(args, "dataset", "out_dir")
+    raw = args.cfg
     cfg = parse_config(raw, args.dataset)
     try:
         manifest = registry.load(raw, args.dataset)

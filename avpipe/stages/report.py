@@ -23,15 +23,20 @@ import argparse
 import functools
 import logging
 from pathlib import Path
+from typing import Any
 
-from avpipe.config import from_dict, load_json_arg
+from avpipe import config as configs
+from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.report import figures, tables
 from avpipe.report.collect import group_runs, load_runs
 from avpipe.report.config import ReportConfig
+from avpipe.stages import add_config_arguments
 from avpipe.utils import atomic
 
 log = logging.getLogger(__name__)
+SECTION = "report"
+DEFAULT_JSON = "{}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,10 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=Path("results/manifest"),
         help="folder holding results/manifest/<dataset>/",
     )
-    p.add_argument(
-        "--config-json", default="{}", help="the report: config section as JSON (or @file)"
-    )
-    p.add_argument("--out-dir", required=True, type=Path, help="results/report")
+    add_config_arguments(p, dataset=False)
+    p.add_argument("--out-dir", type=Path, default=Path("results/report"), help="results/report")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("report", config=config)
+
+
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(ReportConfig, cfg, where="report"))
 
 
 def _history_arg(text: str) -> tuple[str, Path]:
@@ -85,7 +96,7 @@ def _manifest(root: Path, dataset: str) -> Manifest | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = from_dict(ReportConfig, load_json_arg(args.config_json), where="report")
+    cfg = from_dict(ReportConfig, args.cfg, where="report")
     runs = load_runs(args.metrics, cfg.seeds)
     log.info(
         "%d evaluation outputs (%d given, seeds %s)",

@@ -6,21 +6,37 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from avpipe.config import from_dict, load_json_arg
+from avpipe import config as configs
+from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.cli import add_data_arguments, with_threads
+from avpipe.methods.clcl.cli import with_threads
 from avpipe.methods.clcl.config import SelflabelStage
 from avpipe.methods.clcl.pipeline import run_selflabel
+from avpipe.stages import add_clcl_arguments, clcl_paths, fill_paths, require
+
+SECTION = "unsupervised"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_arguments(p)
-    p.add_argument("--pretrain", required=True, type=Path, help="folder of the pretrain stage")
+    add_clcl_arguments(p)
+    p.add_argument("--pretrain", type=Path, help="folder of the pretrain stage")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("unsupervised", args.dataset, stage="selflabel", config=config)
+
+
+def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    return configs.to_dict(from_dict(SelflabelStage, cfg, where="unsupervised"))
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = from_dict(SelflabelStage, load_json_arg(args.config_json), where="unsupervised")
+    clcl_paths(args)
+    fill_paths(args, pretrain=f"results/pretrain/{args.dataset}/seed{args.seed}")
+    require(args, "pretrain")
+    cfg = from_dict(SelflabelStage, args.cfg, where="unsupervised")
     cfg = with_threads(cfg, args.threads)
     manifest = Manifest.read(args.manifest)
     run_selflabel(

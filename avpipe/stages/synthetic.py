@@ -11,24 +11,30 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
-from avpipe.config import load_json_arg
+from avpipe import config as configs
 from avpipe.datasets.synthetic import generate, resolve
 from avpipe.datasets.synthetic.config import PARTS
+from avpipe.stages import add_config_arguments, require
 
 log = logging.getLogger(__name__)
+SECTION = "synthetic"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--part", required=True, choices=PARTS, help="dataset layout to write")
-    p.add_argument(
-        "--config-json", required=True, help="the synthetic config section as JSON (or @file.json)"
-    )
-    p.add_argument("--out-dir", required=True, type=Path, help="results/synthetic/<part>")
+    add_config_arguments(p, dataset=False)
+    p.add_argument("--out-dir", type=Path, help="results/synthetic/<part>")
+
+
+def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    return configs.resolve("synthetic", part=args.part, config=config)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve(load_json_arg(args.config_json))
+    require(args, "out_dir")
+    cfg = resolve(args.cfg)
     log.info(
         "synthetic %s: preset %s, seed %d, %d classes, %s videos",
         args.part,

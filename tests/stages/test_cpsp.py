@@ -134,7 +134,7 @@ def test_weak_setting_rejects_segment_level_losses(runs: dict[str, dict]) -> Non
 
 def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> None:
     """Every default experiment (+ an experiment-level feature set) parses into CpspStage,
-    with cpsp.train <- experiment.train <- overrides.<dataset>.train
+    with cpsp.train <- overrides.<dataset>.train <- experiment.train
     <- overrides.<dataset>.experiments.<experiment>.train."""
     import re
     import subprocess
@@ -167,9 +167,11 @@ def test_workflow_config_resolves_into_the_stage_config(workflow_copy: Path) -> 
     weak = parsed["cpsp_weak"]
     assert weak.run.setting == "weak" and weak.run.weights.avpsp == 0
     over = cfg["cpsp"]["overrides"]["synth_ave"]["train"]
-    assert weak.run.train.epochs == over["epochs"] and weak.run.train.milestones == tuple(
-        over["milestones"]
-    )
+    # the experiment's own schedule wins over the dataset override (issue 14 item 7);
+    # the override fills in what the experiment leaves open
+    own = cfg["cpsp"]["experiments"]["cpsp_weak"]["train"]["milestones"]
+    assert weak.run.train.epochs == over["epochs"] and weak.run.train.milestones == tuple(own)
+    assert parsed["cpsp_full"].run.train.milestones == tuple(over["milestones"])
     assert parsed["cpsp_full"].run.weights.spsa == 0.01 and parsed["cpsp_full"].data.standardize
     assert parsed["cpsp_full_resnet"].data.visual_recipe == "resnet152_maps"
     # psp_original: its own recipe, shortened on the synthetic default by the dataset's

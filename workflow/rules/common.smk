@@ -1,4 +1,6 @@
 # Helpers shared across the workflow, wiring only (paths, config slices, code hashes).
+# Config slices come from avpipe.config.resolve (one precedence for the workflow and the
+# command line), methods and their code hashes from avpipe.methods.registry.METHODS.
 
 import json
 import os
@@ -6,6 +8,16 @@ import re
 import shlex
 import shutil
 
+from avpipe.config import from_dict, resolve
+from avpipe.methods.registry import (
+    METHODS,
+    TASK_CODE,
+    generic,
+    method_code,
+    of_stage,
+    stage_code,
+)
+from avpipe.methods.registry import load as load_ref
 from avpipe.utils.provenance import source_hash
 
 
@@ -26,10 +38,6 @@ def gpu_job():
 GPU_JOB = gpu_job()
 
 
-# Every rule file appends its final outputs here; `rule all` asks for them.
-ALL_TARGETS = []
-
-
 def as_json(obj):
     """A config slice as compact, key-sorted JSON for `--config-json {params.cfg:q}`."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
@@ -40,8 +48,14 @@ def code(*subpackages):
 
     Pass as a param so that editing the method's code reruns its stages:
     Snakemake tracks shell text and params, not the modules a command imports.
+    The lists come from the registry: stage_code(stage), TASK_CODE[task], method_code(m).
     """
     return source_hash(*subpackages)
+
+
+def wildcard_choices(names):
+    """A wildcard constraint matching exactly ``names`` (none: a pattern never matched)."""
+    return "|".join(names) if names else "(?!)"
 
 
 def dataset_cfg(name):

@@ -1,13 +1,9 @@
 # Stage "cpsp": PSP / CPSP / SSPSP, fully and weakly supervised, one job
 # per (dataset, experiment, seed); an experiment is a (method variant, setting, feature
-# set). Each job receives its experiment resolved for the dataset:
-# cpsp.train <- experiments.<exp>.train <- overrides.<dataset>.train
-# <- overrides.<dataset>.experiments.<exp>.train, the same for data;
+# set). Each job receives its experiment resolved for the dataset (avpipe.config.resolve):
+# cpsp.train <- overrides.<dataset>.train <- experiments.<exp>.train (the experiment's
+# own keys win) <- overrides.<dataset>.experiments.<exp>.train, the same for data;
 # model: cpsp.model <- overrides.<dataset>.model.
-
-
-# Datasets of the method; each is defined under `datasets` (checks.smk).
-CPSP_DATASETS = list(config["cpsp"]["datasets"])
 
 
 rule cpsp:
@@ -29,15 +25,7 @@ rule cpsp:
         cfg=lambda wildcards: as_json(
             cpsp_config(wildcards.dataset, wildcards.experiment)
         ),
-        code=code(
-            "methods/cpsp",
-            "training",
-            "stages/cpsp",
-            "io/store",
-            "datasets/manifest",
-            "metrics/ave",
-            "localize/inputs",
-        ),
+        code=code(*stage_code("cpsp")),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.model),
     shell:

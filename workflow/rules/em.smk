@@ -14,6 +14,9 @@ rule em:
         labels="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.tsv",
         labels_npz="results/em/{dataset}/seed{seed}/round{round}/pseudo_labels.npz",
         annotator="results/em/{dataset}/seed{seed}/round{round}/annotator.pt",
+        embeddings="results/em/{dataset}/seed{seed}/round{round}/embeddings.npz",
+        history="results/em/{dataset}/seed{seed}/round{round}/history.tsv",
+        summary="results/em/{dataset}/seed{seed}/round{round}/summary.json",
     log:
         "logs/em/{dataset}/seed{seed}/round{round}.log",
     threads: unsup_threads
@@ -22,8 +25,8 @@ rule em:
         runtime=300,
         gpu=GPU_JOB,
     params:
-        cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel", "em")),
-        code=code(*UNSUP_CODE, "methods/clcl", "stages/em", "localize/inputs"),
+        cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "em")),
+        code=code(*stage_code("em")),
         pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
         selflabel=lambda wildcards, input: os.path.dirname(input.labels),
         previous=em_previous_arg,
@@ -35,11 +38,3 @@ rule em:
         "--config-json {params.cfg:q} --round {wildcards.round} "
         "--pretrain {params.pretrain} --selflabel {params.selflabel} {params.previous} "
         "--out-dir {params.out} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    f"results/em/{ds}/seed{seed}/round{k}/timelines.tsv"
-    for ds in UNSUP_DATASETS
-    for seed in config["run"]["seeds"]
-    for k in range(1, unsup_slice(ds, "em")["em"]["rounds"] + 1)
-)

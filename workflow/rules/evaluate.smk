@@ -1,7 +1,8 @@
 # Stage "evaluate": metrics from each training stage's predictions.npz
 # (avpipe evaluate --task ave|unsupervised|avvp). Outputs under
 # results/evaluate/<stage>/<dataset>/<experiment>/..., logs under logs/evaluate/.
-# Each method's rules live in its own section below.
+# One rule per training stage; the task and its code hash come from the method registry
+# (avpipe/methods/registry.py), which runs are evaluated from the config (all_targets).
 
 
 # --- CLCL: unsupervised (task "unsupervised") -------------------------------------------
@@ -26,31 +27,13 @@ rule evaluate_unsupervised:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=as_json({"split": config["unsupervised"]["evaluate_split"]}),
-        code=code(
-            "metrics/__init__",
-            "metrics/unsupervised",
-            "metrics/ave",
-            "stages/evaluate",
-            "datasets/manifest",
-        ),
+        cfg=evaluate_cfg("unsupervised"),
+        code=code(*TASK_CODE["unsupervised"]),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avpipe evaluate --task unsupervised --manifest results/manifest/{wildcards.dataset} "
         "--predictions {input.predictions:q} --config-json {params.cfg:q} "
         "--out-dir {params.out} > {log} 2>&1"
-
-
-UNSUP_METRICS = [
-    f"results/evaluate/unsupervised/{ds}/{config['unsupervised']['experiment']}/seed{seed}/round{k}/metrics.json"
-    for ds in UNSUP_DATASETS
-    if unsup_labelled(ds)
-    for seed in config["run"]["seeds"]
-    for k in range(1, unsup_slice(ds, "em")["em"]["rounds"] + 1)
-]
-ALL_TARGETS.extend(UNSUP_METRICS)
-if "EVAL_METRICS" in globals():
-    EVAL_METRICS.extend(UNSUP_METRICS)
 
 
 # --- PSP / CPSP (task "ave") -------------------------------------------------------------
@@ -72,10 +55,8 @@ rule evaluate_cpsp:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=cpsp_evaluate_cfg,
-        code=code(
-            "metrics/__init__", "metrics/ave", "stages/evaluate", "datasets/manifest"
-        ),
+        cfg=evaluate_cfg("ave"),
+        code=code(*TASK_CODE["ave"]),
         manifest=lambda wildcards, input: os.path.dirname(input.manifest),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
@@ -83,16 +64,6 @@ rule evaluate_cpsp:
         "--predictions {input.predictions:q} --config-json {params.cfg:q} "
         "--out-dir {params.out} > {log} 2>&1"
 
-
-CPSP_METRICS = [
-    f"results/evaluate/cpsp/{ds}/{exp}/seed{seed}/metrics.json"
-    for ds in CPSP_DATASETS
-    for exp in config["cpsp"]["experiments"]
-    for seed in config["run"]["seeds"]
-]
-ALL_TARGETS.extend(CPSP_METRICS)
-if "EVAL_METRICS" in globals():
-    EVAL_METRICS.extend(CPSP_METRICS)
 
 # --- HAN / CoLeaF (task "avvp", or "unav100" for UnAV-100 data) --------------------------
 # Every AVVP metric (segment/event A, V, AV, Ao, Vo, Type@AV(o), Event@AV(o); without the
@@ -112,7 +83,7 @@ rule evaluate_avvp:
     log:
         "logs/evaluate/avvp/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method=AVVP_NAMES,
+        method=wildcard_choices(avvp_names()),
     threads: 1
     resources:
         mem_mb=2000,
@@ -120,14 +91,7 @@ rule evaluate_avvp:
     params:
         task=lambda wildcards: avvp_evaluate_task(wildcards.dataset),
         cfg=avvp_evaluate_cfg,
-        code=code(
-            "metrics/__init__",
-            "metrics/avvp",
-            "metrics/unav",
-            "config",
-            "stages/evaluate",
-            "datasets/manifest",
-        ),
+        code=code(*TASK_CODE["avvp"]),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
         "avpipe evaluate --task {params.task} --manifest results/manifest/{wildcards.dataset} "
@@ -135,13 +99,38 @@ rule evaluate_avvp:
         "--out-dir {params.out} > {log} 2>&1"
 
 
-AVVP_METRICS = [
-    f"results/evaluate/avvp/{ds}/{method}/seed{seed}/{name}"
-    for ds in AVVP_DATASETS
-    for method in AVVP_METHODS
-    for seed in config["run"]["seeds"]
-    for name in ("metrics.json", "scores.tsv")
-]
-ALL_TARGETS.extend(AVVP_METRICS)
-if "EVAL_METRICS" in globals():
-    EVAL_METRICS.extend(m for m in AVVP_METRICS if m.endswith(".json"))
+# --- method families on the generic "train" stage ------------------------------------
+# One evaluation per (dataset, method, seed) with the task the registry entry names;
+# the report places it by that task (AVE accuracy, unsupervised, AVVP tables).
+
+
+rule evaluate_train:
+    input:
+        manifest="results/manifest/{dataset}/samples.tsv",
+        predictions="results/train/{dataset}/{method}/seed{seed}/predictions.npz",
+    output:
+        metrics="results/evaluate/train/{dataset}/{method}/seed{seed}/metrics.json",
+    log:
+        "logs/evaluate/train/{dataset}/{method}/seed{seed}.log",
+    wildcard_constraints:
+        method=wildcard_choices(generic()),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        task=lambda wildcards: METHODS[wildcards.method].task,
+        cfg=lambda wildcards: as_json(
+            resolve(
+                "evaluate",
+                wildcards.dataset,
+                method=wildcards.method,
+                config=config,
+            )
+        ),
+        code=lambda wildcards: code(*TASK_CODE[METHODS[wildcards.method].task]),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    shell:
+        "avpipe evaluate --task {params.task} --manifest results/manifest/{wildcards.dataset} "
+        "--predictions {input.predictions:q} --config-json {params.cfg:q} "
+        "--out-dir {params.out} > {log} 2>&1"

@@ -8,17 +8,10 @@
 # edit only that recipe's features, after adding videos only the new videos.
 
 
-# Datasets with stores; each is defined under `datasets` (checks.smk).
-EXTRACT_DATASETS = list(config["extract"].get("stores", {}))
-
 # Released stores: datasets.<ds>.features.<recipe> = {released, format, ...}; the
 # extract_import rule makes results/extract/<ds>/<recipe>.zarr from the file, and the
 # extraction rules never claim that path (checks.smk: a recipe is released or extracted).
-RELEASED = {
-    (ds, recipe): rel
-    for ds, entry in config["datasets"].items()
-    for recipe, rel in entry.get("features", {}).items()
-}
+RELEASED = released_stores()
 # "<ds>/<recipe>" alternatives; a regex that matches nothing when none is released
 RELEASED_PAIRS = "|".join(re.escape(f"{d}/{r}") for d, r in RELEASED) or "(?!)"
 
@@ -31,9 +24,9 @@ rule extract:
         directory("results/extract/{dataset}/shards/shard{shard}"),
     log:
         "logs/extract/{dataset}/shard{shard}.log",
-    threads: config["extract"].get("workers", 2)
+    threads: config["extract"]["workers"]
     resources:
-        mem_mb=config["extract"].get("mem_mb", 8000),
+        mem_mb=config["extract"]["mem_mb"],
         runtime=600,
         gpu=GPU_JOB,
     params:
@@ -138,16 +131,3 @@ rule extract_import:
         "avpipe extract import --format {params.fmt} --source {input.released:q} "
         "--recipe {wildcards.recipe} --manifest {params.manifest:q} --key {params.key:q} "
         "--dtype {params.dtype} --out {output:q} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    [f"results/extract/{dataset}/{recipe}.zarr" for dataset, recipe in RELEASED]
-)
-ALL_TARGETS.extend(
-    [
-        f"results/extract/{dataset}/{recipe}.zarr"
-        for dataset in EXTRACT_DATASETS
-        for recipe in config["extract"]["stores"][dataset]
-    ]
-    + [f"results/extract/{dataset}/failures.tsv" for dataset in EXTRACT_DATASETS]
-)

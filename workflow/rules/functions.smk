@@ -3,37 +3,20 @@
 
 
 # --- avvp ---------------------------------------------------------------------
-def avvp_merge(base, over):
-    """Deep merge of a per-dataset override into a config slice (new dicts)."""
-    out = json.loads(json.dumps(base))
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = avvp_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def avvp_base(name):
     """The method a name of avvp.methods trains: itself, or a variant's `method`."""
     return config["avvp"].get("variants", {}).get(name, {}).get("method", name)
 
 
+def avvp_names():
+    """The registry's AVVP methods and the variants under avvp.variants."""
+    return [*of_stage("avvp"), *config["avvp"].get("variants", {})]
+
+
 def avvp_slice(dataset, name):
-    """{"data": ..., <method>: ...} of config["avvp"] for a method or a variant of one:
-    the method's settings <- the dataset's override of the method <- the variant's own
-    changes <- the dataset's override of the variant (a variant keeps its own changes).
-    """
-    av = config["avvp"]
-    over = av.get("overrides", {}).get(dataset, {})
-    data = avvp_merge(av.get("data", {}), over.get("data", {}))
-    data["device"] = config["run"]["device"]
-    method = avvp_base(name)
-    block = avvp_merge(av.get(method, {}), over.get(method, {}))
-    if name != method:
-        block = avvp_merge(block, av["variants"][name].get("changes", {}))
-        block = avvp_merge(block, over.get(name, {}))
-    return {"data": data, method: block}
+    """{"data": ..., <method>: ...} of config["avvp"] for one dataset and a method or a
+    variant of one (avpipe.config.resolve)."""
+    return resolve("avvp", dataset, method=name, config=config)
 
 
 def avvp_stores(wildcards):
@@ -41,9 +24,9 @@ def avvp_stores(wildcards):
     base = f"results/extract/{wildcards.dataset}"
     return {
         "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
-        "audio": f"{base}/{data.get('audio_recipe', 'vggish')}.zarr",
-        "frames": f"{base}/{data.get('frames_recipe', 'resnet152_llp')}.zarr",
-        "motion": f"{base}/{data.get('motion_recipe', 'r2plus1d18')}.zarr",
+        "audio": f"{base}/{data['audio_recipe']}.zarr",
+        "frames": f"{base}/{data['frames_recipe']}.zarr",
+        "motion": f"{base}/{data['motion_recipe']}.zarr",
     }
 
 
@@ -55,44 +38,14 @@ def avvp_evaluate_task(dataset):
 
 def avvp_evaluate_cfg(wildcards):
     """avvp.evaluate for the dataset's task (the detection keys only for unav100)."""
-    cfg = dict(config["avvp"].get("evaluate", {}))
-    if avvp_evaluate_task(wildcards.dataset) != "unav100":
-        cfg.pop("detection", None)
-    return as_json(cfg)
+    task = avvp_evaluate_task(wildcards.dataset)
+    return as_json(resolve("evaluate", wildcards.dataset, task=task, config=config))
 
 
 # --- cpsp ---------------------------------------------------------------------
 def cpsp_config(dataset, experiment):
     """The CpspStage dict of avpipe.methods.cpsp.config for one (dataset, experiment)."""
-    cp = config["cpsp"]
-    if experiment not in cp["experiments"]:
-        raise ValueError(
-            f"config: cpsp experiment {experiment!r} is not defined "
-            f"(defined: {', '.join(sorted(cp['experiments']))})"
-        )
-    over = cp.get("overrides", {}).get(dataset, {})
-    own = over.get("experiments", {}).get(experiment, {})
-    exp = dict(cp["experiments"][experiment])
-    train = {
-        **cp["train"],
-        **exp.pop("train", {}),
-        **over.get("train", {}),
-        **own.get("train", {}),
-    }
-    data = {
-        **cp["data"],
-        **exp.pop("data", {}),
-        **over.get("data", {}),
-        **own.get("data", {}),
-        "device": config["run"]["device"],
-    }
-    model = {**cp["model"], **over.get("model", {})}
-    return {
-        "experiment": experiment,
-        "data": data,
-        "model": model,
-        "run": {**exp, "train": train},
-    }
+    return resolve("cpsp", dataset, experiment=experiment, config=config)
 
 
 def cpsp_inputs(wildcards):
@@ -141,58 +94,45 @@ def unsup_labelled(dataset):
     return config["datasets"].get(dataset, {}).get("format") != "folder"
 
 
-def cpsp_evaluate_cfg(wildcards):
-    data = cpsp_config(wildcards.dataset, wildcards.experiment)["data"]
-    return as_json({"split": data["evaluate_split"]})
+def evaluate_cfg(task):
+    """The params function of an evaluation rule: its task's resolved settings."""
+
+    def cfg(wildcards):
+        exp = wildcards.get("experiment") if task == "ave" else None
+        ds = wildcards.dataset
+        return as_json(
+            resolve("evaluate", ds, task=task, experiment=exp, config=config)
+        )
+
+    return cfg
 
 
 # --- extract ------------------------------------------------------------------
-def extract_options(dataset, recipe):
-    ext = config["extract"]
-    opts = dict(ext["recipes"][recipe])
-    opts.update(ext.get("overrides", {}).get(dataset, {}).get(recipe, {}))
-    return opts
-
-
-def decode_slice(dataset):
-    """config["decode"] with the dataset's overrides."""
-    dec = config["decode"]
-    out = {k: v for k, v in dec.items() if k != "overrides"}
-    out.update(dec.get("overrides", {}).get(dataset, {}))
-    return out
+def released_stores():
+    """(dataset, recipe) -> its entry under datasets.<ds>.features (released features)."""
+    return {
+        (ds, recipe): rel
+        for ds, entry in config["datasets"].items()
+        for recipe, rel in entry.get("features", {}).items()
+    }
 
 
 def extract_shards(dataset):
-    return range(decode_slice(dataset).get("shards", 2))
+    return range(resolve("extract", dataset, config=config)["shards"])
 
 
 def extract_cache_arg(dataset):
     """`--cache-dir <extract.cache_dir>/<dataset>`, or "" when extract.cache is false."""
     ext = config["extract"]
-    if not ext.get("cache", True):
+    if not ext["cache"]:
         return ""
-    root = ext.get("cache_dir", "results/cache/extract")
-    return "--cache-dir " + shlex.quote(f"{root}/{dataset}")
+    folder = shlex.quote(f"{ext['cache_dir']}/{dataset}")
+    return f"--cache-dir {folder}"
 
 
 def extract_slice(dataset):
     """What one (dataset, shard) job computes: every recipe of the dataset, and how."""
-    ext, dec = config["extract"], decode_slice(dataset)
-    return {
-        "recipes": {
-            r: extract_options(dataset, r)
-            for r in config["extract"].get("stores", {}).get(dataset, [])
-        },
-        "shards": dec.get("shards", 2),
-        "on_error": dec.get("on_error", "skip"),
-        "truncation_tolerance_s": dec.get("truncation_tolerance_s", 1.0),
-        "batch_size": ext.get("batch_size", 16),
-        "num_threads": ext.get("num_threads", 2),
-        "prefetch": ext.get("prefetch", 2),
-        "prepare": ext.get("prepare", "auto"),
-        "keep_decoded": ext.get("keep_decoded", False),
-        "device": config["run"]["device"],
-    }
+    return resolve("extract", dataset, config=config)
 
 
 # --- manifest -----------------------------------------------------------------
@@ -202,35 +142,29 @@ def manifest_inputs(wildcards):
 
 
 # --- pretrain -----------------------------------------------------------------
-def unsup_slice(dataset, *sections):
-    """{"data": ..., <section>: ...} of config["unsupervised"], with the dataset's overrides."""
-    un = config["unsupervised"]
-    over = un.get("overrides", {}).get(dataset, {})
-    out = {}
-    for name in ("data", *sections):
-        merged = json.loads(json.dumps(un[name]))
-        for key, value in over.get(name, {}).items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
-        out[name] = merged
-    out["data"]["device"] = config["run"]["device"]
-    # threads reach the job as --threads {threads}, not through the config slice, so
-    # that a different core count does not invalidate the outputs
+def unsup_slice(dataset, stage):
+    """{"data": ..., <stage's sections>: ...} of config["unsupervised"] for one dataset.
+
+    Threads reach the job as --threads {threads}, not through the config slice, so that
+    a different core count does not invalidate the outputs.
+    """
+    out = resolve("unsupervised", dataset, stage=stage, config=config)
     out["data"].pop("num_threads", None)
     return out
 
 
 def unsup_threads(wildcards):
     """data.num_threads of the dataset (default 1: ~8x faster than 2 on a shared 2-core box)."""
-    un = config["unsupervised"]
-    over = un.get("overrides", {}).get(wildcards.dataset, {}).get("data", {})
-    return over.get("num_threads", un["data"].get("num_threads", 1))
+    un = resolve("unsupervised", wildcards.dataset, stage="pretrain", config=config)
+    return un["data"]["num_threads"]
+
+
+def unsup_rounds(dataset):
+    return resolve("unsupervised", dataset, stage="em", config=config)["em"]["rounds"]
 
 
 def unsup_stores(wildcards):
-    data = unsup_slice(wildcards.dataset)["data"]
+    data = unsup_slice(wildcards.dataset, "pretrain")["data"]
     return {
         "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
         "visual": f"results/extract/{wildcards.dataset}/{data['visual_recipe']}.zarr",
@@ -239,32 +173,143 @@ def unsup_stores(wildcards):
 
 
 # --- report -------------------------------------------------------------------
-def report_seeds():
-    seeds = config["report"].get("seeds")
-    return None if seeds is None else {int(s) for s in seeds}
-
-
 def report_metrics():
-    seeds = report_seeds()
-    out = []
-    for target in ALL_TARGETS:
-        if not (
-            target.startswith("results/evaluate/")
-            and os.path.basename(target) == "metrics.json"
-        ):
-            continue
-        seed_part = [p for p in target.split(os.sep) if p.startswith("seed")]
-        if seeds is not None and seed_part and int(seed_part[0][4:]) not in seeds:
-            continue
-        out.append(target)
-    return sorted(set(out))
+    """Every metrics.json the config asks for (of report.seeds, or all)."""
+    seeds = config["report"]["seeds"]
+    keep = None if seeds is None else {int(s) for s in seeds}
+    return sorted(
+        path for path, seed in evaluation_targets() if keep is None or seed in keep
+    )
+
+
+def report_datasets():
+    return sorted({t.split(os.sep)[3] for t in report_metrics()})
+
+
+def report_histories():
+    """Training curves of the stages before the evaluated one (CLCL's pretrain and
+    selflabel), drawn with the evaluated runs; the evaluated stages' own history.tsv
+    lie next to their predictions and are found through metrics.json."""
+    return sorted(
+        f"results/{stage}/{ds}/seed{seed}/history.tsv"
+        for name in METHODS
+        for stage in METHODS[name].before
+        for ds in method_datasets(name)
+        for seed in config["run"]["seeds"]
+    )
 
 
 def report_history_args(wildcards, input):
+    return " ".join(f"'unsupervised={p}'" for p in input.histories)
+
+
+# --- train (method families on the generic stage) ------------------------------
+def train_slice(dataset, method):
+    """The method's config section resolved for one dataset (avpipe.config.resolve)."""
+    return resolve(METHODS[method].family, dataset, config=config)
+
+
+def train_inputs(wildcards):
+    """The manifest and the feature stores the method's registry entry names (keys of
+    its config's `data`, read from the config dataclass: defaults included)."""
+    m = METHODS[wildcards.method]
+    raw = train_slice(wildcards.dataset, wildcards.method)
+    data = from_dict(load_ref(m.config), raw, where=m.family).data
+    base = f"results/extract/{wildcards.dataset}"
+    return {
+        "manifest": f"results/manifest/{wildcards.dataset}/samples.tsv",
+        **{key: f"{base}/{getattr(data, key)}.zarr" for key in m.stores},
+    }
+
+
+def train_store_args(wildcards, input):
     return " ".join(
-        f"'unsupervised={os.path.join(os.path.dirname(p), 'history.tsv')}'"
-        for p in input.histories
+        f"--store {key}={shlex.quote(input[key])}"
+        for key in METHODS[wildcards.method].stores
     )
+
+
+# --- targets --------------------------------------------------------------------
+# What `rule all` asks for, from the config and the method registry alone (not from the
+# order in which rule files are included).
+def method_datasets(name):
+    """Datasets a registered method runs on: the `datasets` of its config section (an
+    AVVP method: when avvp.methods lists it or a variant of it)."""
+    m = METHODS[name]
+    section = config.get(m.family) or {}
+    if m.family == "avvp" and not avvp_runs_of(name):
+        return []
+    return list(section.get("datasets", []))
+
+
+def avvp_runs_of(name):
+    """The names of avvp.methods that train AVVP method `name`: itself, its variants."""
+    return [n for n in config["avvp"].get("methods", []) if avvp_base(n) == name]
+
+
+def method_runs(name):
+    """(stage, dataset, experiment, seed, round) of every evaluated run of a method."""
+    m, seeds = METHODS[name], config["run"]["seeds"]
+    for ds in method_datasets(name):
+        if m.family == "unsupervised":
+            if not unsup_labelled(ds):
+                continue
+            exp = config["unsupervised"]["experiment"]
+            for seed in seeds:
+                for k in range(1, unsup_rounds(ds) + 1):
+                    yield "unsupervised", ds, exp, seed, k
+        elif m.family == "cpsp":
+            for exp in config["cpsp"]["experiments"]:
+                for seed in seeds:
+                    yield "cpsp", ds, exp, seed, None
+        elif m.family == "avvp":
+            for run in avvp_runs_of(name):
+                for seed in seeds:
+                    yield "avvp", ds, run, seed, None
+        else:
+            for seed in seeds:
+                yield m.stage, ds, name, seed, None
+
+
+def evaluation_targets():
+    """(metrics.json, seed) of every evaluation."""
+    for name in METHODS:
+        for stage, ds, exp, seed, k in method_runs(name):
+            parts = ["results/evaluate", stage, ds, exp, f"seed{seed}"]
+            parts += [] if k is None else [f"round{k}"]
+            yield os.path.join(*parts, "metrics.json"), seed
+
+
+def all_targets():
+    seeds = config["run"]["seeds"]
+    stores = config["extract"]["stores"]
+    out = [f"results/manifest/{ds}/coverage.tsv" for ds in config["datasets"]]
+    out.extend(f"results/extract/{ds}/{r}.zarr" for ds in stores for r in stores[ds])
+    out.extend(f"results/extract/{ds}/failures.tsv" for ds in stores)
+    out.extend(f"results/extract/{ds}/{r}.zarr" for ds, r in released_stores())
+    # every EM round's timelines, also of datasets without labels (not evaluated)
+    out.extend(
+        f"results/em/{ds}/seed{seed}/round{k}/timelines.tsv"
+        for ds in method_datasets("clcl")
+        for seed in seeds
+        for k in range(1, unsup_rounds(ds) + 1)
+    )
+    metrics = [path for path, _ in evaluation_targets()]
+    out.extend(metrics)
+    out.extend(
+        p.replace("metrics.json", "scores.tsv")
+        for p in metrics
+        if p.startswith("results/evaluate/avvp/")
+    )
+    out.extend(
+        f"results/localize/{ds}/{model}/timelines.tsv"
+        for ds, models in config.get("localize", {}).get("runs", {}).items()
+        for model in models
+    )
+    # summary.html too: a study finished before the report had it gets it on the next
+    # run, and `snakemake --report` needs it.
+    out.extend(["results/report/summary.md", "results/report/summary.html"])
+    return out
 
 
 # --- localize -----------------------------------------------------------------

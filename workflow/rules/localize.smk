@@ -67,10 +67,3 @@ rule localize:
         "--manifest results/manifest/{wildcards.dataset} {params.evaluation} "
         "--avvp-setting {params.setting} --device {params.device} --workers 0 "
         "--out {params.out} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    f"results/localize/{ds}/{model}/timelines.tsv"
-    for ds, models in LOCALIZE_RUNS.items()
-    for model in models
-)

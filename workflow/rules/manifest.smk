@@ -28,8 +28,3 @@ rule manifest:
     shell:
         "avpipe manifest --dataset {wildcards.dataset} --config-json {params.cfg:q} "
         "--out-dir {params.out} > {log} 2>&1"
-
-
-ALL_TARGETS.extend(
-    expand("results/manifest/{dataset}/coverage.tsv", dataset=config["datasets"])
-)

@@ -3,34 +3,6 @@
 # that editing the selflabel or EM settings never reruns pretraining.
 
 
-# Datasets of the method; each is defined under `datasets` (checks.smk).
-UNSUP_DATASETS = list(config["unsupervised"]["datasets"])
-# Sources each stage runs (editing the annotator does not rerun pretraining).
-UNSUP_CODE = tuple(
-    f"methods/clcl/{m}"
-    for m in (
-        "__init__",
-        "cli",
-        "config",
-        "data",
-        "losses",
-        "memory",
-        "model",
-        "pretrain",
-        "pipeline",
-    )
-) + (
-    "training/loop",
-    "training/epochs",
-    "training/checkpoint",
-    "training/streams",
-    "io/store",
-    "datasets/manifest",
-    "utils/provenance",
-)
-UNSUP_CODE_SELFLABEL = ("methods/clcl/annotator", "methods/clcl/localizer")
-
-
 rule pretrain:
     input:
         unpack(unsup_stores),
@@ -38,6 +10,7 @@ rule pretrain:
         encoder="results/pretrain/{dataset}/seed{seed}/encoder.pt",
         embeddings="results/pretrain/{dataset}/seed{seed}/embeddings.npz",
         history="results/pretrain/{dataset}/seed{seed}/history.tsv",
+        summary="results/pretrain/{dataset}/seed{seed}/summary.json",
     log:
         "logs/pretrain/{dataset}/seed{seed}.log",
     threads: unsup_threads
@@ -47,7 +20,7 @@ rule pretrain:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "pretrain")),
-        code=code(*UNSUP_CODE, "stages/pretrain"),
+        code=code(*stage_code("pretrain")),
         out=lambda wildcards, output: os.path.dirname(output.encoder),
     shell:
         "avpipe pretrain "

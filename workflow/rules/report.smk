@@ -1,28 +1,13 @@
 # Stage "report": paper-style tables and figures from every evaluation output.
-# Included last, so ALL_TARGETS already lists every metrics.json the workflow makes;
-# the report takes those under results/evaluate/ (for the seeds of report.seeds, or
-# all) and writes results/report/{summary.{md,html,tsv},tables/,figures/<kind>/}.
+# Its inputs are every metrics.json the config asks for (functions.smk report_metrics,
+# from the config and the method registry; for the seeds of report.seeds, or all) and
+# it writes results/report/{summary.{md,html,tsv},tables/,figures/<kind>/}.
 # `snakemake --report report.html` gets the HTML tables (its viewer shows text/html
 # inline; Markdown would only be a download) and the figures, with the captions in
 # workflow/report/ and labels from the file names <stage>__<dataset>__<experiment>.
+# Training curves of the stages before the evaluated one (CLCL's pretrain and
+# selflabel) are inputs too (report_histories).
 
-
-REPORT_METRICS = report_metrics()
-REPORT_DATASETS = sorted({t.split(os.sep)[3] for t in REPORT_METRICS})
-# Training curves of the stages before the evaluated one, drawn with the "unsupervised"
-# runs: CLCL's pretrain and selflabel per dataset and seed. The input is a declared
-# output of that stage's job (selflabel does not declare its history.tsv), the argument
-# the history.tsv beside it. The evaluated stages' own history.tsv lie next to their
-# predictions and are found through metrics.json.
-REPORT_HISTORY_OF = {"pretrain": "history.tsv", "selflabel": "pseudo_labels.tsv"}
-REPORT_HISTORIES = sorted(
-    {
-        f"results/{stage}/{t.split(os.sep)[2]}/{t.split(os.sep)[3]}/{declared}"
-        for t in ALL_TARGETS
-        if t.startswith("results/em/") and os.path.basename(t) == "timelines.tsv"
-        for stage, declared in REPORT_HISTORY_OF.items()
-    }
-)
 
 # The label of the report's entries, from the wildcards of the patterns below. One label:
 # the report viewer turns a second label with two values into an on/off toggle, assuming
@@ -32,11 +17,11 @@ REPORT_LABELS = {"experiment": "{stage} · {dataset} · {experiment}"}
 
 rule report:
     input:
-        metrics=REPORT_METRICS,
+        metrics=report_metrics(),
         manifests=expand(
-            "results/manifest/{dataset}/samples.tsv", dataset=REPORT_DATASETS
+            "results/manifest/{dataset}/samples.tsv", dataset=report_datasets()
         ),
-        histories=REPORT_HISTORIES,
+        histories=report_histories(),
     output:
         summary="results/report/summary.md",
         summary_html=report(
@@ -110,8 +95,3 @@ rule report:
         "avpipe report --metrics {params.metrics} --history {params.histories} "
         "--manifest-root results/manifest --config-json {params.cfg:q} "
         "--out-dir results/report > {log} 2>&1"
-
-
-# summary.html too: a study finished before the report had it gets it on the next run,
-# and `snakemake --report` needs it.
-ALL_TARGETS += ["results/report/summary.md", "results/report/summary.html"]

@@ -10,6 +10,8 @@ rule selflabel:
         annotator="results/selflabel/{dataset}/seed{seed}/annotator.pt",
         labels="results/selflabel/{dataset}/seed{seed}/pseudo_labels.npz",
         tsv="results/selflabel/{dataset}/seed{seed}/pseudo_labels.tsv",
+        history="results/selflabel/{dataset}/seed{seed}/history.tsv",
+        summary="results/selflabel/{dataset}/seed{seed}/summary.json",
     log:
         "logs/selflabel/{dataset}/seed{seed}.log",
     threads: unsup_threads
@@ -19,7 +21,7 @@ rule selflabel:
         gpu=GPU_JOB,
     params:
         cfg=lambda wildcards: as_json(unsup_slice(wildcards.dataset, "selflabel")),
-        code=code(*UNSUP_CODE, *UNSUP_CODE_SELFLABEL, "stages/selflabel"),
+        code=code(*stage_code("selflabel")),
         pretrain=lambda wildcards, input: os.path.dirname(input.encoder),
         out=lambda wildcards, output: os.path.dirname(output.annotator),
     shell:

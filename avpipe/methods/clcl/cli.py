@@ -1,37 +1,11 @@
-"""Argument parsing shared by the three paper-000 stage entry points."""
+"""The --threads option of CLCL's three stages (avpipe pretrain / selflabel / em)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-from pathlib import Path
 from typing import TypeVar
 
 S = TypeVar("S")
-
-
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", required=True, type=Path, help="results/manifest/<dataset>")
-    p.add_argument(
-        "--visual-store",
-        required=True,
-        type=Path,
-        help="results/extract/<dataset>/<recipe>.zarr (maps)",
-    )
-    p.add_argument(
-        "--audio-store", required=True, type=Path, help="results/extract/<dataset>/vggish.zarr"
-    )
-    p.add_argument(
-        "--config-json", required=True, help="the stage's config slice as JSON (or @file.json)"
-    )
-    p.add_argument("--seed", required=True, type=int)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (the rule's threads); default: data.num_threads of the config",
-    )
-    p.add_argument("--out-dir", required=True, type=Path)
 
 
 def with_threads(cfg: S, threads: int | None) -> S:
