@@ -17,7 +17,8 @@ rule benchmark:
     threads: workflow.cores
     params:
         snakefile=os.path.abspath(workflow.main_snakefile),
-        workdir=BENCHMARK_DIR,
+        # <workdir>/results/report/summary.md -> <workdir>
+        workdir=lambda wildcards, output: str(Path(output[0]).parents[2]),
         configs=lambda wildcards, input: " ".join(
             os.path.abspath(p) for p in input.configs
         ),
