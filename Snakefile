@@ -4,6 +4,7 @@
 #   snakemake --cores 8 all                       # workstation (profiles/default is loaded automatically)
 #   snakemake --profile profiles/slurm all        # the same DAG on a SLURM cluster
 #   snakemake --configfile config/reproduce/ave_cpsp.yaml --cores 8 all   # a paper's table
+#   snakemake --cores 2 benchmark                 # the benchmark study (config/benchmark.yaml)
 #
 # This file only loads and validates the config and includes the stage rule files;
 # every computation lives in the avpipe package (`avpipe <stage> ...`).
@@ -42,6 +43,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:

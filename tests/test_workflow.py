@@ -312,3 +312,31 @@ def test_released_feature_problems_are_named() -> None:
         "config: datasets.ave.features.resnet152_llp.format is 'llp_npy', but dataset 'ave' "
         "has format 'ave', whose released format is ave_h5",
     ]
+
+
+def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Path) -> None:
+    from workflow_helpers import job_counts
+
+    r = snakemake(workflow_copy, "-n", "benchmark")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "--directory results/benchmark" in r.stdout and "config/benchmark.yaml" in r.stdout
+    # the nested run: the default workflow with the overlay, every training stage x 5 seeds
+    inner = snakemake(
+        workflow_copy,
+        "-n",
+        "all",
+        "--directory",
+        "results/benchmark",
+        "--snakefile",
+        str(workflow_copy / "Snakefile"),
+        "--configfile",
+        str(workflow_copy / "config/config.yaml"),
+        str(workflow_copy / "config/benchmark.yaml"),
+    )
+    assert inner.returncode == 0, inner.stdout + inner.stderr
+    jobs = job_counts(inner.stdout)
+    cfg = yaml.safe_load((workflow_copy / "config/config.yaml").read_text())
+    n_cpsp, n_avvp = len(cfg["cpsp"]["experiments"]), len(cfg["avvp"]["methods"])
+    assert (jobs["pretrain"], jobs["em"]) == (5, 15)
+    assert (jobs["cpsp"], jobs["avvp"]) == (5 * n_cpsp, 5 * n_avvp)
+    assert 'preset":"benchmark' in inner.stdout

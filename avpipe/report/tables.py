@@ -14,7 +14,10 @@ variant ``a.b``.
    experiment name;
 2. unsupervised purity and accuracy per EM step (Bao et al. (AAAI 2023) Table 5);
 3. AVVP segment- and event-level F-scores (CoLeaF (ECCV 2024) Table 1), one row per method and
-   threshold setting.
+   threshold setting;
+4. the headline metrics' 95 % confidence intervals and the paired comparisons (CPSP vs PSP,
+   CoLeaF vs HAN, each EM round vs the previous one; :mod:`avpipe.report.compare`), also
+   written to ``comparisons.tsv``.
 
 The Markdown and the HTML page are two renderings of the same blocks
 (:mod:`avpipe.report.document`); the TSV holds the unrounded numbers.
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from avpipe.datasets.manifest import Manifest
+from avpipe.report import compare, published
 from avpipe.report import document as doc
-from avpipe.report import published
 from avpipe.report.collect import Group, Run, Stat, by_experiment, features_of, provenance, stat
 from avpipe.report.variants import variant_of
 from avpipe.utils import atomic
@@ -406,13 +411,21 @@ def _avvp_section(sm: Summary, groups: list[Group]) -> None:
 
 
 def write_summary(
-    out_dir: Path, groups: list[Group], decimals: int, show_published: bool
+    out_dir: Path,
+    groups: list[Group],
+    decimals: int,
+    show_published: bool,
+    manifest_of: Callable[[str], Manifest | None] = lambda dataset: None,
 ) -> list[Path]:
-    """``summary.{tsv,html,md}`` (written in that order) of every group."""
+    """``comparisons.tsv`` and ``summary.{tsv,html,md}`` (written in that order) of every
+    group; ``manifest_of(dataset)`` gives the ground truth of the all-event answer."""
     sm = Summary(decimals, show_published)
     _ave_section(sm, groups)
     _em_section(sm, groups)
     _avvp_section(sm, groups)
+    blocks, comparisons = compare.sections(groups, manifest_of, decimals)
+    sm.blocks += blocks
+    cmp_path = compare.write_tsv(out_dir / "comparisons.tsv", comparisons)
     runs = [r for g in groups for r in g.runs]
     prov = provenance(runs)
     sm.blocks += [
@@ -430,7 +443,7 @@ def write_summary(
     atomic.write_tsv(tsv_path, SUMMARY_COLUMNS, sm.tsv)
     # the Markdown last: the workflow's target, so its presence means the summary is complete
     md_path, html_path = _write_document(out_dir / "summary", sm.blocks, "Results summary")
-    return [tsv_path, html_path, md_path]
+    return [cmp_path, tsv_path, html_path, md_path]
 
 
 __all__ = ["write_experiment_tables", "write_summary", "stat", "experiment_rows"]

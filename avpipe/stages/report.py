@@ -4,7 +4,8 @@ Reads the ``metrics.json`` files given with ``--metrics`` (any mix of stages, da
 experiments, seeds and EM rounds; see :mod:`avpipe.report.collect` for the path layout)
 and writes into ``--out-dir`` (``results/report/``)::
 
-    summary.{md,html,tsv}   the papers' table layouts, ours beside "published"
+    summary.{md,html,tsv}   the papers' table layouts, ours beside "published", then the
+                            95 % intervals and paired comparisons (also comparisons.tsv)
     tables/<stage>__<dataset>__<experiment>.{md,html,tsv}   every metric, mean ± std, provenance
     figures/<kind>/<stage>__<dataset>__<experiment>.png  (kinds: avpipe.report.figures)
 
@@ -117,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
         out / "figures",
     )
     # the summary last: its presence means the whole report is written
-    written += tables.write_summary(out, groups, cfg.precision, cfg.published)
+    written += tables.write_summary(
+        out,
+        groups,
+        cfg.precision,
+        cfg.published,
+        lambda ds: _manifest(args.manifest_root, ds),
+    )
     atomic.write_text(out / "figures.txt", "".join(f"{p.relative_to(out)}\n" for p in figs))
     log.info("report: %d tables, %d figures -> %s", len(written), len(figs), out)
     return 0

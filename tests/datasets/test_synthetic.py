@@ -54,7 +54,8 @@ def test_presets_and_overrides() -> None:
     s = resolve(SMOKE)
     assert (s.n_classes, s.ave.train, s.llp.test) == (3, 6, 3)
     b = resolve({"preset": "benchmark"})
-    assert (b.n_classes, b.ave.train, b.ave.val, b.llp.test) == (12, 960, 120, 120)
+    assert (b.n_classes, b.ave.train, b.ave.val, b.llp.test) == (8, 240, 60, 120)
+    assert b.ave.background_only == 0.2 and d.ave.background_only == 0.0
     h = resolve({"preset": "hard"})
     assert h.difficulty.similarity > d.difficulty.similarity
     assert h.difficulty.audio_snr_db < d.difficulty.audio_snr_db
@@ -72,6 +73,7 @@ def test_presets_and_overrides() -> None:
         ({"n_classes": 13}, "n_classes: 13 is outside 1..12"),
         ({"ave": {"min_event_s": 5, "max_event_s": 3}}, "min_event_s"),
         ({"width": 127}, "must be even"),
+        ({"ave": {"background_only": 1.5}}, "background_only: 1.5 not in"),
         ({"llp": {"p_audio_only": 0.7, "p_visual_only": 0.5}}, "p_audio_only \\+ p_visual_only"),
     ],
 )
@@ -300,6 +302,36 @@ def test_more_videos_extend_the_dataset_without_changing_it() -> None:
     classes = make_classes(small.n_classes, small.difficulty.similarity)
     p = plan_part(small, "ave")["val"][0]
     assert np.array_equal(render_frames(small, classes, p), render_frames(big, classes, p))
+
+
+def test_background_only_videos_are_training_videos_without_event(tmp_path: Path) -> None:
+    base = resolve({**TINY, "ave": {"train": 40}})
+    cfg = resolve({**TINY, "ave": {"train": 40, "background_only": 0.5}})
+    plain, mixed = plan_part(base, "ave"), plan_part(cfg, "ave")
+    assert mixed["val"] == plain["val"] and mixed["test"] == plain["test"]
+    empty = [p for p in mixed["train"] if p.visual[0].offset == p.visual[0].onset]
+    assert 10 <= len(empty) <= 30  # about half of 40
+    ids = {p.video_id for p in empty}
+    for p, q in zip(plain["train"], mixed["train"], strict=True):
+        if q.video_id not in ids:
+            assert p == q  # the other videos do not change
+        else:  # no audio-visual track; a heard-only or seen-only trap at most
+            assert len(q.visual) + len(q.audio) <= 3
+            assert not {(t.onset, t.offset) for t in q.visual if t.offset > t.onset} & {
+                (t.onset, t.offset) for t in q.audio if t.offset > t.onset
+            }
+    classes = make_classes(cfg.n_classes, cfg.difficulty.similarity)
+    cfg_small = resolve({**TINY, "ave": {"train": 40, "val": 0, "test": 0, "background_only": 0.5}})
+    plans = plan_part(cfg_small, "ave")
+    from avpipe.datasets.synthetic import ave as synth_ave
+
+    synth_ave.write_annotations(tmp_path, plans, classes)
+    for name in ("valSet.txt", "testSet.txt"):
+        (tmp_path / name).write_text("")
+    m = ave.load({"format": "ave", "root": str(tmp_path), "probe": False})
+    targets = m.video_targets(m.samples)
+    assert {s.sample_id for s, t in zip(m.samples, targets, strict=True) if not t.any()} == ids
+    assert m.meta["anomalies"]  # zero-length events are recorded, kept as background
 
 
 # -- learnability -----------------------------------------------------------------------

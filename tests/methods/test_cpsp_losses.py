@@ -83,6 +83,8 @@ def test_spsa_intended_has_gradient_and_released_is_a_constant_without_one() -> 
     x = fused.clone().requires_grad_(True)
     losses.spsa_loss(x, fg, mask, 0.6, "intended").backward()
     assert x.grad[0].abs().sum() > 1e-3
+    # the background-only video: no gradient, and no NaN from its empty positive sums
+    assert torch.isfinite(x.grad).all() and x.grad[1].abs().max() == 0.0
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 4, 5, generator=g, requires_grad=True)

@@ -31,6 +31,7 @@ rule report:
             labels={"table": "Results summary (papers' layouts)"},
         ),
         summary_tsv="results/report/summary.tsv",
+        comparisons="results/report/comparisons.tsv",
         tables=report(
             directory("results/report/tables"),
             patterns=["{stage}__{dataset}__{experiment}.html"],

@@ -5,7 +5,10 @@ run of whole seconds ``[onset, offset)``; the other seconds are background
 (clutter + noise).  With probability ``single_modality_background`` the class
 also shows up in background seconds in one modality only (heard off-screen or
 seen silently): still background by AVE's definition, and a trap for models
-that use one modality.
+that use one modality.  A share ``background_only`` of the training videos has
+no audio-visual event at all (AVE's weakly supervised training adds such videos,
+labels_noisy.h5); their annotation line has StartTime = EndTime, and the class
+may still be heard-only or seen-only somewhere in them.
 
 Written files (``specs/datasets.md`` §2.1, the AVE.zip layout)::
 
@@ -34,9 +37,19 @@ SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.tx
 
 
 def plan_video(cfg: SyntheticConfig, split: str, index: int) -> VideoPlan:
-    """Class ``index mod C`` (balanced splits) and one random contiguous event."""
+    """Class ``index mod C`` (balanced splits) and one random contiguous event.
+
+    A background-only video keeps an empty event ``[0, 0)`` as its first visual track
+    (its class names the annotation line); the draw deciding it is a stream of its own,
+    so the other videos do not change with ``background_only``.
+    """
     part, d = cfg.ave, cfg.duration_s
     seed = video_seed(cfg.seed, "ave", split, index)
+    background = (
+        split == "train"
+        and part.background_only > 0
+        and np.random.default_rng([seed, 1]).uniform() < part.background_only
+    )
     rng = np.random.default_rng([seed, 0])
     c = index % cfg.n_classes
     length = int(rng.integers(part.min_event_s, (part.max_event_s or d) + 1))
@@ -44,6 +57,8 @@ def plan_video(cfg: SyntheticConfig, split: str, index: int) -> VideoPlan:
     anchor = (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.35, 0.65)))
     phase = float(rng.uniform())
     pan = 1.6 * (anchor[0] - 0.5)
+    if background:
+        onset, length = 0, 0
     event = Track(c, onset, onset + length, anchor, phase, pan)
     plan = VideoPlan(video_id(cfg.seed, "ave", split, index), split, seed, [event], [event])
     gaps = [(0, onset), (onset + length, d)]

@@ -59,6 +59,8 @@ def truth_rows(plans: dict[str, list[VideoPlan]], classes: list[ClassSpec]) -> l
         for p in plans[split]:
             for modality, tracks in (("audio", p.audio), ("visual", p.visual)):
                 for t in sorted(tracks, key=lambda t: (t.class_index, t.onset)):
+                    if t.offset <= t.onset:  # the empty event of a background-only video
+                        continue
                     name = classes[t.class_index].name
                     fields = (p.video_id, p.filename or p.video_id, split, name, modality)
                     rows.append("\t".join([*fields, str(t.onset), str(t.offset)]))

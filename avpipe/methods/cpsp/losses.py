@@ -93,7 +93,9 @@ def spsa_loss(
     b = ((~fg.bool()) & mask).to(fused.dtype)
     n_e = e.sum(1)
     if impl == "intended":
-        pos = (expo * e.unsqueeze(1)).sum(-1)  # (B, T): sum over event j
+        # sum over event j; + 1 on rows outside E (masked out below), whose sum is 0 in a
+        # background-only video: log(0) there would send NaN through the mask's gradient
+        pos = (expo * e.unsqueeze(1)).sum(-1) + (1.0 - e)  # (B, T)
         neg = (expo * b.unsqueeze(1)).sum(-1) / b.sum(1, keepdim=True).clamp_min(1.0)
         per_seg = -torch.log(pos / (pos + neg))
         per_video = (per_seg * e).sum(1) / n_e.clamp_min(1.0)
