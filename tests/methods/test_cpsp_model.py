@@ -1,4 +1,4 @@
-"""PSP backbone pieces, heads, predictions and one optimisation step (methods spec §3.2, §3.5)."""
+"""PSP backbone pieces, heads, predictions and one optimisation step (jasongief/CPSP)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One small run of the three paper-000 stages, shared by the stage tests (cached per session)."""
+"""One small run of the three CLCL stages, shared by the stage tests (cached per session)."""
 
 from __future__ import annotations
 
