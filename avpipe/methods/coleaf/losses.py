@@ -7,8 +7,9 @@ Facts from the paper (seed 002, equations lost) and faeghehsardari/coleaf
   clip 0.05, summed); the focusing weight carries no gradient
   (faeghehsardari/coleaf ``utils/eval_metrics.py``).
 * ``smoothed_nce``: per-video segment NCE with soft targets (π_tt = 1 - s,
-  π_tj = s / (T - 1)); ℓ_t = -log Σ_j π_tj softmax_j(q_t·k_j / τ) (CMPAE / CoLeaF Eq. 8), optionally
-  weighted per video; generalised to per-video T with a key mask (the released code fixes T = 10).
+  π_tj = s / (T - 1)); ℓ_t = -log Σ_j π_tj softmax_j(q_t·k_j / τ) (CMPAE / CoLeaF
+  code; CoLeaF Eq. 8), optionally weighted per video; generalised to per-video T with
+  a key mask (the released code fixes T = 10).
 * ``event_aware_weights``: the weight of Eq. 11 from the Reference pseudo-labels:
   per modality (code) ``w^a = N_ao/(N_ao+N_av)``, ``w^v = N_vo/(N_vo+N_av)``, or one
   weight (paper) ``(N_ao+N_vo)/(N_ao+N_vo+N_av)``; a zero denominator counts as 1.
