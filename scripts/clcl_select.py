@@ -36,7 +36,7 @@ import numpy as np
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.methods.clcl.config import EMStage
-from avpipe.methods.clcl.pipeline import run_em_round
+from avpipe.methods.clcl.stages import run_em_round
 from avpipe.metrics import label_free
 from avpipe.metrics.unsupervised import contingency, purity, sample_classes
 from avpipe.utils import atomic

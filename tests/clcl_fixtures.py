@@ -1,4 +1,4 @@
-"""Clustered synthetic features + manifest for the paper-000 tests (no media, no extractors).
+"""Clustered synthetic features + manifest for the CLCL tests (no media, no extractors).
 
 Each video has one event class c over segments [onset, offset); on those segments the
 visual map carries class c's prototype at two spatial positions and the audio carries

@@ -1,5 +1,5 @@
-"""Rerun only what changed (workflow spec §2.2): one real run of a small study, then dry
-runs after one change each, asserting exactly which rules Snakemake plans.
+"""Rerun only what changed (the workflow's code and parameter hashes): one real run of
+a small study, then dry runs after one change each, asserting exactly which rules Snakemake plans.
 
 Snakemake tracks params and shell text, not the modules a command imports: every rule
 passes its config slice (``as_json``) and a hash of the avpipe sources it runs

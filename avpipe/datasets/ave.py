@@ -1,6 +1,7 @@
 """AVE (Tian et al., ECCV 2018): ``Annotations.txt`` + split files -> manifest.
 
-Format (``specs/datasets.md`` §2.1): ``Category&VideoID&Quality&StartTime&EndTime``,
+Format (YapengTian/AVE-ECCV18 ``data/Annotations.txt``):
+``Category&VideoID&Quality&StartTime&EndTime``,
 one event per row, integer seconds, end exclusive, segment t = [t, t+1).  The
 dataset-zip copy starts with that line as a header, the repository copy does not;
 the header is detected.  Categories contain commas, so lines split on ``&`` only.
@@ -54,7 +55,7 @@ HEADER = ("category", "videoid", "quality", "starttime", "endtime")
 SPLITS = ("train", "val", "test")
 TXT_NAMES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 H5_NAMES = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
-# categories.txt of AVE.zip = order of first appearance in Annotations.txt (specs §2.1).
+# categories.txt of AVE.zip = order of first appearance in Annotations.txt (YapengTian/AVE-ECCV18).
 AVE_CLASSES = (
     "Church bell",
     "Male speech, man speaking",

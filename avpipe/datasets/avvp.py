@@ -6,7 +6,7 @@ Inputs per video (feature stores of ``avpipe extract``, one row per video):
     motion  ``r2plus1d18``     features (N, T, Dm)            Dm = 512
 D, k and T are read from the stores (the synthetic default shrinks them).
 
-Targets (methods spec §1.2, §5.4):
+Targets (LLP: YapengTian/AVVP-ECCV20 ``dataloader.py``; UnAV-100: avpipe's weak setting):
     ``labels`` (N, C): modality-agnostic video-level multi-hot labels, the training
         target (LLP weak labels; UnAV-100: the classes of its annotated events);
     ``dense_audio`` / ``dense_visual`` (N, T, C): per-modality segment labels of the

@@ -7,8 +7,8 @@ directory; the per-file keys (``annotations``, ``split_dir``, ``eval_audio``,
 ``eval_visual``, ``classes_file``, ``labels``) are relative to ``root``.
 
 Bad input is never dropped silently: a line that cannot be parsed raises
-:class:`DatasetError` naming the file and line; things the spec says to *report*
-(AVE's cross-split videos, LLP's unmatched dense rows, ...) go to
+:class:`DatasetError` naming the file and line; known quirks of the released
+annotations (AVE's cross-split videos, LLP's unmatched dense rows, ...) go to
 :class:`Anomalies`, which ``meta.json`` carries, or raise when
 ``on_anomaly: raise``.
 """

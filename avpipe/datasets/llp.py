@@ -1,6 +1,6 @@
 """LLP (Tian et al., ECCV 2020, AVVP): weak and dense TAB CSVs -> manifest.
 
-Format (``specs/datasets.md`` §3.1): ``AVVP_train.csv``, ``AVVP_val_pd.csv``,
+Format (YapengTian/AVVP-ECCV20 ``data/``): ``AVVP_train.csv``, ``AVVP_val_pd.csv``,
 ``AVVP_test_pd.csv`` hold ``filename<TAB>event_labels`` (comma-joined classes: weak,
 video-level labels, modality ``unspecified``); ``AVVP_eval_audio.csv`` and
 ``AVVP_eval_visual.csv`` hold ``filename onset offset event_labels`` (one class,

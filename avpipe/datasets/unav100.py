@@ -1,6 +1,6 @@
 """UnAV-100 (Geng et al., CVPR 2023): ActivityNet-style JSON -> manifest.
 
-Format (``specs/datasets.md`` §4.1, as read by ``ttgeng233/UnAV libs/datasets/unav100.py``)::
+Format (as read by ``ttgeng233/UnAV libs/datasets/unav100.py``)::
 
     {"database": {"<vid>": {"subset": "train"|"validation"|"test", "duration": <s>,
                             "annotations": [{"segment": [s, e], "label": "...", "label_id": k}]}}}

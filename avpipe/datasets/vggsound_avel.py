@@ -1,6 +1,6 @@
 """VGGSound-AVEL100k / 50k (Zhou et al., CPSP, TPAMI 2022) -> manifest.
 
-Format (``specs/datasets.md`` §5.1, from ``jasongief/CPSP`` loaders and issues):
+Format (from the ``jasongief/CPSP`` loaders and issues):
 
 - ``vggsound-avel100k.csv``: comma CSV with a header; the columns ``category``,
   ``video_id`` and ``split`` (train/val/test) are used, extra columns tolerated.

@@ -7,7 +7,7 @@ the inputs are masked, cut and z-scored exactly as in training, with the statist
 per-segment decisions the evaluation scores:
 
 * PSP / CPSP (``model.pt`` of ``avpipe cpsp``): one label per segment, background = C
-  (:func:`avpipe.methods.cpsp.pipeline.predict`); one audio-visual lane.
+  (:func:`avpipe.methods.cpsp.experiment.predict`); one audio-visual lane.
 * HAN / CoLeaF (``model.pt`` of ``avpipe avvp``): audio and visual segment probabilities
   binarised by :func:`avpipe.metrics.avvp.predict` under the setting the evaluation used.
 * CLCL localizer (``localizer.pt`` of an EM round): the video's pseudo-class on its
@@ -103,7 +103,7 @@ def predict_cpsp(
 ) -> Decisions:
     """``naming``: unused (the checkpoint names the classes)."""
     from avpipe.methods.cpsp.config import CpspStage
-    from avpipe.methods.cpsp.pipeline import build_model, input_dims, load_splits, predict
+    from avpipe.methods.cpsp.experiment import build_model, input_dims, load_splits, predict
 
     cfg = from_dict(CpspStage, ckpt["config"], where=f"{ckpt_path}: config")
     classes = list(ckpt["classes"])
@@ -212,7 +212,7 @@ def predict_clcl(
     from avpipe.methods.clcl.config import EMStage
     from avpipe.methods.clcl.data import dims, open_features
     from avpipe.methods.clcl.localizer import foreground, infer
-    from avpipe.methods.clcl.pipeline import load_localizer
+    from avpipe.methods.clcl.stages import load_localizer
 
     cfg = from_dict(EMStage, ckpt["config"], where=f"{ckpt_path}: config")
     C = int(ckpt["n_classes"])

@@ -8,7 +8,8 @@ A method is an entry of stage ``avvp`` in avpipe/methods/registry.py naming a fr
 (its :class:`~avpipe.training.loop.LoopConfig`) and ``predict(batch) -> probabilities``
 of the deployed model (``Trainer.model``).  :func:`train` runs the loop, scores the
 validation split after each epoch, keeps the best deployed weights (model selection on
-val only, spec §5.1/§6 item 9) and :func:`collect_predictions` writes val and test.
+val only, as in YapengTian/AVVP-ECCV20 ``main_avvp.py``) and
+:func:`collect_predictions` writes val and test.
 """
 
 from __future__ import annotations

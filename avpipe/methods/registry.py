@@ -58,7 +58,7 @@ METHODS: dict[str, Method] = {
         family="unsupervised",
         stage="em",
         config="avpipe.methods.clcl.config:EMStage",
-        trainer="avpipe.methods.clcl.pipeline:run_em_round",
+        trainer="avpipe.methods.clcl.stages:run_em_round",
         predict="avpipe.methods.clcl.localizer:infer",
         task="unsupervised",
         code=(
@@ -73,7 +73,7 @@ METHODS: dict[str, Method] = {
                     "memory",
                     "model",
                     "pretrain",
-                    "pipeline",
+                    "stages",
                 )
             ),
             "training/loop",
@@ -93,8 +93,8 @@ METHODS: dict[str, Method] = {
         family="cpsp",
         stage="cpsp",
         config="avpipe.methods.cpsp.config:CpspStage",
-        trainer="avpipe.methods.cpsp.pipeline:run_experiment",
-        predict="avpipe.methods.cpsp.pipeline:predict",
+        trainer="avpipe.methods.cpsp.experiment:run_experiment",
+        predict="avpipe.methods.cpsp.experiment:predict",
         task="ave",
         code=("methods/cpsp", "training", "io/store", "datasets/manifest", "metrics/ave"),
         label="PSP / CPSP / SSPSP",

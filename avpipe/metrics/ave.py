@@ -1,4 +1,4 @@
-"""AVE segment accuracy (methods spec §5.1).
+"""AVE segment accuracy (YapengTian/AVE-ECCV18 ``supervised_main.py``; as in jasongief/CPSP).
 
 Every segment of every evaluated sample counts once; its target is one of C + 1
 labels (the C event classes and background = index C).  Accuracy is pooled over

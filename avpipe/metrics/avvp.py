@@ -2,8 +2,8 @@
 CoLeaF audible-only / visible-only metrics Ao, Vo, Type@AVo, Event@AVo.
 
 Semantics follow HAN's ``utils/eval_metrics.py`` (YapengTian/AVVP-ECCV20; unchanged
-in CMPAE, CoLeaF and CPSP-AVVP), methods spec §5.3, generalised to any number of
-classes C and of segments T (per video, spec §5.4 / §6 item 23):
+in CMPAE, CoLeaF and CPSP-AVVP), generalised to any number of classes C and of
+segments T per video (the reference code hard-codes C = 25 and T = 10):
 
 * per video and class, TP/FP/FN are counted over segments (segment level) or over
   events = maximal runs of consecutive positive segments (event level);
@@ -37,10 +37,11 @@ the modality, ties to the last grid value; ``rule: class_pooled_f`` is avpipe's 
 rule (that class's event F from counts pooled over the videos, ties to the first).
 
 UnAV-100 (manifest format ``unav100``) is scored with avpipe's own weak protocol
-(spec §5.4): ground truth G_a = G_v = the audio-visual events on the manifest's
-segment grid, variable T; AV is the reported metric.  With identical A and V truth the
-Ao/Vo-based metrics mean nothing and are left out (:func:`scored_metrics`); the
-dataset's official metric, detection mAP, is :mod:`avpipe.metrics.unav` (task ``unav100``).
+(CoLeaF's UnAV-100 setting is not published in detail): ground truth G_a = G_v =
+the audio-visual events on the manifest's segment grid, variable T; AV is the reported
+metric.  With identical A and V truth the Ao/Vo-based metrics mean nothing and are
+left out (:func:`scored_metrics`); the dataset's official metric,
+detection mAP, is :mod:`avpipe.metrics.unav` (task ``unav100``).
 """
 
 from __future__ import annotations
@@ -466,7 +467,6 @@ def evaluate(
         info["selected_thresholds"] = {m: v.tolist() for m, v in thresholds.items()}
     if manifest.format == "unav100":
         info["protocol"] = (
-            "avpipe weak UnAV-100 protocol (methods spec §5.4): G_a = G_v = audio-visual "
-            "events, variable T; report AV"
+            "avpipe weak UnAV-100 protocol: G_a = G_v = audio-visual events, variable T; report AV"
         )
     return EvalResult(metrics=metrics, tables=tables, info=info)

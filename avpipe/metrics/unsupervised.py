@@ -1,4 +1,7 @@
-"""Unsupervised evaluation of CLCL (methods spec §2.8, §5.1-5.2, §6 item 5).
+"""Unsupervised evaluation of CLCL (Bao et al., AAAI 2023).
+
+Pseudo-class mapping and purity as in the paper; AVE segment accuracy as in
+YapengTian/AVE-ECCV18.
 
 1. Mapping pseudo-class -> class, fitted on TRAINING samples only and then frozen:
    ``map(k) = argmax_c |{i : z_i = k, class_i = c}|`` (many-to-one; ties -> lowest class
@@ -6,7 +9,8 @@
    of such a pseudo-class count as wrong on their foreground segments (logged).
 2. Purity on the training samples: ``(1/N) sum_k max_c |{i : z_i = k, class_i = c}|``
    x 100 (paper Table 5), plus NMI, ARI and the number of non-empty pseudo-classes.
-3. AVE segment accuracy (§5.1) on the evaluated split: foreground segments take the
+3. AVE segment accuracy (:mod:`avpipe.metrics.ave`) on the evaluated split: foreground
+   segments take the
    mapped class of the video's pseudo-class, the others background (index C).
 
 A sample's class is its most frequent event class over segments (AVE: its one

@@ -16,7 +16,8 @@ Each row names its exact variant (``variant``, a key of :data:`VARIANTS`); the s
 pairs our runs only with published rows of the same variant
 (:mod:`avpipe.report.variants`).  PSP's published rows come from PSP's original recipe
 with the epoch selected on the TEST split; CPSP's from its released code, whose L_spsa is
-a zero-gradient constant (methods spec §3.3); CoLeaF's Table 1 rows use the CMPAE Anchor.
+a zero-gradient constant (jasongief/CPSP, ``cpsp_avel/losses.py``); CoLeaF's Table 1
+rows use the CMPAE Anchor.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ AVVP_LLP: dict[str, list[float]] = {  # segment A..E@o, then event A..E@o
 }
 # "Selected thresholds" (CMPAE protocol: per-class thresholds chosen on val); avpipe's
 # setting "selected". CMPAE's event Type@AV/Type@AVo are as printed (inconsistent with
-# the row's own A/V/AV means, methods spec §4.10).
+# the row's own A/V/AV means in the CMPAE paper's table).
 AVVP_LLP_SELECTED: dict[str, list[float]] = {
     "CMPAE": [
         64.2,

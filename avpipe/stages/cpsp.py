@@ -56,7 +56,7 @@ def full_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]
 
 def run(args: argparse.Namespace) -> int:
     from avpipe.methods.cpsp.config import CpspStage
-    from avpipe.methods.cpsp.pipeline import run_experiment
+    from avpipe.methods.cpsp.experiment import run_experiment
 
     cfg = from_dict(CpspStage, args.cfg, where="cpsp")
     base = f"results/extract/{args.dataset}"

@@ -17,7 +17,7 @@ from avpipe.config import ConfigError, from_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.methods.clcl.cli import with_threads
 from avpipe.methods.clcl.config import EMStage
-from avpipe.methods.clcl.pipeline import run_em_round
+from avpipe.methods.clcl.stages import run_em_round
 from avpipe.stages import add_clcl_arguments, clcl_paths, fill_paths, require
 
 SECTION = "unsupervised"

@@ -11,7 +11,7 @@ from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.methods.clcl.cli import with_threads
 from avpipe.methods.clcl.config import PretrainStage
-from avpipe.methods.clcl.pipeline import run_pretrain
+from avpipe.methods.clcl.stages import run_pretrain
 from avpipe.stages import add_clcl_arguments, clcl_paths
 
 SECTION = "unsupervised"

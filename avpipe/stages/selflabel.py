@@ -13,7 +13,7 @@ from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.methods.clcl.cli import with_threads
 from avpipe.methods.clcl.config import SelflabelStage
-from avpipe.methods.clcl.pipeline import run_selflabel
+from avpipe.methods.clcl.stages import run_selflabel
 from avpipe.stages import add_clcl_arguments, clcl_paths, fill_paths, require
 
 SECTION = "unsupervised"

@@ -1,4 +1,4 @@
-"""AVE adapter on the real annotation files (specs/datasets.md §2.1)."""
+"""AVE adapter on the real annotation files (YapengTian/AVE-ECCV18 data/)."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_segment_targets_equal_labels_closs(shared_data: Path, by_h5) -> None:
     targets = by_h5.segment_targets(by_h5.samples)  # (4143, 10, 28), rows in file order
     assert targets.shape == (4143, 10, 28)
     np.testing.assert_array_equal(targets.max(axis=2), closs)
-    assert int(targets.sum()) == 34352  # foreground seconds, datasets.md §2.1
+    assert int(targets.sum()) == 34352  # foreground seconds of the AVE annotations
 
 
 def test_synthetic_layout_with_videos(tmp_path: Path, mp4_factory) -> None:

@@ -1,4 +1,4 @@
-"""LLP adapter on the real annotation files (specs/datasets.md §3.1)."""
+"""LLP adapter on the real annotation files (YapengTian/AVVP-ECCV20 data/)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_videos_splits_classes(m2024) -> None:
 def test_id_is_first_11_characters(m2024) -> None:
     ids = {s.sample_id for s in m2024.samples}
     assert "BjCEufrlXm4" in ids and all(len(i) == 11 for i in ids)
-    assert sum("_" in i for i in ids) == 1470  # datasets.md §0.6: never split on "_"
+    assert sum("_" in i for i in ids) == 1470  # IDs are the first 11 chars, never split on "_"
     assert "AP0061o0Nvk" in ids  # filename AP0061o0Nvk_101.8_111.8
 
 

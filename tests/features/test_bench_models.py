@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 
 
 def test_vggish_flops_match_the_architecture() -> None:
-    """VGGish on a 96x64 patch: 0.86 GMAC = 1.73 GFLOP (performance.md §2.1)."""
+    """VGGish on a 96x64 patch: 0.86 GMAC = 1.73 GFLOP."""
     ext = registry.build("vggish", {"weights": "random"}).to("cpu")
     batch = bench.synthetic_batch(ext.spec, 1)
     assert batch.shape == (1, 15600)

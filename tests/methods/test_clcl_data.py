@@ -14,7 +14,7 @@ from stream_flags import drop_stream
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Event, Manifest, Sample
 from avpipe.io.store import FeatureStore, GridMismatchError
-from avpipe.methods.clcl import pipeline
+from avpipe.methods.clcl import stages
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import dims, open_features
 from avpipe.metrics.unsupervised import evaluate
@@ -98,7 +98,7 @@ def test_chain_runs_with_a_video_missing_from_the_stores(tmp_path) -> None:
         "selflabel": {"hidden": 8, "top_k": 2, "epochs": 1, "visual_weight": 0.5},
         "em": {"rounds": 2, "epochs": 1, "annotator_epochs": 1, "init": "previous"},
     }
-    pipeline.run_pretrain(
+    stages.run_pretrain(
         m,
         v,
         a,
@@ -107,12 +107,12 @@ def test_chain_runs_with_a_video_missing_from_the_stores(tmp_path) -> None:
         tmp_path / "pre",
     )
     sl = from_dict(SelflabelStage, {k: cfg[k] for k in ("data", "selflabel")})
-    pipeline.run_selflabel(m, v, a, tmp_path / "pre", sl, 0, tmp_path / "sl")
+    stages.run_selflabel(m, v, a, tmp_path / "pre", sl, 0, tmp_path / "sl")
     em = from_dict(EMStage, {k: cfg[k] for k in ("data", "selflabel", "em")})
     prev = None
     for k in (1, 2):
         out = tmp_path / f"round{k}"
-        pipeline.run_em_round(m, v, a, tmp_path / "pre", tmp_path / "sl", prev, k, em, 0, out)
+        stages.run_em_round(m, v, a, tmp_path / "pre", tmp_path / "sl", prev, k, em, 0, out)
         prev = out
     with np.load(prev / "predictions.npz") as z:
         pred = {n: z[n] for n in z.files}
@@ -124,10 +124,10 @@ def test_chain_runs_with_a_video_missing_from_the_stores(tmp_path) -> None:
 def test_visual_weight_scales_the_visual_half() -> None:
     f = torch.arange(8.0).reshape(2, 4)
     cfg = from_dict(SelflabelStage, {"selflabel": {"visual_weight": 0.5}})
-    g = pipeline._annotator_input(f, cfg)
+    g = stages._annotator_input(f, cfg)
     assert torch.equal(g[:, :2], f[:, :2]) and torch.equal(g[:, 2:], 0.5 * f[:, 2:])
     same = from_dict(SelflabelStage, {})
-    assert pipeline._annotator_input(f, same) is f
+    assert stages._annotator_input(f, same) is f
 
 
 def test_videos_without_a_stream_are_dropped_from_training_and_predictions(
@@ -164,16 +164,16 @@ def test_videos_without_a_stream_are_dropped_from_training_and_predictions(
         "selflabel": {"hidden": 8, "top_k": 2, "epochs": 1},
         "em": {"rounds": 1, "epochs": 1, "annotator_epochs": 1},
     }
-    pre = pipeline.run_pretrain(
+    pre = stages.run_pretrain(
         m, v, a, from_dict(PretrainStage, {k: cfg[k] for k in ("data", "pretrain")}), 0, tmp_path
     )
     assert pre["n_videos"] == 7
     assert pre["missing_stream"] == {"train": {"no_video": ["v001"], "no_audio": []}}
     sl = from_dict(SelflabelStage, {k: cfg[k] for k in ("data", "selflabel")})
-    pipeline.run_selflabel(m, v, a, tmp_path, sl, 0, tmp_path / "sl")
+    stages.run_selflabel(m, v, a, tmp_path, sl, 0, tmp_path / "sl")
     em = from_dict(EMStage, {k: cfg[k] for k in ("data", "selflabel", "em")})
     out = tmp_path / "round1"
-    summary = pipeline.run_em_round(m, v, a, tmp_path, tmp_path / "sl", None, 1, em, 0, out)
+    summary = stages.run_em_round(m, v, a, tmp_path, tmp_path / "sl", None, 1, em, 0, out)
     assert summary["missing_stream"] == {
         "train": {"no_video": ["v001"], "no_audio": []},
         "test": {"no_video": [], "no_audio": ["v009"]},

@@ -1,4 +1,4 @@
-"""Paper-000 losses, memory bank and affinity sets against values worked by hand."""
+"""CLCL losses, memory bank and affinity sets against values worked by hand."""
 
 from __future__ import annotations
 

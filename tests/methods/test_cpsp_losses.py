@@ -1,4 +1,4 @@
-"""Paper-001 objectives against hand-computed values on tiny inputs (methods spec §3.3)."""
+"""PSP / CPSP objectives against hand-computed values on tiny inputs (jasongief/CPSP losses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PSP backbone pieces, heads, predictions and one optimisation step (methods spec §3.2, §3.5)."""
+"""PSP backbone pieces, heads, predictions and one optimisation step (jasongief/CPSP)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from avpipe.methods.cpsp.config import ExperimentConfig, LossWeights, ModelConfig
+from avpipe.methods.cpsp.experiment import Batch, objective
 from avpipe.methods.cpsp.model import (
     AudioGuidedAttention,
     Output,
@@ -14,7 +15,6 @@ from avpipe.methods.cpsp.model import (
     predict_segments,
     propagation_weights,
 )
-from avpipe.methods.cpsp.pipeline import Batch, objective
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +145,7 @@ def test_streamed_maps_equal_in_memory_maps(tmp_path) -> None:
     from cpsp_toy import make_toy
 
     from avpipe.methods.cpsp.config import DataConfig
-    from avpipe.methods.cpsp.pipeline import load_splits
+    from avpipe.methods.cpsp.experiment import load_splits
     from avpipe.training.data import fit_standardizer
 
     manifest, v, a = make_toy(tmp_path, sizes=(6, 3, 3))
@@ -169,7 +169,7 @@ def test_load_splits_accepts_stores_on_the_manifest_grid(tmp_path) -> None:
     from grid_cases import ONE_SECOND, stamp
 
     from avpipe.methods.cpsp.config import DataConfig
-    from avpipe.methods.cpsp.pipeline import load_splits
+    from avpipe.methods.cpsp.experiment import load_splits
 
     manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
     plain = load_splits(manifest, v, a, ("train", "test"), DataConfig())
@@ -195,7 +195,7 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
 
     from avpipe.io.store import GridMismatchError
     from avpipe.methods.cpsp.config import DataConfig
-    from avpipe.methods.cpsp.pipeline import load_splits
+    from avpipe.methods.cpsp.experiment import load_splits
 
     manifest, v, a = make_toy(tmp_path, sizes=(4, 2, 2))
     bad, good = (v, a) if which == "visual" else (a, v)
@@ -208,7 +208,7 @@ def test_load_splits_refuses_stores_off_the_manifest_grid(tmp_path, case: str, w
 
 
 def test_video_class_largest_index_as_released_or_most_frequent() -> None:
-    from avpipe.methods.cpsp.pipeline import video_classes
+    from avpipe.methods.cpsp.experiment import video_classes
 
     # 4 classes, background = 4
     labels = np.array(

@@ -203,8 +203,8 @@ def test_select_thresholds_cmpae_rule_vs_pooled_rule_by_hand() -> None:
 
 
 def test_unav100_weak_protocol_variable_length() -> None:
-    # UnAV-100 (spec §5.4): audio-visual events count for both modalities; videos of 3 and 6
-    # segments; an event over [0.4, 2.6) s covers >= 0.5 s of segments 0, 1 and 2
+    # UnAV-100 (avpipe's weak protocol): audio-visual events count for both modalities;
+    # videos of 3 and 6 segments; an event over [0.4, 2.6) s covers >= 0.5 s of segments 0, 1 and 2
     samples = [Sample("u0", "u0", "test", "", 2.6, 3), Sample("u1", "u1", "test", "", 5.8, 6)]
     samples += [Sample("u2", "u2", "val", "", 3.0, 3)]
     events = [

@@ -1,4 +1,4 @@
-"""One small run of the three paper-000 stages, shared by the stage tests (cached per session)."""
+"""One small run of the three CLCL stages, shared by the stage tests (cached per session)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from clcl_fixtures import make_dataset
 
 from avpipe.config import from_dict
-from avpipe.methods.clcl import pipeline
+from avpipe.methods.clcl import stages
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.metrics.unsupervised import evaluate
 
@@ -46,7 +46,7 @@ def run_chain() -> dict:
     manifest, v, a = make_dataset(r, n_train=40, n_test=16)
     times, metrics = {}, {}
     t = time.perf_counter()
-    pipeline.run_pretrain(
+    stages.run_pretrain(
         manifest,
         v,
         a,
@@ -57,13 +57,13 @@ def run_chain() -> dict:
     times["pretrain"] = time.perf_counter() - t
     t = time.perf_counter()
     sl = from_dict(SelflabelStage, {k: CFG[k] for k in ("data", "selflabel")})
-    pipeline.run_selflabel(manifest, v, a, r / "pre", sl, 0, r / "sl")
+    stages.run_selflabel(manifest, v, a, r / "pre", sl, 0, r / "sl")
     times["selflabel"] = time.perf_counter() - t
     em = from_dict(EMStage, {k: CFG[k] for k in ("data", "selflabel", "em")})
     prev = None
     for k in range(1, ROUNDS + 1):
         t = time.perf_counter()
-        pipeline.run_em_round(manifest, v, a, r / "pre", r / "sl", prev, k, em, 0, r / f"round{k}")
+        stages.run_em_round(manifest, v, a, r / "pre", r / "sl", prev, k, em, 0, r / f"round{k}")
         times[f"em{k}"] = time.perf_counter() - t
         prev = r / f"round{k}"
         with np.load(prev / "predictions.npz") as z:

@@ -1,4 +1,4 @@
-"""A separable toy AVE-format dataset for the paper-001 tests (no media, no extractors).
+"""A separable toy AVE-format dataset for the PSP / CPSP tests (no media, no extractors).
 
 Each video has one event class c over segments [onset, offset); on those segments the
 visual map carries class c's prototype at one or two spatial positions and the audio

@@ -1,4 +1,4 @@
-"""The folder adapter (no labels) through the three paper-000 CLIs: pseudo-labels and
+"""The folder adapter (no labels) through the three CLCL CLIs: pseudo-labels and
 timelines for every video of the unlabeled split, --threads, no accuracy."""
 
 from __future__ import annotations

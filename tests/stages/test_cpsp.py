@@ -16,7 +16,7 @@ from stream_flags import drop_stream
 from avpipe.cli import main
 from avpipe.io.store import FeatureStore
 from avpipe.methods.cpsp.config import DataConfig
-from avpipe.methods.cpsp.pipeline import load_splits
+from avpipe.methods.cpsp.experiment import load_splits
 from avpipe.training.checkpoint import load_checkpoint
 from avpipe.training.data import fit_standardizer
 

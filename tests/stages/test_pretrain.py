@@ -32,7 +32,7 @@ def test_resnet_sized_maps_run(tmp_path) -> None:
     from clcl_fixtures import make_dataset
 
     from avpipe.config import from_dict
-    from avpipe.methods.clcl import pipeline
+    from avpipe.methods.clcl import stages
     from avpipe.methods.clcl.config import PretrainStage
 
     m, v, a = make_dataset(tmp_path, n_train=8, n_test=2, hw=(7, 7), channels=2048)
@@ -43,7 +43,5 @@ def test_resnet_sized_maps_run(tmp_path) -> None:
             "pretrain": {"epochs": 1, "batch_size": 4, "encoder": {"d_model": 8, "heads": 2}},
         },
     )
-    pipeline.run_pretrain(
-        m, v, a, cfg, 0, tmp_path / "pre"
-    )  # budget 1 MiB: streamed from the store
+    stages.run_pretrain(m, v, a, cfg, 0, tmp_path / "pre")  # budget 1 MiB: streamed from the store
     assert load_checkpoint(tmp_path / "pre" / "encoder.pt")["visual_dim"] == 2048

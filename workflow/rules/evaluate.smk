@@ -37,7 +37,7 @@ rule evaluate_unsupervised:
 
 
 # --- PSP / CPSP (task "ave") -------------------------------------------------------------
-# One evaluation per (dataset, experiment, seed): AVE segment accuracy (spec §5.1),
+# One evaluation per (dataset, experiment, seed): AVE segment accuracy (YapengTian/AVE-ECCV18),
 # overall and per class (background = the last row), on cpsp.data.evaluate_split.
 
 

@@ -10,7 +10,7 @@ no audio-visual event at all (AVE's weakly supervised training adds such videos,
 labels_noisy.h5); their annotation line has StartTime = EndTime, and the class
 may still be heard-only or seen-only somewhere in them.
 
-Written files (``specs/datasets.md`` §2.1, the AVE.zip layout)::
+Written files (the AVE.zip layout of YapengTian/AVE-ECCV18)::
 
     Annotations.txt     header + Category&VideoID&Quality&StartTime&EndTime, end exclusive
     trainSet.txt valSet.txt testSet.txt   the same lines, one split each

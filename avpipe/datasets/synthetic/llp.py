@@ -6,7 +6,7 @@ with its own onset and offset in whole seconds.  An audio-visual event's visual
 interval equals the audio one, except with probability ``p_av_misaligned``,
 where it is drawn on its own (LLP annotates the two modalities separately).
 
-Written files (``specs/datasets.md`` §3.1, TAB-separated, with header)::
+Written files (the YapengTian/AVVP-ECCV20 ``data/*.csv`` layout, TAB-separated, with header)::
 
     AVVP_train.csv AVVP_val_pd.csv AVVP_test_pd.csv   filename, event_labels (weak, comma-joined)
     AVVP_dataset_full.csv                               the three splits together

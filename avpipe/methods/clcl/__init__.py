@@ -1,2 +1,2 @@
 """CLCL (Bao et al., AAAI 2023): unsupervised AV event localization by cross-modal
-label contrast and EM.  Stages: pretrain -> selflabel -> em rounds (methods spec §2)."""
+label contrast and EM.  Stages: pretrain -> selflabel -> em rounds (Bao et al., AAAI 2023)."""

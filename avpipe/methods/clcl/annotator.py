@@ -1,4 +1,4 @@
-"""Stage B of CLCL: self-labelling by label contrast (spec §2.5, Eqs. 9-13).
+"""Stage B of CLCL: self-labelling by label contrast (paper Eqs. 9-13).
 
 The video representations ``f_i`` (N, 2d) are fixed during annotator training.
 Affinity set A_i = the K most cosine-similar other videos, repulsion set R_i = the K
@@ -98,7 +98,7 @@ class AnnotatorTrainer(loop.Trainer):
         f, cfg = self.f, self.cfg
         i = torch.from_numpy(step.idx).to(f.device)
         b, k, D = len(step.idx), self.aff.shape[1], f.shape[1]
-        # anchors and neighbours in one forward pass: gradients reach both (spec §2.5)
+        # anchors and neighbours in one forward pass: gradients reach both (paper Eq. 9)
         probs = self.model(
             torch.cat([f[i], f[self.aff[i]].reshape(-1, D), f[self.rep[i]].reshape(-1, D)])
         )

@@ -1,7 +1,7 @@
-"""Typed settings of the unsupervised method (methods spec §2).
+"""Typed settings of the unsupervised method (CLCL, Bao et al., AAAI 2023).
 
-Defaults are the paper's values for real data and, where the paper is silent, the
-spec's recommendation [REC]; ``config/config.yaml`` shortens the schedules for the
+Defaults are the paper's values for real data and, where the paper is silent,
+avpipe's own choice, marked [REC]; ``config/config.yaml`` shortens the schedules for the
 synthetic default.  Each stage receives only its slice (``data`` + its own section),
 so that changing the EM settings does not rerun pretraining.
 """
@@ -36,7 +36,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Collaborative encoder (§2.3, Eqs. 1-5)."""
+    """Collaborative encoder (paper Eqs. 1-5)."""
 
     d_model: int = 512
     heads: int = 4
@@ -50,7 +50,7 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Stage A: instance discrimination + soft decorrelation (§2.4, §2.7)."""
+    """Stage A: instance discrimination + soft decorrelation (paper Eqs. 6-7)."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     epochs: int = 200
@@ -70,7 +70,7 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class SelflabelConfig:
-    """Stage B: annotator with label contrast and marginal entropy (§2.5)."""
+    """Stage B: annotator with label contrast and marginal entropy (paper Eqs. 9-13)."""
 
     hidden: int = 512
     top_k: int = 30
@@ -79,8 +79,8 @@ class SelflabelConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    # ceiling of each repulsion KL (spec §6 item 3): "log_c" = log C, a number, or
-    # null = unbounded as printed in the paper
+    # ceiling of each repulsion KL (unbounded in the paper): "log_c" = log C, a
+    # number, or null = unbounded as printed in the paper
     repulsion_clip: float | Literal["log_c"] | None = "log_c"
     # how the ceiling bounds: hard clip (no gradient above) or c * tanh(KL / c)
     repulsion_bound: Literal["clip", "tanh"] = "tanh"
@@ -94,14 +94,15 @@ class SelflabelConfig:
     # and Phi); 1.0 = the paper.  Lower it when the visual features carry little class
     # information (random-weight extractors): their noise otherwise swamps the audio half
     visual_weight: float = 1.0
-    # maximize: L_e = -H(mean p) (spec §6 item 2); paper: +H as printed (collapses)
+    # maximize: L_e = -H(mean p) (paper Eq. 10 with its sign flipped, avpipe's choice);
+    # paper: +H as printed (collapses)
     entropy_sign: Literal["maximize", "paper"] = "maximize"
     log_every: int = 20
 
 
 @dataclass(frozen=True)
 class EMConfig:
-    """Stage C: MIL localizer (M-step) and the E-steps of rounds >= 2 (§2.6, §2.8)."""
+    """Stage C: MIL localizer (M-step) and the E-steps of rounds >= 2 (paper Eqs. 14-17)."""
 
     rounds: int = 3
     epochs: int = 50
@@ -111,7 +112,7 @@ class EMConfig:
     dropout: float = 0.1
     targets: Literal["hard", "soft"] = "hard"
     # every round's localizer starts from stage A's encoder with fresh, seeded heads
-    # ("pretrain", spec [REC]) or warm-starts from round k-1's localizer ("previous")
+    # ("pretrain", avpipe's choice [REC]) or warm-starts from round k-1's localizer ("previous")
     init: Literal["pretrain", "previous"] = "pretrain"
     finetune_encoder: bool = True
     # E-step of round k >= 2: annotator epochs

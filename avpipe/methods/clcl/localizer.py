@@ -1,4 +1,4 @@
-"""Stage C of CLCL: the MIL localizer (M-step) and the E-step representation (spec §2.6, §2.8).
+"""Stage C of CLCL: the MIL localizer (M-step) and the E-step representation (paper Eqs. 14-17).
 
 * :func:`representations`: ``f_i = sum_t gamma_it [a_attn_t; v_attn_t]`` from an encoder
   with uniform gamma (round 1) or with round k-1's localizer's gamma; the pooled
@@ -11,7 +11,7 @@
   over all segments; gamma is reversed when its reverse pools more separable inputs
   (on the synthetic toy gamma pointed at the background in ~1 of 4 seeds otherwise).
 * :func:`foreground`: gamma is a softmax over time, so a rule decides foreground
-  (spec §6 item 4): ``gamma_t >= 1/T`` [REC] or ``gamma_t / max gamma >= threshold``.
+  (the paper gives none): ``gamma_t >= 1/T`` [REC] or ``gamma_t / max gamma >= threshold``.
 """
 
 from __future__ import annotations

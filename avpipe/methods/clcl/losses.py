@@ -1,18 +1,21 @@
-"""Losses of Bao et al., AAAI'23 (methods spec §2.4-2.6, §6 items 2-3).
+"""Losses of Bao et al., AAAI'23 (paper Eqs. 6-17).
 
 * :func:`instance_nce` Eq. 6: non-parametric softmax against a memory bank
   (the visual term's ``m_+`` typo read as ``m_i``).
 * :func:`decorrelation` Eq. 7, the "soft" IDFD form: each feature dimension (columns
   normalised over the batch) must be most similar to itself.  The paper's hard form
-  ``||X X^T - I||`` has the product order wrong (spec §2.4).
-* :func:`label_contrast` Eq. 9 with each repulsion KL bounded by a ceiling (spec §6
-  item 3: unbounded below otherwise): hard ``clip`` (zero gradient above it) or the
+  ``||X X^T - I||`` has the product order wrong: the intended matrix is the
+  feature-dimension Gram matrix, as in IDFD
+  (TTN-YKK/Clustering_friendly_representation_learning).
+* :func:`label_contrast` Eq. 9 with each repulsion KL bounded by a ceiling (avpipe's
+  choice: unbounded below otherwise): hard ``clip`` (zero gradient above it) or the
   smooth ``tanh`` surrogate ``c * tanh(KL / c)`` (gradient everywhere, value < c).
   Each neighbour sum is divided by K by default (``reduction="mean"``): with the printed
   sums the label-contrast term is K times larger than the marginal-entropy term, which
   then no longer prevents collapse (found on the synthetic toy, K = 6..30).
 * :func:`marginal_entropy` Eq. 10 with the sign that prevents collapse: the minimised
-  term is ``-H(mean p)`` (spec §6 item 2); ``sign="paper"`` gives the printed ``+H``.
+  term is ``-H(mean p)`` (the printed sign contradicts the paper's stated goal);
+  ``sign="paper"`` gives the printed ``+H``.
 * :func:`mil_bce` Eq. 17.
 """
 

@@ -1,4 +1,4 @@
-"""Networks of Bao et al., AAAI'23 (methods spec §2.3, §2.5, §2.6).
+"""Networks of Bao et al., AAAI'23 (paper Eqs. 1-5, 9-17).
 
 * :class:`CollaborativeEncoder`: audio-guided spatial attention (Eqs. 1-2), projection
   to d [REC], audio-guided visual and visual-guided audio cross-attention (Eqs. 3-5),
@@ -115,7 +115,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def embed(
     v_attn: torch.Tensor, a_attn: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled, L2-normalised embeddings x^v, x^a (B, d) used by the memory banks (§2.3 step 4)."""
+    """Pooled, L2-normalised embeddings x^v, x^a (B, d) used by the memory banks (paper Eq. 6)."""
     return F.normalize(masked_mean(v_attn, mask), dim=1), F.normalize(
         masked_mean(a_attn, mask), dim=1
     )
@@ -124,7 +124,10 @@ def embed(
 def pooled_representation(
     v_attn: torch.Tensor, a_attn: torch.Tensor, gamma: torch.Tensor
 ) -> torch.Tensor:
-    """f_i = sum_t gamma_it [a_attn_t ; v_attn_t] -> (B, 2d) (§2.5); gamma (B, T) sums to 1."""
+    """f_i = sum_t gamma_it [a_attn_t ; v_attn_t] -> (B, 2d), the annotator input (paper Eq. 9).
+
+    gamma (B, T) sums to 1.
+    """
     return torch.einsum("bt,btd->bd", gamma, torch.cat([a_attn, v_attn], dim=-1))
 
 

@@ -1,7 +1,7 @@
-"""Stage A of CLCL: self-supervised training of the collaborative encoder (spec §2.4).
+"""Stage A of CLCL: self-supervised training of the collaborative encoder (paper Eqs. 6-7).
 
 Loss per step: ``w_a L_ins(audio) + w_v L_ins(visual) + w_dec (L_dec(x^a) + L_dec(x^v))``
-with SGD (lr 0.05, momentum 0.9, wd 5e-4) and cosine decay (§2.7), in
+with SGD (lr 0.05, momentum 0.9, wd 5e-4) and cosine decay (the paper's settings), in
 :mod:`avpipe.training.loop` (one update, then the memory banks move, per batch).  No
 augmentation is described in the paper; ``feature_dropout`` [REC] optionally drops
 input features.

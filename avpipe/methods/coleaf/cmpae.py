@@ -1,4 +1,4 @@
-"""CMPAE Anchor (Gao et al., CVPR 2023), the Anchor of the released CoLeaF (methods spec §4.2).
+"""CMPAE Anchor (Gao et al., CVPR 2023), the released CoLeaF's Anchor (its ``MMIL_Net``).
 
 Facts read in MengyuanChen21/CVPR2023-CMPAE and faeghehsardari/coleaf
 ``nets/net_audiovisual.py`` (``MMIL_Net``), restated:

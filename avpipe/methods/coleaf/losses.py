@@ -1,13 +1,15 @@
-"""CoLeaF losses (Sardari et al., ECCV 2024; methods spec §4.3-4.6).
+"""CoLeaF losses (Sardari et al., ECCV 2024, Eqs. 5-13; faeghehsardari/coleaf).
 
 Facts from the paper (seed 002, equations lost) and faeghehsardari/coleaf
 (``utils/eval_metrics.py``, ``main.py``), restated:
 
 * ``asl``: asymmetric loss of the released Reference training (γ⁺ = γ⁻ = 1, negative
-  clip 0.05, summed); the focusing weight carries no gradient (§4.3).
+  clip 0.05, summed); the focusing weight carries no gradient
+  (faeghehsardari/coleaf ``utils/eval_metrics.py``).
 * ``smoothed_nce``: per-video segment NCE with soft targets (π_tt = 1 - s,
-  π_tj = s / (T - 1)); ℓ_t = -log Σ_j π_tj softmax_j(q_t·k_j / τ) (§4.2, Eq. 8), optionally
-  weighted per video; generalised to per-video T with a key mask (§5.4 item 6).
+  π_tj = s / (T - 1)); ℓ_t = -log Σ_j π_tj softmax_j(q_t·k_j / τ) (CMPAE / CoLeaF
+  code; CoLeaF Eq. 8), optionally weighted per video; generalised to per-video T with
+  a key mask (the released code fixes T = 10).
 * ``event_aware_weights``: the weight of Eq. 11 from the Reference pseudo-labels:
   per modality (code) ``w^a = N_ao/(N_ao+N_av)``, ``w^v = N_vo/(N_vo+N_av)``, or one
   weight (paper) ``(N_ao+N_vo)/(N_ao+N_vo+N_av)``; a zero denominator counts as 1.
@@ -15,7 +17,7 @@ Facts from the paper (seed 002, equations lost) and faeghehsardari/coleaf
 * ``cc_teacher`` / ``class_correlation_loss``: Eq. 13, ``M(p) = p pᵀ`` per video;
   the teacher is the Reference (paper) or the released confidence-gated mix (code),
   and the reduction is the released ``sum / C * B`` (an operator-precedence slip),
-  ``sum / (C B)`` (spec [REC]) or the paper's MSE (mean over B, C, C).
+  ``sum / (C B)`` (avpipe's choice) or the paper's MSE (mean over B, C, C).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def jomold_denoise(
     ratio_audio: torch.Tensor,
     ratio_visual: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """JoMoLD-style modality label denoising of the released CoLeaF/CMPAE loops (spec §4.7).
+    """JoMoLD-style modality label denoising of the released CoLeaF/CMPAE loops (``main.py``).
 
     ``p_*`` (B,C): Anchor modality probabilities (no cross-attention, no grad); ``t_*``
     (B,C): modality targets; ``ratio_*`` (C,): per-class noise ratios.  For class c with

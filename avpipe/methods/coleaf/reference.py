@@ -1,4 +1,6 @@
-"""CoLeaF's Reference branch (Eqs. 5-7; methods spec §4.3), one network per modality.
+"""CoLeaF's Reference branch (paper Eqs. 5-7), one network per modality.
+
+Reference code: faeghehsardari/coleaf ``nets/net_audiovisual.py``.
 
 Unimodal tokens (no activation), C learnable class tokens prepended (Eq. 5; zero
 initialised as in the released code), one self-attention layer of HAN's type

@@ -1,18 +1,19 @@
 """CoLeaF training on the HAN Anchor (Sardari et al., ECCV 2024; paper Table 4 right)
-or, with ``anchor_backbone: cmpae``, on the released CMPAE Anchor (spec §4.2).
+or, with ``anchor_backbone: cmpae``, on the released CMPAE Anchor
+(faeghehsardari/coleaf ``nets/net_audiovisual.py``).
 
-Per iteration (methods spec §4.8, released ``main.py``, with HAN in place of CMPAE):
-1. Anchor forward (no grad) -> Eq. 12 pseudo-labels ỹ^a, ỹ^v (§4.5);
+Per iteration (faeghehsardari/coleaf ``main.py``, with HAN in place of CMPAE):
+1. Anchor forward (no grad) -> Eq. 12 pseudo-labels ỹ^a, ỹ^v;
 2. update the audio, then the visual Reference (own Adam each): video-level and
-   class-token losses, plus L_smkd after ``reference.warmup_epochs`` (§4.3, §4.5);
-3. Reference forward (no grad) -> event-aware weights w^a, w^v (§4.4), segment
-   embeddings r̂^m and the class-correlation teachers (§4.6);
-4. Anchor update: HAN loss (§4.1) + from ``contrastive.start_epoch`` the event-aware
+   class-token losses, plus L_smkd after ``reference.warmup_epochs`` (Eqs. 5-7, 12);
+3. Reference forward (no grad) -> event-aware weights w^a, w^v (Eqs. 8-11), segment
+   embeddings r̂^m and the class-correlation teachers (Eq. 13);
+4. Anchor update: HAN loss + from ``contrastive.start_epoch`` the event-aware
    NCE ``λ_a L_EA^a + λ_v L_EA^v`` (query r̂^m, keys = Anchor segment embeddings) and
    from ``correlation.start_epoch`` ``λ_cc (L_cc^a + L_cc^v)``.
 Inference: the Anchor alone (optionally fusing a no-cross-attention forward).
 
-Defaults follow the released code (spec §6 item 15): ASL for the Reference,
+Defaults follow the released code, not the paper: ASL for the Reference,
 per-modality event-aware weights 0.009 / 1, confidence-gated teacher and the
 released ``sum / C * B`` reduction with weight 1e-4, 10 epochs, Adam 5e-4,
 StepLR(6, 0.25).  Paper alternatives are config switches: ``reference.loss: bce``,
@@ -21,7 +22,8 @@ StepLR(6, 0.25).  Paper alternatives are config switches: ``reference.loss: bce`
 The CMPAE-only parts of the released Anchor loop (evidential heads, global branch,
 mutual learning, the Anchor's own audio-visual NCE) come with ``anchor_backbone: cmpae``
 (the HAN Anchor can add that NCE with ``train.anchor_nce_weight``, 0 by default).
-JoMoLD label denoising (§4.7, with the Anchor's no-cross-attention forward) is
+JoMoLD label denoising (as in the released CoLeaF and CMPAE loops, with the Anchor's
+no-cross-attention forward) is
 ``denoise.enabled``, off by default because its noise ratios are LLP-specific.
 The no-grad forwards (steps 1 and 3, and JoMoLD's) run in train mode, as in the
 released loop (dropout on: the pseudo-labels and teachers are dropout samples);
@@ -110,7 +112,7 @@ class CorrelationConfig:
 
 @dataclass(frozen=True)
 class DenoiseConfig:
-    """JoMoLD label denoising (§4.7), per-class ratios in class order (LLP: noise_ratios.npz)."""
+    """JoMoLD label denoising, per-class ratios in class order (LLP: noise_ratios.npz)."""
 
     enabled: bool = False
     ratios_audio: list[float] = field(default_factory=list)
@@ -135,7 +137,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CMPAEConfig:
-    """The CMPAE Anchor (``anchor_backbone: cmpae``, spec §4.2); width etc. from ``anchor``."""
+    """The CMPAE Anchor (``anchor_backbone: cmpae``); width etc. from ``anchor``."""
 
     cross_mix: float = 0.8  # x = w x_ca + (1 - w) x_sa
     # (w_a, w_v, w_g, w_nce, w_mut): CoLeaF's released values (CMPAE's own: 2, 0.6, 0.6, 1, 1)
@@ -284,7 +286,7 @@ class Trainer(loop.Trainer):
     def targets(
         self, y: torch.Tensor, args: tuple[torch.Tensor, ...], epoch: int
     ) -> dict[str, torch.Tensor]:
-        """Modality targets P_a = y, P_v = smoothed y, optionally JoMoLD-denoised (§4.7)."""
+        """Modality targets P_a = y, P_v = smoothed y, optionally JoMoLD-denoised."""
         targets = {"audio": y, "visual": smooth(y, self.cfg.train.visual_smoothing)}
         dn = self.cfg.denoise
         if dn.enabled and not (dn.first_epoch_off and epoch == 1):

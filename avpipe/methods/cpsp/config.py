@@ -1,8 +1,9 @@
-"""Typed settings of PSP / CPSP / SSPSP (methods spec §3).
+"""Typed settings of PSP / CPSP / SSPSP (PSP, CVPR 2021; CPSP, arXiv 2211.09980).
 
-Defaults are the released CPSP scripts' values for AVE (spec §3.4, with the flags the
-run scripts meant to pass, §3.8 item 1); ``config/config.yaml`` shortens the schedule
-for the synthetic default.  One *experiment* = one setting (full / weak), one head and
+Defaults are the released CPSP scripts' values for AVE (jasongief/CPSP
+``cpsp_avel/run_fully_supv.sh``, with the flags the script means to pass: a trailing
+space after a line continuation drops them); ``config/config.yaml`` shortens the
+schedule for the synthetic default.  One *experiment* = one setting (full / weak), one head and
 one set of loss weights; PSP is CPSP with the contrastive weights at zero.
 """
 
@@ -16,7 +17,7 @@ from avpipe.training.loop import LoopConfig, OptimizerConfig, ScheduleConfig
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and schedule (defaults: the CPSP fully supervised script, spec §3.4)."""
+    """Optimiser and schedule (defaults: CPSP's ``run_fully_supv.sh``)."""
 
     epochs: int = 45
     batch_size: int = 64
@@ -62,7 +63,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """PSP backbone widths (§3.2); paper values for VGG-19 + VGGish."""
+    """PSP backbone widths (jasongief/CPSP ``psp_family.py``); paper values for VGG-19 + VGGish."""
 
     audio_hidden: int = 256  # a' = FC(FC(a)): D_a -> 256 -> 128
     embed: int = 128  # width of a' and v' (LSTM input)
@@ -95,7 +96,7 @@ class ExperimentConfig:
     # PSP pruning threshold tau; null = 0.099 (full) / 0.095 (weak), just below 1/T = 0.1
     psp_threshold: float | None = None
     # intended: event vs background InfoNCE (non-zero gradient); released_noop: the
-    # released function, a constant with zero gradient (spec §3.3, §6 item 6)
+    # released function, a constant with zero gradient (jasongief/CPSP ``cpsp_avel/losses.py``)
     spsa_impl: Literal["intended", "released_noop"] = "intended"
     spsa_temperature: float = 0.6
     # batch-hard triplet; null = released defaults (full: 0.2 / 3, weak: 0.6 / 4)

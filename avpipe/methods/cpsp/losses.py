@@ -1,4 +1,4 @@
-"""PSP / CPSP objectives (methods spec §3.3), all float32, batch-first.
+"""PSP / CPSP objectives (jasongief/CPSP ``cpsp_avel/losses.py``), all float32, batch-first.
 
 * :func:`full_classification`: BCE on the event gate + CE on the video category (CPSP);
   :func:`psp_segment_ce`: per-segment C+1 cross-entropy (original PSP fully).
@@ -9,7 +9,8 @@
 * :func:`spsa_loss`: segment level, event vs background segments of one video.  The
   ``intended`` form is the InfoNCE the CPSP README describes; ``released_noop``
   reproduces the released function, which is a constant with exactly zero gradient
-  (spec §3.3 [CODE] bug, §6 item 6): kept so that runs can match the released numbers.
+  (its negative mask sums over the same axis as the positives): kept so that runs
+  can match the released numbers.
 * :func:`vpsa_loss`: video level, batch-hard triplet over mean-of-normalised features.
 * :func:`ss_infonce`: SSPSP's label-free audio->visual InfoNCE over all segments.
 """

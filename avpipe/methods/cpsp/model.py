@@ -1,4 +1,4 @@
-"""PSP backbone and the PSP / CPSP heads (methods spec §3.2).
+"""PSP backbone and the PSP / CPSP heads (jasongief/CPSP ``model/psp_family.py``).
 
 Implements, following the reference code's structure (jasongief/PSP_CVPR_2021 and
 jasongief/CPSP ``cpsp_avel``, read for facts only):
@@ -13,8 +13,9 @@ jasongief/CPSP ``cpsp_avel``, read for facts only):
   weak: ``p = softmax(max_t sigmoid(e_t) z)``) or ``psp`` (the original per-segment C+1
   classifier; weak: temporally weighted segment scores).
 
-Departures: float32 instead of the reference's float64 (§6 item 10); the number of
-positions (49 for 7x7) and every input width come from the feature stores.
+Departures: float32 instead of the reference's float64 (jasongief/CPSP calls
+``model.double()``); the number of positions (49 for 7x7) and every input width come
+from the feature stores.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def propagation_weights(sim: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 class PositiveSamplePropagation(nn.Module):
-    """AV-PSP (§3.2 step 5): v^l, a^l (B, T, d) -> v_hat, a_hat (B, T, d)."""
+    """AV-PSP (jasongief/CPSP ``psp_family.py``): v^l, a^l (B, T, d) -> v_hat, a_hat (B, T, d)."""
 
     def __init__(self, dim: int, threshold: float, dropout: float):
         super().__init__()
@@ -202,7 +203,7 @@ class PSPNet(nn.Module):
 
 
 def predict_segments(out: Output, n_classes: int) -> torch.Tensor:
-    """Label per segment (B, T) int64, background = ``n_classes`` (spec §3.5)."""
+    """Label per segment (B, T) int64, background = ``n_classes`` (jasongief/CPSP inference)."""
     if out.event_logit is not None:
         cls = out.class_logit.argmax(-1, keepdim=True).expand_as(out.event_logit)
         bg = torch.full_like(cls, n_classes)

@@ -1,4 +1,4 @@
-"""HAN's weakly supervised objective (methods spec §4.1).
+"""HAN's weakly supervised objective (YapengTian/AVVP-ECCV20 ``main_avvp.py``).
 
 ``L = BCE(p̄, y) + BCE(p^a, y) + BCE(p^v, (1-ε) y + ε/2)``: video-level MIL loss,
 guided learning of the modality-level predictions, label smoothing ε = 0.1 on the

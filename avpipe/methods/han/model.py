@@ -1,6 +1,6 @@
 """HAN: hybrid attention network + MMIL pooling (Tian et al., ECCV 2020).
 
-Methods spec §4.1 (paper Eqs. 1-4; facts read in YapengTian/AVVP-ECCV20
+HAN paper Eqs. 1-4 as restated in the CoLeaF paper (facts read in YapengTian/AVVP-ECCV20
 ``nets/net_audiovisual.py``).  Shapes: B videos, T segments, C classes, d width.
 
 * Tokens: ``a_t = FC(f^a_t)``; ``s_t = mean_k FC(f^2D_{t,k})`` over the k frames of a
@@ -13,7 +13,7 @@ Methods spec §4.1 (paper Eqs. 1-4; facts read in YapengTian/AVVP-ECCV20
   and modality attention ``softmax_T(FC_t(x))``, ``softmax_m(FC_m(x))``; video-level
   ``p̄ = Σ_t Σ_m W^t W^m P``, modality-level ``p^m = Σ_t W^t[:, m] P[:, m]``.
 
-Departure: padded segments (variable-length videos, spec §5.4) are masked out of
+Departure: padded segments (variable-length videos, e.g. UnAV-100) are masked out of
 the attention keys and of the temporal softmax; with T fixed this changes nothing.
 """
 
@@ -153,7 +153,8 @@ class HAN(nn.Module):
         a, v = self.embed.audio(audio), self.embed.visual(frames, motion)
         pad = None if mask is None else ~mask
         for layer in self.layers:
-            # the same layer for both streams (spec §6 item 14); layers chain outputs
+            # the same layer for both streams (as in YapengTian/AVVP-ECCV20, CMPAE, CoLeaF);
+            # layers chain outputs
             a, v = layer(a, v if cross else None, pad), layer(v, a if cross else None, pad)
         out = self.pool(torch.stack([a, v], dim=2), mask)
         out["x_audio"], out["x_visual"] = a, v

@@ -1,4 +1,4 @@
-"""HAN training (methods spec §4.1; YapengTian/AVVP-ECCV20 ``main_avvp.py``).
+"""HAN training (Tian et al., ECCV 2020; YapengTian/AVVP-ECCV20 ``main_avvp.py``).
 
 Adam 3e-4, batch 16, 40 epochs, StepLR(10, x0.1); checkpoint = best validation
 segment-level Type@AV with HAN's thresholds (global video filter p̄ >= 0.5, segment 0.5),
@@ -24,7 +24,10 @@ from avpipe.training.data import Split
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """HAN backbone (§4.1): width, heads, FFN width, dropout, layers, token activation."""
+    """HAN backbone (YapengTian/AVVP-ECCV20 ``nets/net_audiovisual.py``).
+
+    Width, heads, FFN width, dropout, layers, token activation.
+    """
 
     d_model: int = 512
     heads: int = 1

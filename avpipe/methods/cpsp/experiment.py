@@ -1,16 +1,17 @@
 """One PSP / CPSP / SSPSP experiment: stores + manifest on disk -> outputs on disk.
 
-:func:`objective` sums the configured losses (spec §3.3):
+:func:`objective` sums the configured losses (jasongief/CPSP ``cpsp_avel/losses.py``):
 full ``L_cls + w_avpsp L_avpsp + w_spsa L_spsa + w_vpsa L_vpsa + w_ss L_ss``,
 weak ``L_cls + w_vpsa L_vpsa + w_ss L_ss`` (segment labels are never read in the weak
 setting).  As in CPSP, the weak setting has neither a background column nor
-background-only videos (spec §6 item 8): nothing in ``L_cls`` pushes the event gate
-down on background segments, so weak models tend to mark whole videos as events (on
-AVE, 2/3 of the videos are events from 0 to 10 s).
+background-only videos (jasongief/CPSP ``AVE_dataset_weak.py``): nothing in ``L_cls``
+pushes the event gate down on background segments, so weak models tend to mark whole
+videos as events (on AVE, 2/3 of the videos are events from 0 to 10 s).
 
 :func:`run_experiment` trains on train in :mod:`avpipe.training.loop`, selects the
-epoch on val segment accuracy (never on test, §6 item 9; equal accuracies keep the
-first epoch, as the released scripts compare with ``>``; ``train.ties``) and writes
+epoch on val segment accuracy (never on test, unlike the PSP reference code; equal
+accuracies keep the first epoch, as the released scripts compare with ``>``;
+``train.ties``) and writes
 ``model.pt``, ``predictions.npz`` (``sample_id``, ``segment_pred`` (N, T),
 background = C; see :mod:`avpipe.metrics.ave`),
 ``history.tsv`` and ``summary.json``; the summary's ``missing_stream`` names, per split,
@@ -111,8 +112,9 @@ def load_splits(
     batch_size: int = 64,
     video_class: Literal["largest", "most_frequent"] = "largest",
 ) -> dict[str, Split]:
-    """Present samples of each split with visual maps, audio and targets (methods spec
-    §3.1) through the shared contract (:mod:`avpipe.training.data`): segment ``labels``
+    """Present samples of each split with visual maps, audio and targets (jasongief/CPSP
+    ``cpsp_avel/dataset/``) through the shared contract (:mod:`avpipe.training.data`):
+    segment ``labels``
     (N, T) with background = C, the foreground indicator ``fg``, multi-hot
     ``video_label`` (N, C) and ``video_class`` (:func:`video_classes` under the rule
     ``video_class``).  PSP's fusion
