@@ -8,6 +8,7 @@ dropping a study or failing hours later. Pure functions: no Snakemake, no files.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from collections.abc import Iterable, Mapping
@@ -327,3 +328,27 @@ def schema_error_message(error: Any, schema: Mapping[str, Any], schema_file: str
     else:
         detail = error.message
     return f"config: {key} = {_short(value)} is not allowed; {detail} {where}"
+
+
+def fill_section_defaults(config: dict[str, Any], schema_file: str) -> None:
+    """Fill each section's missing keys with its schema's ``default`` (one level deep).
+
+    Snakemake's ``validate`` does not follow a section's ``$ref`` into its own schema file
+    to fill defaults, so a config that leaves out a key (``--configfile`` replacing the
+    default config, e.g. ``config/reproduce/*.yaml``) would reach the rules without it.
+    The schemas' defaults equal the dataclasses' (tests/test_config_sources.py).
+    """
+    import yaml
+
+    with open(schema_file) as fh:
+        top = yaml.safe_load(fh)
+    base = os.path.dirname(schema_file)
+    for section, prop in top.get("properties", {}).items():
+        ref = prop.get("$ref") if isinstance(prop, dict) else None
+        if not ref or ref.startswith("#") or not isinstance(config.get(section), dict):
+            continue
+        with open(os.path.join(base, ref)) as fh:
+            sub = yaml.safe_load(fh)
+        for key, spec in sub.get("properties", {}).items():
+            if isinstance(spec, dict) and "default" in spec and key not in config[section]:
+                config[section][key] = copy.deepcopy(spec["default"])

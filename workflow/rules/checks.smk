@@ -16,6 +16,7 @@ from avpipe.workflow_checks import (
     avvp_problems,
     cpsp_problems,
     dataset_problems,
+    fill_section_defaults,
     family_problems,
     find_validation_error,
     recipe_problems,
@@ -45,6 +46,7 @@ except WorkflowError as e:
     raise ConfigError(
         schema_error_message(schema_error, top_schema, CONFIG_SCHEMA)
     ) from None
+fill_section_defaults(config, os.path.abspath(CONFIG_SCHEMA))
 
 CONFIG_PROBLEMS = (
     dataset_problems(config)
