@@ -14,7 +14,9 @@ rule benchmark:
         f"{BENCHMARK_DIR}/results/report/summary.md",
     log:
         "logs/benchmark/benchmark.log",
-    threads: workflow.cores
+    # the nested run's --cores; a local run caps it at its own --cores (so `--cores 2
+    # benchmark` runs the nested study on 2), and --set-threads benchmark=N changes it
+    threads: 8
     params:
         snakefile=os.path.abspath(workflow.main_snakefile),
         # <workdir>/results/report/summary.md -> <workdir>
