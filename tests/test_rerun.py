@@ -87,8 +87,9 @@ def test_the_html_report_shows_the_summary_table(wf: WorkflowCopy) -> None:
     shown = browser.shown_frame_text(exe, wf.wd / "report.html", "Summary", "Results summary")
     assert shown["width"] > 300 and shown["height"] > 300, shown
     assert shown["left"] < shown["viewport"][0] and shown["top"] < shown["viewport"][1], shown
-    ave, em, avvp = shown["tables"]
+    ave, em, avvp, *intervals = shown["tables"]
     assert ave.startswith("AVE event localization") and em.startswith("Unsupervised")
+    assert intervals and intervals[0].startswith("Headline metrics with 95% confidence")
     for row in ours:
         text = {"ave_accuracy": ave, "em_rounds": em, "avvp": avvp}[row["section"]]
         cell = f"{float(row['mean']):.1f}"
