@@ -342,12 +342,11 @@ def fill_section_defaults(config: dict[str, Any], schema_file: str) -> None:
 
     with open(schema_file) as fh:
         top = yaml.safe_load(fh)
-    base = os.path.dirname(schema_file)
-    for section, prop in top.get("properties", {}).items():
-        ref = prop.get("$ref") if isinstance(prop, dict) else None
-        if not ref or ref.startswith("#") or not isinstance(config.get(section), dict):
-            continue
-        with open(os.path.join(base, ref)) as fh:
+    for section in top.get("properties", {}):
+        section_file = schema_file_of([section], top, schema_file)
+        if section_file == schema_file or not isinstance(config.get(section), dict):
+            continue  # no schema file of its own, or the section is absent
+        with open(section_file) as fh:
             sub = yaml.safe_load(fh)
         for key, spec in sub.get("properties", {}).items():
             if isinstance(spec, dict) and "default" in spec and key not in config[section]:
