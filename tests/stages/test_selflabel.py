@@ -35,3 +35,29 @@ def test_annotator_init_depends_only_on_the_seed() -> None:
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
         assert torch.equal(pa, pb)
         assert not torch.equal(pa, pc)
+
+
+def test_restarts_keep_the_lowest_objective() -> None:
+    """restarts = 1 is one annotator from the seed; restarts = 3 keeps the restart whose
+    label-contrast objective over all videos is the lowest, restart 0 being the seed's."""
+    import dataclasses
+
+    import torch
+
+    from avpipe.methods.clcl.annotator import fit_annotator, objective
+    from avpipe.methods.clcl.config import SelflabelConfig
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=g) * 3
+    f = centres.repeat_interleave(10, 0) + torch.randn(30, 16, generator=g)
+    cfg = SelflabelConfig(hidden=8, top_k=4, batch_size=10, log_every=1000)
+    cpu = torch.device("cpu")
+    one, _, s1 = fit_annotator(f, cfg, 3, 3, seed=2, device=cpu)
+    best, _, s3 = fit_annotator(f, dataclasses.replace(cfg, restarts=3), 3, 3, 2, cpu)
+    assert len(s1) == 1 and len(s3) == 3
+    assert s3[0] == pytest.approx(s1[0])
+    assert len(set(s3)) == 3  # the restarts differ
+    assert objective(best, f, cfg) == pytest.approx(min(s3))
+    assert objective(one, f, cfg) == pytest.approx(s1[0])
+    with pytest.raises(ValueError, match="restarts"):
+        fit_annotator(f, dataclasses.replace(cfg, restarts=0), 3, 3, 2, cpu)

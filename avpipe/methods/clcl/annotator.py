@@ -5,6 +5,10 @@ Affinity set A_i = the K most cosine-similar other videos, repulsion set R_i = t
 least similar; both recomputed at every E-step.  Phi is trained with SGD + cosine
 decay on ``L_c + w_e L_e`` in :mod:`avpipe.training.loop`; pseudo-labels are
 ``Z_i = Phi(f_i)``.
+:func:`fit_annotator` trains ``selflabel.restarts`` annotators (restart r from seed
+``seed + 7919 r``) and keeps the one with the lowest label-contrast objective over all
+videos (:func:`objective`), as k-means keeps the lowest inertia of its ``n_init`` runs
+(avpipe's choice [REC]: the paper trains one annotator; the objective reads no labels).
 :func:`align_to` permutes the pseudo-classes of a new E-step to match the previous
 round's (Hungarian assignment on the contingency table), so that pseudo-class k means
 the same cluster in every round.
@@ -117,6 +121,63 @@ class AnnotatorTrainer(loop.Trainer):
         return {
             "nonempty_pseudo_classes": float(len(np.unique(predict(self.model, self.f).argmax(1))))
         }
+
+
+@torch.no_grad()
+def objective(annotator: Annotator, f: torch.Tensor, cfg: SelflabelConfig) -> float:
+    """``L_c + w_e L_e`` of ``annotator`` over all N videos of ``f`` (N, 2d) at once (eval mode).
+
+    The neighbour sets are ``f``'s (:func:`affinity_sets`), L_e the marginal entropy of the
+    mean prediction over the N videos: deterministic, and no labels read.
+    """
+    annotator.eval()
+    aff, rep = affinity_sets(f, effective_top_k(cfg.top_k, f.shape[0]))
+    p = annotator(f)
+    clip = repulsion_ceiling(cfg.repulsion_clip, annotator.n_classes)
+    l_c, _ = label_contrast(p, p[aff], p[rep], clip, cfg.neighbour_reduction, cfg.repulsion_bound)
+    l_e = marginal_entropy(p, cfg.entropy_sign)
+    return float(l_c + cfg.entropy_weight * l_e)
+
+
+RESTART_STRIDE = 7919  # seed offset between restarts (a prime: no clash with round offsets)
+
+
+def fit_annotator(
+    f: torch.Tensor,
+    cfg: SelflabelConfig,
+    n_classes: int,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    init: dict[str, torch.Tensor] | None = None,
+) -> tuple[Annotator, History, list[float]]:
+    """Best of ``cfg.restarts`` annotators trained on ``f`` (N, 2d): lowest :func:`objective`.
+
+    Restart r is initialised from ``seed + RESTART_STRIDE * r`` (or from ``init``, a warm
+    start, with its own batch order).  Returns the kept annotator, its history and every
+    restart's objective (restart order).
+    """
+    if cfg.restarts < 1:
+        raise ValueError(f"selflabel.restarts must be >= 1, got {cfg.restarts}")
+    best: tuple[float, Annotator, History] | None = None
+    scores: list[float] = []
+    for r in range(cfg.restarts):
+        s = seed + RESTART_STRIDE * r
+        ann = new_annotator(f.shape[1], cfg, n_classes, s)
+        if init is not None:
+            ann.load_state_dict(init)
+        hist = train_annotator(f, ann, cfg, epochs, s, device)
+        scores.append(objective(ann, f.to(device), cfg))
+        if best is None or scores[-1] < best[0]:
+            best = (scores[-1], ann, hist)
+    if cfg.restarts > 1:
+        log.info(
+            "selflabel: kept restart %d of %d (objective %s)",
+            scores.index(best[0]),
+            cfg.restarts,
+            ", ".join(f"{v:.4f}" for v in scores),
+        )
+    return best[1], best[2], scores
 
 
 def train_annotator(

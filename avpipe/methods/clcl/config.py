@@ -89,6 +89,9 @@ class SelflabelConfig:
     # annotator initialisation of every E-step: "seeded" = fresh from the run seed and
     # round; "previous" = warm start from round k-1's annotator (stage B is always seeded)
     init: Literal["seeded", "previous"] = "seeded"
+    # [REC] annotators trained per E-step from different seeds; the one with the lowest
+    # label-contrast objective over all videos is kept (k-means' n_init; no labels read)
+    restarts: int = 1
     entropy_weight: float = 1.0
     # [REC] scale of the visual half of f = [a; w v] seen by the annotator (neighbour sets
     # and Phi); 1.0 = the paper.  Lower it when the visual features carry little class

@@ -34,7 +34,7 @@ import torch
 from avpipe.config import from_dict, to_dict
 from avpipe.datasets.manifest import Manifest
 from avpipe.localize.inputs import record_inputs
-from avpipe.methods.clcl.annotator import align_to, new_annotator, predict, train_annotator
+from avpipe.methods.clcl.annotator import align_to, fit_annotator, predict
 from avpipe.methods.clcl.config import EMStage, EncoderConfig, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.data import (
     VideoFeatures,
@@ -176,8 +176,7 @@ def run_selflabel(
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
     f = _annotator_input(representations(encoder, feats, 256, device), cfg)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
-    ann = new_annotator(f.shape[1], cfg.selflabel, C, seed)
-    hist = train_annotator(f, ann, cfg.selflabel, cfg.selflabel.epochs, seed, device)
+    ann, hist, objectives = fit_annotator(f, cfg.selflabel, C, cfg.selflabel.epochs, seed, device)
     z = predict(ann, f.to(device))
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -196,6 +195,7 @@ def run_selflabel(
         "missing_stream": missing,
         "n_pseudo_classes": C,
         "nonempty_pseudo_classes": int(len(np.unique(z.argmax(1)))),
+        "restart_objectives": objectives,
         "seed": seed,
         **provenance(to_dict(cfg)),
     }
@@ -224,11 +224,11 @@ def _e_step(
     loc = load_localizer(prev / "localizer.pt", cfg, C).to(device)
     pooled = encoder if cfg.em.estep_features == "pretrain" else loc.encoder
     f = _annotator_input(representations(pooled, feats, 256, device, localizer=loc), cfg)
-    ann = new_annotator(f.shape[1], cfg.selflabel, C, seed + 1000 * round_k)
+    init = None
     if cfg.selflabel.init == "previous":
-        ann.load_state_dict(load_checkpoint(prev / "annotator.pt")["state_dict"])
-    hist = train_annotator(
-        f, ann, cfg.selflabel, cfg.em.annotator_epochs, seed + 1000 * round_k, device
+        init = load_checkpoint(prev / "annotator.pt")["state_dict"]
+    ann, hist, _ = fit_annotator(
+        f, cfg.selflabel, C, cfg.em.annotator_epochs, seed + 1000 * round_k, device, init
     )
     z = predict(ann, f.to(device))
     if cfg.em.align_labels:
