@@ -1,24 +1,34 @@
 #!/usr/bin/env python3
-"""Choose CLCL's EM settings by a label-free criterion (avpipe.metrics.label_free).
+"""Choose CLCL's settings by label-free criteria (avpipe.metrics.label_free).
 
-From a finished study's stage-A encoders and stage-B pseudo-labels (``<results>/pretrain``,
-``<results>/selflabel``) it reruns the EM rounds of every setting in the grid
-``em.init`` (localizer of round k from stage A, or from round k-1) x ``selflabel.init``
-(E-step annotator fresh from the seed, or warm-started from round k-1) x
-``em.annotator_epochs`` (the study's, or 10: a short E-step) for each seed,
-into ``<out>/<setting>/seed<s>/round<k>/``, and scores each setting without labels:
-mean over seeds of :func:`avpipe.metrics.label_free.score` (the worst round-to-round NMI
-of the pseudo-labels, -inf on collapse), ties broken by the mean localizer fit.
+From a finished study (``<results>/pretrain``, ``selflabel``, ``em`` of every seed) it
+reruns, for every setting of a grid (keys ``SECTION.KEY`` of the ``unsupervised``
+config: ``selflabel.*``, ``em.*``, ``data.*``, ``pretrain.*``), the stages whose config
+the setting changes and everything after them, into ``<out>/<setting>/seed<s>/``; a
+stage whose config and inputs are the study's is reused.  Round 1 does not read the
+E-step keys of rounds >= 2 (``LATER_ROUNDS``), so they reuse the study's round 1.
 
-The foreground rule is not in the grid: it is applied to the localizer's gamma after
-training, so it changes no pseudo-label and no purity, only the localization accuracy.
+Each setting is scored without labels:
 
-The purity of every round is computed too, only AFTER the choice and written beside it
-(``purity`` and ``purity_fell`` columns), to check the requirement that purity falls
-from one round to the next on at most one seed; it never enters the choice.
+* ``score``: mean over seeds of :func:`label_free.score` (the worst round-to-round NMI of
+  the pseudo-labels; -inf when a round's pseudo-class sizes collapse);
+* ``consistency``: per round, the mean pairwise NMI between the seeds' pseudo-labels
+  (:func:`label_free.consistency`); its worst round counts;
+* ``criterion`` = min(score, worst-round consistency): a setting must both keep its
+  partition from round to round and reproduce it from seed to seed.  Ties: mean fit.
+
+The foreground rule (``em.foreground_rule``, ``em.relative_threshold``) changes no
+pseudo-label; it is chosen afterwards, on the chosen setting's localizers, by the
+cross-seed consistency of the foreground masks of the training videos
+(:func:`label_free.mask_consistency`, worst round) among ``--foreground`` rules.
+
+Purity is computed only AFTER the choice and written beside it (``purity`` per round,
+``seeds_with_a_purity_fall``), to check the requirement that purity falls from one
+round to the next on at most one seed; it never enters the choice.
 
     PYTHONPATH=$PWD python3 scripts/clcl_select.py --results results/benchmark/results \\
-        --seeds 0 1 2 3 4 --out results/clcl_select
+        --seeds 0 1 2 3 4 --out results/clcl_select \\
+        --grid selflabel.restarts=1,5 selflabel.init=seeded,previous
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ import numpy as np
 
 from avpipe.config import from_dict
 from avpipe.datasets.manifest import Manifest
-from avpipe.methods.clcl.config import EMStage
-from avpipe.methods.clcl.stages import run_em_round
+from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
+from avpipe.methods.clcl.localizer import foreground
+from avpipe.methods.clcl.stages import run_em_round, run_pretrain, run_selflabel
 from avpipe.metrics import label_free
 from avpipe.metrics.unsupervised import contingency, purity, sample_classes
 from avpipe.utils import atomic
@@ -46,18 +57,86 @@ GRID = {
     "selflabel.init": ("seeded", "previous"),
     "em.annotator_epochs": (None, 10),  # None: the study's own
 }
+# keys that only the E-steps of rounds >= 2 read (round 1 takes stage B's labels)
+LATER_ROUNDS = {
+    "em.init",
+    "em.annotator_epochs",
+    "em.estep_features",
+    "em.align_labels",
+    "selflabel.init",
+    "selflabel.restarts",
+    "selflabel.top_k",
+    "selflabel.epochs",
+    "selflabel.lr",
+}
 COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity"]
+STAGES = {"pretrain": PretrainStage, "selflabel": SelflabelStage, "em": EMStage}
 
 
-def _config(results: Path, dataset: str, seed: int, setting: dict[str, str]) -> EMStage:
-    """The study's EM stage config (from its round-1 summary) with ``setting`` put in."""
-    path = results / "em" / dataset / f"seed{seed}" / "round1" / "summary.json"
-    cfg = json.loads(path.read_text())["config"]
+def _study_config(results: Path, stage: str, dataset: str, seed: int) -> dict:
+    folder = results / stage / dataset / f"seed{seed}"
+    path = folder / ("round1" if stage == "em" else "") / "summary.json"
+    return json.loads(path.read_text())["config"]
+
+
+def _put(cfg: dict, setting: dict) -> tuple[dict, set[str]]:
+    """``cfg`` with the setting's keys of its sections put in; the keys that changed."""
+    out = json.loads(json.dumps(cfg))
+    changed = set()
     for key, value in setting.items():
         section, name = key.split(".")
-        if value is not None:
-            cfg[section][name] = value
-    return from_dict(EMStage, cfg, where=str(path))
+        if value is None or section not in out:
+            continue
+        if out[section].get(name) != value:
+            out[section][name] = value
+            changed.add(key)
+    return out, changed
+
+
+def _name(setting: dict, keys: set[str]) -> str:
+    return "__".join(f"{k}={setting[k]}" for k in sorted(keys)) or "study"
+
+
+class Seed:
+    """One seed of one setting: its stage configs, and each stage's folder: the study's
+    when the stage's config and inputs are the study's, else one shared by the settings
+    that agree on what the stage depends on (``<out>/_<stage>/<those keys>/seed<s>``)."""
+
+    def __init__(self, args, setting: dict, name: str, seed: int):
+        self.args, self.seed = args, seed
+        self.cfg, changed = {}, {}
+        for stage, cls in STAGES.items():
+            raw, changed[stage] = _put(
+                _study_config(args.results, stage, args.dataset, seed), setting
+            )
+            self.cfg[stage] = from_dict(cls, raw, where=f"{args.results}/{stage} seed {seed}")
+        self.keys = {
+            "pretrain": changed["pretrain"],
+            "selflabel": changed["pretrain"] | changed["selflabel"],
+        }
+        self.keys["round1"] = self.keys["selflabel"] | (changed["em"] - LATER_ROUNDS)
+        self.keys["later"] = self.keys["round1"] | changed["em"]
+        self.setting, self.name = setting, name
+
+    def _folder(self, stage: str, study: Path) -> Path:
+        keys = self.keys[stage]
+        if not keys:
+            return study
+        name = self.name if stage == "later" else _name(self.setting, keys)
+        return self.args.out / f"_{stage}" / name / f"seed{self.seed}"
+
+    def study(self, stage: str) -> Path:
+        return self.args.results / stage / self.args.dataset / f"seed{self.seed}"
+
+    def pretrain(self) -> Path:
+        return self._folder("pretrain", self.study("pretrain"))
+
+    def selflabel(self) -> Path:
+        return self._folder("selflabel", self.study("selflabel"))
+
+    def round(self, k: int) -> Path:
+        stage = "round1" if k == 1 else "later"
+        return self._folder(stage, self.study("em")) / f"round{k}"
 
 
 def _labels(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -72,27 +151,24 @@ def _labels(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 
 
 def _run_seed(args, manifest: Manifest, name: str, setting: dict, seed: int) -> list[dict]:
-    cfg = _config(args.results, args.dataset, seed, setting)
-    base = args.results
-    store = base / "extract" / args.dataset
-    rows, prev_dir, prev_z = [], None, None
-    for k in range(1, cfg.em.rounds + 1):
-        out = args.out / name / f"seed{seed}" / f"round{k}"
-        if k == 1:  # round 1 does not depend on the grid: the study's own
-            out = base / "em" / args.dataset / f"seed{seed}" / "round1"
-        elif not (out / "predictions.npz").is_file():
-            run_em_round(
-                manifest,
-                store / f"{cfg.data.visual_recipe}.zarr",
-                store / f"{cfg.data.audio_recipe}.zarr",
-                base / "pretrain" / args.dataset / f"seed{seed}",
-                base / "selflabel" / args.dataset / f"seed{seed}",
-                prev_dir,
-                k,
-                cfg,
-                seed,
-                out,
-            )
+    s = Seed(args, setting, name, seed)
+    store = args.results / "extract" / args.dataset
+    data = s.cfg["em"].data
+    visual = store / f"{data.visual_recipe}.zarr"
+    audio = store / f"{data.audio_recipe}.zarr"
+    if not (s.pretrain() / "encoder.pt").is_file():
+        run_pretrain(manifest, visual, audio, s.cfg["pretrain"], seed, s.pretrain())
+    if not (s.selflabel() / "pseudo_labels.npz").is_file():
+        run_selflabel(
+            manifest, visual, audio, s.pretrain(), s.cfg["selflabel"], seed, s.selflabel()
+        )
+    rows, prev_z = [], None
+    for k in range(1, s.cfg["em"].em.rounds + 1):
+        out = s.round(k)
+        if not (out / "predictions.npz").is_file():
+            prev = s.round(k - 1) if k > 1 else None
+            args_em = (manifest, visual, audio, s.pretrain(), s.selflabel(), prev, k)
+            run_em_round(*args_em, s.cfg["em"], seed, out)
         ids, z, z_loc, K = _labels(out)
         row = {
             "setting": name,
@@ -100,34 +176,101 @@ def _run_seed(args, manifest: Manifest, name: str, setting: dict, seed: int) -> 
             "round": k,
             "balance": label_free.balance(z, K),
             "fit": label_free.fit(z, z_loc),
+            "labels": z,
+            "folder": out,
         }
         if prev_z is not None:
             row["agreement"] = label_free.agreement(prev_z, z)
         # ground truth only for the check written beside the choice
-        samples = {s.sample_id: s for s in manifest.samples}
+        samples = {x.sample_id: x for x in manifest.samples}
         y = sample_classes(manifest, [samples[str(i)] for i in ids])
-        C = len(manifest.classes)
-        row["purity"] = purity(contingency(z, y, K, C + 1))
+        row["purity"] = purity(contingency(z, y, K, len(manifest.classes) + 1))
         rows.append(row)
-        prev_dir, prev_z = out, z
-    s = label_free.score(rows)
+        prev_z = z
+    seed_score = label_free.score(rows)
     for r in rows:
-        r["score"] = s
+        r["score"] = seed_score
     return rows
 
 
 def _grid(items: list[str]) -> dict[str, tuple]:
     """``["em.init=pretrain,previous", ...]`` -> {"em.init": ("pretrain", "previous")};
-    numbers become ints, ``study`` None (the study's own value)."""
+    numbers become ints or floats, ``study`` None (the study's own value)."""
     out: dict[str, tuple] = {}
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or key.count(".") != 1 or not values:
             raise SystemExit(f"--grid {item!r}: expected SECTION.KEY=V1,V2")
-        out[key] = tuple(
-            None if v == "study" else int(v) if v.isdigit() else v for v in values.split(",")
-        )
+        if key.split(".")[0] not in ("data", *STAGES):
+            raise SystemExit(f"--grid {item!r}: section must be data, pretrain, selflabel or em")
+        out[key] = tuple(_value(v) for v in values.split(","))
     return out
+
+
+def _value(text: str) -> object:
+    if text == "study":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _summary(name: str, seed_rows: list[list[dict]]) -> dict:
+    """Label-free scores of one setting over its seeds, then the purity check."""
+    rounds = len(seed_rows[0])
+    score = float(np.mean([rs[0]["score"] for rs in seed_rows]))
+    if len(seed_rows) > 1:
+        cons = [
+            label_free.consistency([rs[k]["labels"] for rs in seed_rows]) for k in range(rounds)
+        ]
+    else:
+        cons = [math.nan] * rounds
+    worst = min(cons) if len(seed_rows) > 1 else score
+    criterion = -math.inf if math.isinf(score) else min(score, worst)
+    fell = sum(
+        any(b["purity"] < a["purity"] for a, b in itertools.pairwise(rs)) for rs in seed_rows
+    )
+    return {
+        "setting": name,
+        "criterion": criterion,
+        "score": score,
+        "consistency": cons,
+        "fit": float(np.mean([r["fit"] for rs in seed_rows for r in rs])),
+        "purity": [float(np.mean([rs[k]["purity"] for rs in seed_rows])) for k in range(rounds)],
+        "fell": fell,
+    }
+
+
+def _rule(text: str) -> tuple[str, float]:
+    """``uniform`` or ``relative:0.3`` -> (rule, threshold)."""
+    rule, _, th = text.partition(":")
+    if rule == "uniform" and not th:
+        return rule, 0.0
+    if rule == "relative" and th:
+        return rule, float(th)
+    raise SystemExit(f"--foreground {text!r}: expected uniform or relative:<threshold>")
+
+
+def _foreground(args, folders: list[list[Path]]) -> list[list]:
+    """Per rule of ``--foreground``: cross-seed kappa of the training videos' foreground
+    masks per round (``folders[seed][round]``), best (highest worst round) first."""
+    out = []
+    for text in args.foreground:
+        rule, th = _rule(text)
+        kappas = []
+        for k in range(len(folders[0])):
+            masks = []
+            for seed_folders in folders:
+                with np.load(seed_folders[k] / "predictions.npz") as p:
+                    train = p["split"] == "train"
+                    gamma = p["gamma"][train]
+                masks.append(foreground(gamma, np.isfinite(gamma) & (gamma > 0), rule, th))
+            kappas.append(label_free.mask_consistency(masks))
+        out.append([text, min(kappas), " / ".join(f"{v:.3f}" for v in kappas)])
+    return sorted(out, key=lambda r: -r[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,39 +284,70 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="SECTION.KEY=V1,V2",
-        help="replace the grid, e.g. em.estep_features=pretrain,localizer selflabel.init=previous "
+        help="replace the grid, e.g. selflabel.restarts=1,5 em.estep_features=pretrain,localizer "
         "('study' = the study's own value)",
+    )
+    p.add_argument(
+        "--foreground",
+        nargs="*",
+        default=["uniform", "relative:0.3", "relative:0.5"],
+        help="foreground rules to compare on the chosen setting: uniform, relative:<threshold>",
     )
     args = p.parse_args(argv)
     grid = _grid(args.grid) if args.grid else GRID
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     manifest = Manifest.read(args.results / "manifest" / args.dataset)
     rows: list[dict] = []
-    summary = []
+    summary, folders = [], {}
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values, strict=True))
         name = "__".join(f"{k}={'study' if v is None else v}" for k, v in setting.items())
         seed_rows = [_run_seed(args, manifest, name, setting, s) for s in args.seeds]
+        folders[name] = [[r["folder"] for r in rs] for rs in seed_rows]
         rows += [r for rs in seed_rows for r in rs]
-        scores = [rs[0]["score"] for rs in seed_rows]
-        fits = [r["fit"] for rs in seed_rows for r in rs]
-        fell = sum(
-            any(b["purity"] < a["purity"] for a, b in zip(rs, rs[1:], strict=False))
-            for rs in seed_rows
-        )
-        summary.append((float(np.mean(scores)), float(np.mean(fits)), name, fell))
-        print(f"{name}: score {summary[-1][0]:.2f} fit {summary[-1][1]:.1f} ", flush=True)
-    summary.sort(key=lambda t: (-t[0] if not math.isinf(t[0]) else math.inf, -t[1]))
+        summary.append(_summary(name, seed_rows))
+        t = summary[-1]
+        print(f"{name}: criterion {t['criterion']:.2f} fit {t['fit']:.1f}", flush=True)
+    summary.sort(key=lambda t: (-t["criterion"], -t["fit"]))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic.write_tsv(args.out / "rounds.tsv", COLUMNS, [[r.get(c) for c in COLUMNS] for r in rows])
+    header = ["rank", "setting", "criterion", "score", "worst_consistency", "fit"]
     atomic.write_tsv(
         args.out / "settings.tsv",
-        ["rank", "setting", "score", "fit", "seeds_with_a_purity_fall"],
-        [[i + 1, n, s, f, fell] for i, (s, f, n, fell) in enumerate(summary)],
+        [*header, "consistency_per_round", "purity_per_round", "seeds_with_a_purity_fall"],
+        [
+            [
+                i + 1,
+                t["setting"],
+                t["criterion"],
+                t["score"],
+                min(t["consistency"]),
+                t["fit"],
+                " / ".join(f"{c:.1f}" for c in t["consistency"]),
+                " / ".join(f"{v:.1f}" for v in t["purity"]),
+                t["fell"],
+            ]
+            for i, t in enumerate(summary)
+        ],
     )
-    print(f"chosen (label-free): {summary[0][2]}")
-    for s, f, n, fell in summary:
-        print(f"  {n}: score {s:.2f}, fit {f:.1f}; purity fell on {fell}/{len(args.seeds)} seeds")
+    print(f"chosen (label-free): {summary[0]['setting']}")
+    if len(args.seeds) > 1 and args.foreground:
+        rules = _foreground(args, folders[summary[0]["setting"]])
+        atomic.write_tsv(
+            args.out / "foreground.tsv", ["rule", "worst_kappa", "kappa_per_round"], rules
+        )
+        print(f"foreground rule (label-free, on the chosen setting): {rules[0][0]}")
+        for rule, worst, per_round in rules:
+            print(f"  {rule}: cross-seed kappa {per_round} (worst {worst:.3f})")
+    n = len(args.seeds)
+    for t in summary:
+        cons = " / ".join(f"{c:.1f}" for c in t["consistency"])
+        pur = " / ".join(f"{v:.1f}" for v in t["purity"])
+        print(
+            f"  {t['setting']}: criterion {t['criterion']:.2f} (round-to-round {t['score']:.2f}, "
+            f"seed-to-seed {cons}), fit {t['fit']:.1f}; afterwards: purity {pur}, "
+            f"fell on {t['fell']}/{n} seeds"
+        )
     return 0
 
 

@@ -12,13 +12,25 @@ predictions of them):
   videos: how much of the partition survives a round (purity can only fall when the
   partition moves);
 * ``fit``: percent of training videos whose localizer prediction is their E-step label
-  (how well the M-step learns what the E-step asked).
+  (how well the M-step learns what the E-step asked);
+* ``consistency``: mean pairwise NMI (%) between the pseudo-labels that different seeds give
+  the same videos in the same round: how reproducible the partition is.  Stability under
+  resampling or reseeding is the classic label-free criterion for clustering settings
+  (Lange, Roth, Braun and Buhmann, "Stability-based validation of clustering solutions",
+  Neural Computation 2004); a setting whose partition depends on the seed cannot give
+  narrow confidence intervals over seeds;
+* ``mask_consistency``: the same for the foreground decisions of the localizer (segments of
+  the training videos), as the mean pairwise Cohen's kappa between seeds: chance-corrected,
+  so a rule that marks every segment (or none) scores 0, not 1.  The foreground rule is
+  applied to gamma after training and changes no pseudo-label, so only this criterion
+  can choose it.
 
 :func:`score` combines them into one number per setting (higher is better); see there.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -49,6 +61,32 @@ def fit(pseudo: np.ndarray, localizer: np.ndarray) -> float:
     if len(pseudo) != len(localizer) or len(pseudo) == 0:
         raise ValueError(f"{len(pseudo)} pseudo-labels vs {len(localizer)} localizer labels")
     return float((np.asarray(pseudo) == np.asarray(localizer)).mean() * 100.0)
+
+
+def consistency(labellings: Sequence[np.ndarray]) -> float:
+    """Mean NMI (%) over the pairs of ``labellings`` (>= 2) of the same videos."""
+    if len(labellings) < 2:
+        raise ValueError(f"consistency needs the labellings of >= 2 seeds, got {len(labellings)}")
+    pairs = list(itertools.combinations(labellings, 2))
+    return float(np.mean([agreement(a, b) for a, b in pairs]))
+
+
+def mask_consistency(masks: Sequence[np.ndarray]) -> float:
+    """Mean Cohen's kappa over the pairs of ``masks`` (>= 2 bool arrays of the same shape)."""
+    if len(masks) < 2:
+        raise ValueError(f"mask_consistency needs the masks of >= 2 seeds, got {len(masks)}")
+    flat = [np.asarray(m, dtype=bool).ravel() for m in masks]
+    return float(np.mean([_kappa(a, b) for a, b in itertools.combinations(flat, 2)]))
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa of two bool arrays; 0 when chance agreement is total (both constant)."""
+    if a.shape != b.shape:
+        raise ValueError(f"masks of shapes {a.shape} and {b.shape}")
+    observed = float((a == b).mean())
+    pa, pb = float(a.mean()), float(b.mean())
+    chance = pa * pb + (1 - pa) * (1 - pb)
+    return 0.0 if chance >= 1.0 else (observed - chance) / (1.0 - chance)
 
 
 def score(rounds: Sequence[dict[str, float]]) -> float:

@@ -42,3 +42,25 @@ def test_score_is_the_worst_agreement_unless_a_round_collapses() -> None:
     collapsed = [*rounds[:2], {"balance": 0.5, "fit": 99.0, "agreement": 99.0}]
     assert label_free.score(collapsed) == -math.inf
     assert math.isnan(label_free.score(rounds[:1]))
+
+
+def test_consistency_is_the_mean_pairwise_nmi_over_seeds() -> None:
+    a, b, c = np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1])
+    assert label_free.consistency([a, b]) == 100.0
+    # pairs (a, b) 100, (a, c) 0, (b, c) 0
+    assert label_free.consistency([a, b, c]) == pytest.approx(100.0 / 3)
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        label_free.consistency([a])
+
+
+def test_mask_consistency_is_cohens_kappa_between_seeds() -> None:
+    a = np.array([[1, 1, 0, 0]], dtype=bool)
+    assert label_free.mask_consistency([a, a]) == pytest.approx(1.0)
+    assert label_free.mask_consistency([a, ~a]) == pytest.approx(-1.0)
+    # observed 3/4, chance 1/2 * 1/4 + 1/2 * 3/4 = 1/2 -> kappa 1/2
+    b = np.array([[1, 0, 0, 0]], dtype=bool)
+    assert label_free.mask_consistency([a, b]) == pytest.approx(0.5)
+    everything = np.ones((1, 4), dtype=bool)
+    assert label_free.mask_consistency([everything, everything]) == 0.0
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        label_free.mask_consistency([a])
