@@ -22,9 +22,11 @@ pseudo-label; it is chosen afterwards, on the chosen setting's localizers, by th
 cross-seed consistency of the foreground masks of the training videos
 (:func:`label_free.mask_consistency`, worst round) among ``--foreground`` rules.
 
-Purity is computed only AFTER the choice and written beside it (``purity`` per round,
-``seeds_with_a_purity_fall``), to check the requirement that purity falls from one
-round to the next on at most one seed; it never enters the choice.
+Purity and test accuracy are computed only AFTER the choice and written beside it
+(``purity`` and ``accuracy`` per round as mean ± 95 % half-width over the seeds,
+``seeds_with_a_purity_fall``; the foreground rules' accuracies), to check the requirement
+that purity falls from one round to the next on at most one seed; they never enter the
+choice.
 
     PYTHONPATH=$PWD python3 scripts/clcl_select.py --results results/benchmark/results \\
         --seeds 0 1 2 3 4 --out results/clcl_select \\
@@ -48,8 +50,9 @@ from avpipe.datasets.manifest import Manifest
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
 from avpipe.methods.clcl.localizer import foreground
 from avpipe.methods.clcl.stages import run_em_round, run_pretrain, run_selflabel
-from avpipe.metrics import label_free
+from avpipe.metrics import label_free, unsupervised
 from avpipe.metrics.unsupervised import contingency, purity, sample_classes
+from avpipe.report.compare import t_interval
 from avpipe.utils import atomic
 
 GRID = {
@@ -69,7 +72,7 @@ LATER_ROUNDS = {
     "selflabel.epochs",
     "selflabel.lr",
 }
-COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity"]
+COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity", "accuracy"]
 STAGES = {"pretrain": PretrainStage, "selflabel": SelflabelStage, "em": EMStage}
 
 
@@ -185,12 +188,23 @@ def _run_seed(args, manifest: Manifest, name: str, setting: dict, seed: int) -> 
         samples = {x.sample_id: x for x in manifest.samples}
         y = sample_classes(manifest, [samples[str(i)] for i in ids])
         row["purity"] = purity(contingency(z, y, K, len(manifest.classes) + 1))
+        row["accuracy"] = _accuracy(manifest, out, None)
         rows.append(row)
         prev_z = z
     seed_score = label_free.score(rows)
     for r in rows:
         r["score"] = seed_score
     return rows
+
+
+def _accuracy(manifest: Manifest, folder: Path, rule: tuple[str, float] | None) -> float:
+    """Test accuracy of a round's predictions, with its own foreground or ``rule``'s."""
+    with np.load(folder / "predictions.npz") as p:
+        pred = {k: p[k] for k in p.files}
+    if rule is not None:
+        gamma = pred["gamma"]
+        pred["foreground"] = foreground(gamma, np.isfinite(gamma) & (gamma > 0), *rule)
+    return unsupervised.evaluate(manifest, pred, {"split": "test"}).metrics["accuracy"]
 
 
 def _grid(items: list[str]) -> dict[str, tuple]:
@@ -239,7 +253,8 @@ def _summary(name: str, seed_rows: list[list[dict]]) -> dict:
         "score": score,
         "consistency": cons,
         "fit": float(np.mean([r["fit"] for rs in seed_rows for r in rs])),
-        "purity": [float(np.mean([rs[k]["purity"] for rs in seed_rows])) for k in range(rounds)],
+        "purity": [t_interval([rs[k]["purity"] for rs in seed_rows]) for k in range(rounds)],
+        "accuracy": [t_interval([rs[k]["accuracy"] for rs in seed_rows]) for k in range(rounds)],
         "fell": fell,
     }
 
@@ -254,9 +269,10 @@ def _rule(text: str) -> tuple[str, float]:
     raise SystemExit(f"--foreground {text!r}: expected uniform or relative:<threshold>")
 
 
-def _foreground(args, folders: list[list[Path]]) -> list[list]:
+def _foreground(args, manifest: Manifest, folders: list[list[Path]]) -> list[list]:
     """Per rule of ``--foreground``: cross-seed kappa of the training videos' foreground
-    masks per round (``folders[seed][round]``), best (highest worst round) first."""
+    masks per round (``folders[seed][round]``), best (highest worst round) first; then,
+    only as a check, the test accuracy per round with that rule."""
     out = []
     for text in args.foreground:
         rule, th = _rule(text)
@@ -269,7 +285,11 @@ def _foreground(args, folders: list[list[Path]]) -> list[list]:
                     gamma = p["gamma"][train]
                 masks.append(foreground(gamma, np.isfinite(gamma) & (gamma > 0), rule, th))
             kappas.append(label_free.mask_consistency(masks))
-        out.append([text, min(kappas), " / ".join(f"{v:.3f}" for v in kappas)])
+        acc = [
+            t_interval([_accuracy(manifest, f[k], (rule, th)) for f in folders]).fmt(1)
+            for k in range(len(folders[0]))
+        ]
+        out.append([text, min(kappas), " / ".join(f"{v:.3f}" for v in kappas), " / ".join(acc)])
     return sorted(out, key=lambda r: -r[1])
 
 
@@ -314,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     header = ["rank", "setting", "criterion", "score", "worst_consistency", "fit"]
     atomic.write_tsv(
         args.out / "settings.tsv",
-        [*header, "consistency_per_round", "purity_per_round", "seeds_with_a_purity_fall"],
+        [
+            *header,
+            "consistency_per_round",
+            "purity_per_round",
+            "accuracy_per_round",
+            "seeds_with_a_purity_fall",
+        ],
         [
             [
                 i + 1,
@@ -324,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 min(t["consistency"]),
                 t["fit"],
                 " / ".join(f"{c:.1f}" for c in t["consistency"]),
-                " / ".join(f"{v:.1f}" for v in t["purity"]),
+                " / ".join(v.fmt(1) for v in t["purity"]),
+                " / ".join(v.fmt(1) for v in t["accuracy"]),
                 t["fell"],
             ]
             for i, t in enumerate(summary)
@@ -332,20 +359,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"chosen (label-free): {summary[0]['setting']}")
     if len(args.seeds) > 1 and args.foreground:
-        rules = _foreground(args, folders[summary[0]["setting"]])
-        atomic.write_tsv(
-            args.out / "foreground.tsv", ["rule", "worst_kappa", "kappa_per_round"], rules
-        )
+        rules = _foreground(args, manifest, folders[summary[0]["setting"]])
+        header = ["rule", "worst_kappa", "kappa_per_round", "accuracy_per_round"]
+        atomic.write_tsv(args.out / "foreground.tsv", header, rules)
         print(f"foreground rule (label-free, on the chosen setting): {rules[0][0]}")
-        for rule, worst, per_round in rules:
-            print(f"  {rule}: cross-seed kappa {per_round} (worst {worst:.3f})")
+        for rule, worst, per_round, acc in rules:
+            print(
+                f"  {rule}: cross-seed kappa {per_round} (worst {worst:.3f}); "
+                f"afterwards: accuracy {acc}"
+            )
     n = len(args.seeds)
     for t in summary:
         cons = " / ".join(f"{c:.1f}" for c in t["consistency"])
-        pur = " / ".join(f"{v:.1f}" for v in t["purity"])
+        pur = " / ".join(v.fmt(1) for v in t["purity"])
+        acc = " / ".join(v.fmt(1) for v in t["accuracy"])
         print(
             f"  {t['setting']}: criterion {t['criterion']:.2f} (round-to-round {t['score']:.2f}, "
-            f"seed-to-seed {cons}), fit {t['fit']:.1f}; afterwards: purity {pur}, "
+            f"seed-to-seed {cons}), fit {t['fit']:.1f}; afterwards: purity {pur}, accuracy {acc}, "
             f"fell on {t['fell']}/{n} seeds"
         )
     return 0
