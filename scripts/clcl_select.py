@@ -4,8 +4,9 @@
 From a finished study (``<results>/pretrain``, ``selflabel``, ``em`` of every seed) it
 reruns, for every setting of a grid (keys ``SECTION.KEY`` of the ``unsupervised``
 config: ``selflabel.*``, ``em.*``, ``data.*``, ``pretrain.*``), the stages whose config
-the setting changes and everything after them, into ``<out>/<setting>/seed<s>/``; a
-stage whose config and inputs are the study's is reused.  Round 1 does not read the
+the setting changes and everything after them, into ``<out>/_<stage>/<keys>/seed<s>/``
+(shared by the settings that agree on what the stage reads); a stage whose config and
+inputs are the study's is reused.  Round 1 does not read the
 E-step keys of rounds >= 2 (``LATER_ROUNDS``), so they reuse the study's round 1.
 
 Each setting is scored without labels:
