@@ -53,8 +53,7 @@ log = logging.getLogger(__name__)
 
 STD_EPS = 1e-6  # added to every std (keeps the division finite and stable)
 CONSTANT_REL = 1e-8  # a channel whose std is below this fraction of the largest is constant
-PREFETCH = 2  # batches each loader worker reads ahead
-RING = PREFETCH + 1  # shared-memory batch buffers of each loader worker, reused in turn
+READ_AHEAD = 4  # batches the loader workers read ahead, in all (at least one each)
 
 Batch = dict[str, torch.Tensor]
 
@@ -135,18 +134,19 @@ class _Reader(torch.utils.data.Dataset):
     Arrays of local stores are read from their chunk files (:mod:`avpipe.io.chunks`).
     In a loader worker, batches are decoded straight into shared memory, which the
     DataLoader hands to the training process without a copy, and each worker reuses
-    ``RING`` buffers in turn: allocating and faulting in fresh shared pages for every
-    batch cost more CPU than reading an uncompressed store.  A worker's batch j is
-    overwritten by its batch j + RING, which the DataLoader asks for only after handing
-    out the batch that follows j (``prefetch_factor`` = PREFETCH): hence the contract
-    of :meth:`Split.stored_batches`."""
+    ``ring`` buffers in turn: allocating and faulting in fresh shared pages for every
+    batch cost more CPU than reading an uncompressed store.  With ``ring`` =
+    ``prefetch_factor`` + 1, a worker's batch j is overwritten by its batch j + ring,
+    which the DataLoader asks for only after handing out the batch that follows j:
+    hence the contract of :meth:`Split.stored_batches`."""
 
-    def __init__(self, sources: Mapping[str, _Source], T: int):
+    def __init__(self, sources: Mapping[str, _Source], T: int, ring: int = 1):
         self.parts = {k: (s.store.path, s.array, s.rows) for k, s in sources.items()}
         self.held = {k: s.held for k, s in sources.items() if s.held is not None}
         self.T = T
         self._z: dict[str, tuple[zarr.Array, ChunkFiles | None]] = {}
-        self._ring: dict[str, list[torch.UntypedStorage]] = {}
+        self.ring = ring
+        self._buffers: dict[str, list[torch.UntypedStorage]] = {}
         self._turn = 0
 
     def __len__(self) -> int:
@@ -172,12 +172,12 @@ class _Reader(torch.utils.data.Dataset):
             t = self._shared(k, shape, dtype) if worker else torch.empty(shape, dtype=dtype)
             read_rows(z, rows[idx], self.T, t.numpy(), files)
             out[k] = t
-        self._turn = (self._turn + 1) % RING
+        self._turn = (self._turn + 1) % self.ring
         return out
 
     def _shared(self, k: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """The batch tensor of input ``k`` in this turn's shared-memory buffer."""
-        ring = self._ring.setdefault(k, [])
+        ring = self._buffers.setdefault(k, [])
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if len(ring) <= self._turn:
             ring.append(torch.UntypedStorage._new_shared(nbytes))
@@ -310,11 +310,11 @@ class Split:
             return
         if self._loader is None:
             self._loader = torch.utils.data.DataLoader(
-                _Reader(self.sources, self.T),
+                _Reader(self.sources, self.T, prefetch(self.workers) + 1),
                 batch_sampler=_Order(),
                 collate_fn=_first,
                 num_workers=self.workers,
-                prefetch_factor=PREFETCH,
+                prefetch_factor=prefetch(self.workers),
                 persistent_workers=True,
                 worker_init_fn=_one_thread,
             )
@@ -331,6 +331,18 @@ class Split:
                 for k in n.mean
             })  # fmt: skip
         return self._moved[1]
+
+
+def prefetch(workers: int) -> int:
+    """Batches each of ``workers`` loader processes reads ahead (``READ_AHEAD`` in all)."""
+    return max(1, -(-READ_AHEAD // max(workers, 1)))
+
+
+def reserved_batches(workers: int) -> int:
+    """Batches of memory kept free for a streamed input: the buffers of the loader
+    workers (prefetched batches + the one being used), or the batch read in the
+    training process, and two batches there (the one in use, the next)."""
+    return (workers * (prefetch(workers) + 1) if workers else 1) + 2
 
 
 def _one_thread(_: int) -> None:
@@ -443,11 +455,11 @@ def _read_all(src: _Source, T: int, workers: int) -> np.ndarray:
     order = _Order()
     order.batches = [np.arange(s, min(s + 64, len(out))) for s in range(0, len(out), 64)]
     loader = torch.utils.data.DataLoader(
-        _Reader({"x": src}, T),
+        _Reader({"x": src}, T, prefetch(workers) + 1),
         batch_sampler=order,
         collate_fn=_first,
         num_workers=workers,
-        prefetch_factor=PREFETCH,
+        prefetch_factor=prefetch(workers),
         worker_init_fn=_one_thread,
     )
     for idx, part in zip(order.batches, loader, strict=True):
@@ -489,7 +501,7 @@ def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     """Decide, under one budget, which (split, input) arrays are read into memory; read them.
 
     Everything fits: all in memory.  Otherwise room for the prefetched batches of the
-    streamed inputs ((workers * RING + 2) batches of ``loading.batch_size``) is kept,
+    streamed inputs (:func:`reserved_batches` of ``loading.batch_size``) is kept,
     vectors (multi-video chunks, slow to read by row) are held first, then maps split by
     split in order."""
     budget = loading.budget_mb * 2**20
@@ -497,7 +509,7 @@ def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     total = sum(src.nbytes for _, _, src in items)
     if total > budget:
         per_sample = max(src.nbytes // max(len(src.rows), 1) for _, _, src in items)
-        budget -= (max(loading.workers, 1) * RING + 2) * loading.batch_size * per_sample
+        budget -= reserved_batches(loading.workers) * loading.batch_size * per_sample
         items.sort(key=lambda it: it[2].videos_per_chunk == 1)  # stable: split order kept
     used = 0
     for split, _, src in items:

@@ -134,7 +134,7 @@ def test_streamed_batches_equal_in_memory_batches_bit_for_bit(
 
 
 def test_reused_worker_buffers_never_change_a_batch_handed_out(tmp_path: Path) -> None:
-    """Loader workers decode into RING shared buffers in turn; batches from to_device stay
+    """Loader workers decode into a ring of shared buffers in turn; batches from to_device stay
     intact however long they are kept, over several turns of the ring and two epochs."""
     m, stores = _toy(tmp_path)
     mem = _open(m, stores, Loading(budget_mb=100, workers=0))["train"]
@@ -156,7 +156,8 @@ def test_one_budget_for_the_whole_stage(tmp_path: Path) -> None:
     everything = _open(m, stores, Loading(budget_mb=100))
     sizes = {s: {k: src.nbytes for k, src in sp.sources.items()} for s, sp in everything.items()}
     per_sample = max(b // SIZES[s] for s, d in sizes.items() for b in d.values())
-    reserve = (1 * data.RING + 2) * 1 * per_sample  # workers=1, batch_size=1
+    reserve = data.reserved_batches(1) * 1 * per_sample  # workers=1, batch_size=1
+    assert data.reserved_batches(1) == 7 and data.reserved_batches(8) == 8 * 2 + 2
     fits = sum(d["audio"] for d in sizes.values()) + sizes["train"]["visual"] + reserve
     assert fits < sum(b for d in sizes.values() for b in d.values())
     splits = _open(m, stores, Loading(budget_mb=fits / 2**20, workers=1, batch_size=1))
