@@ -50,6 +50,7 @@ class ExtractConfig:
     prefetch: int = 2
     prepare: Literal["auto", "workers", "device"] = "auto"
     keep_decoded: bool = False
+    store_codec: Literal["zstd", "lz4", "none"] = "zstd"
     on_error: Literal["raise", "skip"] = "skip"
     truncation_tolerance_s: float = 1.0
 
@@ -271,6 +272,7 @@ def _run_shard(args: argparse.Namespace) -> int:
         on_error=cfg.on_error,
         truncation_tolerance_s=cfg.truncation_tolerance_s,
         keep_decoded=cfg.keep_decoded,
+        store_codec=cfg.store_codec,
         segments=fixed_segments(manifest),
     )
     log.info(

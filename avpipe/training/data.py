@@ -28,8 +28,9 @@ Rules that are the same for every method:
   z-scoring and the zeroing of padded segments happen there (:meth:`Split.to_device`).
 
 Streamed splits go through a :class:`torch.utils.data.DataLoader` whose worker processes
-read whole chunks (all rows a batch needs from a multi-video chunk in one read) and
-prefetch the next batches while the model runs.
+read whole chunks (all rows a batch needs from a multi-video chunk in one read), straight
+from the chunk files of a local store (:mod:`avpipe.io.chunks`) into shared-memory
+buffers that each worker reuses, and prefetch the next batches while the model runs.
 """
 
 from __future__ import annotations
