@@ -22,6 +22,7 @@ only slower.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class ChunkFiles:
         self.fill = np.asarray(self.meta.fill_value, dtype=self.dtype)
         self.decoders = decoders
         self.nbytes = int(np.prod(self.chunk_shape)) * self.dtype.itemsize
+        self._buf = bytearray()
 
     @classmethod
     def of(cls, z: zarr.Array) -> ChunkFiles | None:
@@ -84,23 +86,38 @@ class ChunkFiles:
     def _path(self, chunk: int) -> Path:
         return self.root / self.meta.encode_chunk_key((chunk,) + (0,) * (len(self.chunk_shape) - 1))
 
-    def _decode_into(self, path: Path, data: bytes, dest: np.ndarray) -> None:
-        """Decode a chunk file's ``data`` into ``dest`` (the chunk's shape, contiguous)."""
+    def _read(self, path: Path, dest: np.ndarray) -> bool:
+        """Read and decode the chunk file ``path`` into ``dest`` (the chunk's shape,
+        C-contiguous); False when there is no such file (the chunk is the fill value)."""
         try:
-            if self.decoders:
-                self.decoders[0].decode(data, out=dest)
-                return
+            f = path.open("rb", buffering=0)
+        except FileNotFoundError:
+            return False
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if not self.decoders:  # raw bytes: read straight into dest
+                if size != self.nbytes:
+                    raise ValueError(f"{path}: {size} bytes, expected {self.nbytes} (uncompressed)")
+                _read_fully(f, memoryview(dest.reshape(-1).view(np.uint8)), path)
+                return True
+            if len(self._buf) < size:  # one buffer for the compressed bytes, reused
+                self._buf = bytearray(size)
+            data = memoryview(self._buf)[:size]
+            _read_fully(f, data, path)
+        try:
+            self.decoders[0].decode(data, out=dest)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{path}: chunk does not decode to {self.chunk_shape}: {e}") from e
-        if len(data) != self.nbytes:
-            raise ValueError(f"{path}: {len(data)} bytes, expected {self.nbytes} (uncompressed)")
-        dest.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8)
+        return True
 
     def read_into(self, rows: np.ndarray, T: int, out: np.ndarray) -> None:
-        """``out[i] = z[rows[i], :T]`` for every i; each chunk is read and decoded once."""
+        """``out[i] = z[rows[i], :T]`` for every i (``out`` C-contiguous); each chunk is
+        read and decoded once."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= self.n):
             raise IndexError(f"{self.root}: rows outside 0..{self.n - 1}")
+        if not out.flags.c_contiguous:
+            raise ValueError("read_into needs a C-contiguous output array")
         direct = self.rows_per_chunk == 1 and self.chunk_shape[1] == T
         chunk = rows // self.rows_per_chunk
         order = np.argsort(chunk, kind="stable")
@@ -110,19 +127,23 @@ class ChunkFiles:
             if not where.size:
                 continue
             c = int(chunk[where[0]])
-            path = self._path(c)
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
+            dest = out[where[0]].reshape(self.chunk_shape) if direct else block
+            if not self._read(self._path(c), dest):
                 out[where] = self.fill
-                continue
-            if direct:
-                dest = out[where[0]].reshape(self.chunk_shape)
-                self._decode_into(path, data, dest)
+            elif direct:
                 out[where[1:]] = out[where[0]]
             else:
-                self._decode_into(path, data, block)
                 out[where] = block[rows[where] - c * self.rows_per_chunk, :T]
+
+
+def _read_fully(f: Any, view: memoryview, path: Path) -> None:
+    """Fill ``view`` from the open file ``f`` (a raw read may return less than asked)."""
+    n = 0
+    while n < len(view):
+        got = f.readinto(view[n:])
+        if not got:
+            raise ValueError(f"{path}: file ended after {n} of {len(view)} bytes")
+        n += got
 
 
 def read_rows(
