@@ -314,13 +314,13 @@ def test_released_feature_problems_are_named() -> None:
     ]
 
 
-def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Path) -> None:
+def test_benchmark_study_plans_its_seeds_in_its_own_directory(workflow_copy: Path) -> None:
     from workflow_helpers import job_counts
 
     r = snakemake(workflow_copy, "-n", "benchmark")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--directory results/benchmark" in r.stdout and "config/benchmark.yaml" in r.stdout
-    # the nested run: the default workflow with the overlay, every training stage x 5 seeds
+    # the nested run: the default workflow with the overlay, every training stage x its seeds
     inner = snakemake(
         workflow_copy,
         "-n",
@@ -336,7 +336,11 @@ def test_benchmark_study_plans_five_seeds_in_its_own_directory(workflow_copy: Pa
     assert inner.returncode == 0, inner.stdout + inner.stderr
     jobs = job_counts(inner.stdout)
     cfg = yaml.safe_load((workflow_copy / "config/config.yaml").read_text())
-    n_cpsp, n_avvp = len(cfg["cpsp"]["experiments"]), len(cfg["avvp"]["methods"])
-    assert (jobs["pretrain"], jobs["em"]) == (5, 15)
-    assert (jobs["cpsp"], jobs["avvp"]) == (5 * n_cpsp, 5 * n_avvp)
+    bench = yaml.safe_load((workflow_copy / "config/benchmark.yaml").read_text())
+    seeds = len(bench["run"]["seeds"])
+    assert seeds >= 5  # the floor for the benchmark's intervals
+    n_cpsp = len(cfg["cpsp"]["experiments"] | bench["cpsp"].get("experiments", {}))
+    n_avvp = len(cfg["avvp"]["methods"])
+    assert (jobs["pretrain"], jobs["em"]) == (seeds, 3 * seeds)
+    assert (jobs["cpsp"], jobs["avvp"]) == (seeds * n_cpsp, seeds * n_avvp)
     assert 'preset":"benchmark' in inner.stdout

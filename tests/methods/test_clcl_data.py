@@ -16,7 +16,7 @@ from avpipe.datasets.manifest import Event, Manifest, Sample
 from avpipe.io.store import FeatureStore, GridMismatchError
 from avpipe.methods.clcl import stages
 from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
-from avpipe.methods.clcl.data import dims, open_features
+from avpipe.methods.clcl.data import dims, open_features, train_samples
 from avpipe.metrics.unsupervised import evaluate
 from avpipe.training.data import Loading, fit_standardizer
 from avpipe.training.streams import by_split
@@ -181,3 +181,22 @@ def test_videos_without_a_stream_are_dropped_from_training_and_predictions(
     with np.load(out / "predictions.npz") as z:
         assert z["sample_id"].tolist() == [f"s{i:03d}" for i in range(12) if i not in (1, 9)]
         assert len(z["train_sample_id"]) == 7
+
+
+def test_train_videos_with_event_leaves_out_background_only_videos() -> None:
+    """An AVE line with an empty interval [t, t) is a background-only video: ``with_event``
+    leaves it out of CLCL's training videos, ``all`` keeps it; other splits never count."""
+    samples = [Sample(f"v{i}", f"v{i}", "train", f"v{i}.mp4", 10.0, 10) for i in range(3)]
+    samples.append(Sample("t0", "t0", "test", "t0.mp4", 10.0, 10))
+    events = [
+        Event("v0", "bark", "audio-visual", 2.0, 7.0),
+        Event("v1", "bark", "audio-visual", 0.0, 0.0),  # background-only
+        Event("v2", "horn", "audio-visual", None, None),  # weak label
+        Event("t0", "horn", "audio-visual", 0.0, 10.0),
+    ]
+    m = Manifest("toy", "ave", ["bark", "horn"], samples, events)
+    assert [s.sample_id for s in train_samples(m, "auto")] == ["v0", "v1", "v2"]
+    assert [s.sample_id for s in train_samples(m, "auto", "with_event")] == ["v0", "v2"]
+    only_bg = Manifest("bg", "ave", ["bark"], samples[1:2], events[1:2])
+    with pytest.raises(ValueError, match="no present samples with an event in split 'train'"):
+        train_samples(only_bg, "train", "with_event")

@@ -22,6 +22,10 @@ class DataConfig:
     n_pseudo_classes: int | Literal["auto"] = "auto"
     # split whose videos train every stage; "auto" = train, else unlabeled (folder adapter)
     train_split: str = "auto"
+    # which of its videos: all, or only those whose annotation has an event (AVE's train
+    # split has an event in every video; the background-only videos of AVE's weak setting,
+    # labels_noisy.h5, are a separate set, which the synthetic benchmark puts in train)
+    train_videos: Literal["all", "with_event"] = "all"
     # one budget for the stage's features: what does not fit streams from Zarr
     memory_budget_mb: int = 4096
     loader_workers: int = 2  # processes that read streamed batches ahead

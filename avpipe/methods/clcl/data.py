@@ -43,13 +43,25 @@ def dims(features: Split) -> tuple[int, int]:
     return features.shape("visual")[-1], features.shape("audio")[-1]
 
 
-def train_samples(manifest: Manifest, split: str) -> list[Sample]:
-    """Samples of the training split; ``auto`` = train, else unlabeled (folder adapter)."""
+def train_samples(manifest: Manifest, split: str, videos: str = "all") -> list[Sample]:
+    """Samples of the training split; ``auto`` = train, else unlabeled (folder adapter).
+
+    ``videos="with_event"`` keeps only the samples whose annotation has an event: a
+    weak label, or an interval of positive length (an empty ``[t, t)`` interval is the
+    AVE annotation of a background-only video)."""
     if split == "auto":
         split = "train" if manifest.split("train") else "unlabeled"
     samples = [s for s in manifest.split(split) if s.present]
+    if videos == "with_event":
+        has_event = {
+            e.sample_id for e in manifest.events if e.is_weak or (e.offset or 0) > (e.onset or 0)
+        }
+        samples = [s for s in samples if s.sample_id in has_event]
+    elif videos != "all":
+        raise ValueError(f"train_videos: {videos!r}, expected all or with_event")
     if not samples:
-        raise ValueError(f"manifest {manifest.dataset!r} has no present samples in split {split!r}")
+        what = "present samples" if videos == "all" else "present samples with an event"
+        raise ValueError(f"manifest {manifest.dataset!r} has no {what} in split {split!r}")
     return samples
 
 

@@ -73,7 +73,7 @@ def _setup(
 ) -> tuple[VideoFeatures, torch.device, dict]:
     """Training features, device, and the videos dropped for a missing stream by split."""
     torch.set_num_threads(cfg_data.num_threads)
-    samples = train_samples(manifest, cfg_data.train_split)
+    samples = train_samples(manifest, cfg_data.train_split, cfg_data.train_videos)
     feats = open_features(
         manifest, visual, audio, samples, _loading(cfg_data), name=samples[0].split
     )
