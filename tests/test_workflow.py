@@ -220,6 +220,29 @@ def test_the_default_config_has_no_problems() -> None:
     assert released_problems(cfg) == []
 
 
+CHECKS_IMPORT = """
+import sys, yaml
+from avpipe import workflow_checks as w
+cfg = yaml.safe_load(open("config/config.yaml"))
+w.dataset_problems(cfg), w.recipe_problems(cfg["extract"]), w.released_problems(cfg)
+print(sorted(m for m in ("torch", "torchvision", "h5py", "zarr", "av") if m in sys.modules))
+"""
+
+
+def test_the_config_checks_import_no_heavy_module() -> None:
+    """checks.smk runs these in every Snakemake start (each dry run, each --lint): with
+    torch, h5py, zarr or PyAV imported they cost ~3 s of CPU per start."""
+    r = subprocess.run(
+        [sys.executable, "-c", CHECKS_IMPORT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
     from avpipe.methods.registry import of_stage
 

@@ -50,14 +50,14 @@ import pickle
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
-from avpipe.datasets.common import sha256
-from avpipe.io.store import ArraySpec, StoreWriter
 from avpipe.utils.provenance import provenance
+
+if TYPE_CHECKING:  # h5py and zarr load when a release is imported, not with RELEASE_SHAPES
+    import h5py
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ def _flag(recipe: str) -> str:
 
 def source_sha256(source: Path, pattern: str = "*") -> str:
     """sha256 of a file, or of a folder's sorted ``<name> <sha256>`` lines (``pattern`` files)."""
+    from avpipe.datasets.common import sha256  # PyAV with it: not for RELEASE_SHAPES
+
     if source.is_file():
         return sha256(source)
     h = hashlib.sha256()
@@ -180,6 +182,10 @@ def import_ave_h5(
 
     ``expect``: the trailing shape of a row after T, e.g. (7, 7, 512); None = any.
     """
+    import h5py
+
+    from avpipe.io.store import ArraySpec, StoreWriter
+
     source = Path(source)
     with h5py.File(source, "r") as f:
         if key not in f:
@@ -301,6 +307,8 @@ def import_folder(
     Videos are read one at a time; ``expect`` is the trailing shape of a row after T
     (None = the first file's).
     """
+    from avpipe.io.store import ArraySpec, StoreWriter
+
     source = Path(source)
     suffix = {"llp_npy": ".npy", "vggsound_avel_zip": ".zip"}[fmt]
     videos, skipped = _video_files(source, suffix, Path(manifest) if manifest else None)
