@@ -57,6 +57,19 @@ TOY_CPSP = {
 }
 
 
+def copy_workflow(dst: Path) -> Path:
+    """Snakefile, workflow/, config/ and profiles/ copied into ``dst`` (the package is
+    not: run there with ``PYTHONPATH`` on the repository)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "config", "profiles"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name)
+        else:
+            shutil.copy2(src, dst / name)
+    return dst
+
+
 def rule_names(root: Path = REPO) -> set[str]:
     """Rules defined in workflow/rules/*.smk (``rule NAME:`` / ``checkpoint NAME:``)."""
     pat = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
