@@ -142,27 +142,7 @@ class WorkflowCopy:
     def snakemake_at_once(
         self, *runs: tuple[str, ...], timeout: int = 600
     ) -> list[subprocess.CompletedProcess[str]]:
-        """``snakemake ARGS`` for each of ``runs`` started together (dry runs: they take
-        no lock), results in order.  One Snakemake start keeps one core busy for a few
-        seconds, so on a 2-core box two dry runs take the time of one."""
-        with contextlib.ExitStack() as stack:
-            procs = []
-            for args in runs:
-                out = stack.enter_context(tempfile.TemporaryFile("w+"))
-                err = stack.enter_context(tempfile.TemporaryFile("w+"))
-                cmd = [sys.executable, "-m", "snakemake", *args]
-                proc = subprocess.Popen(cmd, cwd=self.wd, env=self.env, stdout=out, stderr=err)
-                stack.callback(proc.kill)  # on a timeout; a no-op once it has exited
-                procs.append((proc, out, err))
-            results = []
-            for proc, out, err in procs:
-                proc.wait(timeout=timeout)
-                out.seek(0)
-                err.seek(0)
-                results.append(
-                    subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
-                )
-        return results
+        return snakemake_at_once(self.env, *((self.wd, a) for a in runs), timeout=timeout)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """``snakemake ARGS`` in the background, output to .snakemake/background.log."""
@@ -189,6 +169,32 @@ class WorkflowCopy:
         if not counts and NOTHING_TO_DO not in out:
             raise AssertionError(f"cannot read the dry run:\n{out[-3000:]}")
         return counts
+
+
+def snakemake_at_once(
+    env: dict[str, str], *runs: tuple[Path, tuple[str, ...]], timeout: int = 600
+) -> list[subprocess.CompletedProcess[str]]:
+    """``snakemake ARGS`` in ``wd`` for each ``(wd, ARGS)`` of ``runs``, all started
+    together (dry runs: they take no lock), results in order.  One Snakemake start keeps
+    one core busy for a few seconds, so on a 2-core box two dry runs take the time of one."""
+    with contextlib.ExitStack() as stack:
+        procs = []
+        for wd, args in runs:
+            out = stack.enter_context(tempfile.TemporaryFile("w+"))
+            err = stack.enter_context(tempfile.TemporaryFile("w+"))
+            cmd = [sys.executable, "-m", "snakemake", *args]
+            proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=out, stderr=err)
+            stack.callback(proc.kill)  # on a timeout; a no-op once it has exited
+            procs.append((proc, out, err))
+        results = []
+        for proc, out, err in procs:
+            proc.wait(timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            results.append(
+                subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+            )
+    return results
 
 
 def drop_undefined_datasets(cfg: dict[str, Any]) -> dict[str, Any]:
