@@ -198,6 +198,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
 
     def get(name: str) -> subprocess.CompletedProcess[str]:
         if not results:
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
             runs = []
             for run, (edit, args) in RUNS.items():
                 wd = copy_workflow(tmp_path_factory.mktemp(run))
@@ -205,9 +206,8 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
                     cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
                     edit(cfg)
                     (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-                runs.append((wd, ("--cores", "1", *(a.format(wd=wd) for a in args))))
-            env = {**os.environ, "PYTHONPATH": str(REPO)}
-            results.update(zip(RUNS, snakemake_at_once(env, *runs), strict=True))
+                runs.append((wd, env, ("--cores", "1", *(a.format(wd=wd) for a in args))))
+            results.update(zip(RUNS, snakemake_at_once(*runs), strict=True))
         return results[name]
 
     return get
