@@ -305,7 +305,7 @@ def _extract(config: Mapping[str, Any], dataset: str | None) -> dict:
         "recipes": {r: merge(recipes.get(r) or {}, over.get(r) or {}) for r in names}
     }
     out |= {k: dec[k] for k in ("shards", "on_error", "truncation_tolerance_s") if k in dec}
-    keys = ("batch_size", "num_threads", "prefetch", "prepare", "keep_decoded")
+    keys = ("batch_size", "num_threads", "prefetch", "prepare", "keep_decoded", "store_codec")
     out |= {k: ext[k] for k in keys if k in ext}
     _set_device(out, config)
     return out

@@ -17,7 +17,11 @@ setting:
   (``worker_cpu_ms``: reading and decoding chunks); the device is the CPU here, so the
   float32 conversion, z-scoring and masking that a GPU would do are measured apart
   (``device_ms``);
-* the fraction of the epoch the model waits for data (``wait_fraction``).
+* the fraction of the epoch the model waits for data (``wait_fraction``);
+* the visual store's codec (``--codec`` when the script builds the store; an existing
+  ``--root`` keeps its own, see ``avpipe extract recompress``), the reader (``files``:
+  chunk files decoded directly, :mod:`avpipe.io.chunks`; ``zarr``: zarr's indexing) and
+  the load average before and after the run (the box may be shared).
 
     python scripts/benchmark_training_data.py --videos 10000 --out bench.json
 """
@@ -42,15 +46,16 @@ SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 T, MAP, AUDIO = 10, (7, 7, 512), 128
 
 
-def build(root: Path, n: int, seed: int = 0) -> None:
-    """Stores + manifest of ``n`` videos (random features, 28 classes, one event each)."""
+def build(root: Path, n: int, seed: int = 0, codec: str = "zstd") -> None:
+    """Stores + manifest of ``n`` videos (random features, 28 classes, one event each);
+    the visual maps compressed with ``codec``."""
     from avpipe.datasets.manifest import Event, Manifest, Sample
     from avpipe.io.store import ArraySpec, StoreWriter
 
     rng = np.random.default_rng(seed)
     ids = [f"v{i:06d}" for i in range(n)]
     specs = {
-        "visual": {"features": ArraySpec(MAP, "float16")},
+        "visual": {"features": ArraySpec(MAP, "float16", codec=codec)},
         "audio": {"features": ArraySpec((AUDIO,), "float32")},
     }
     block = rng.standard_normal((64, T, *MAP), dtype=np.float32).astype(np.float16)
@@ -95,15 +100,22 @@ class PeakMemory(threading.Thread):
             self.stop.wait(0.1)
 
 
-def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: float) -> dict:
+def run_one(
+    root: Path, budget_mb: int, workers: int, batch: int, model_ms: float, reader: str
+) -> dict:
     """One setting, in this process: the numbers of the module docstring."""
     import torch
+    import zarr
 
     from avpipe.datasets.manifest import Manifest
+    from avpipe.io import chunks
+    from avpipe.io.store_codec import codec_of
     from avpipe.training.data import Input, Loading, open_splits
     from avpipe.training.epochs import ordered_batches, seed_everything, shuffled_batches
 
     torch.set_num_threads(1)
+    chunks.ENABLED = reader == "files"  # the loader workers fork after this
+    load_before = os.getloadavg()[0]
     peak = PeakMemory()
     peak.start()
     t0 = time.perf_counter()
@@ -142,7 +154,11 @@ def run_one(root: Path, budget_mb: int, workers: int, batch: int, model_ms: floa
         s._loader = None  # ends the workers before the numbers are read
     peak.stop.set()
     peak.join()
+    visual = zarr.open_group(str(root / "visual.zarr"), mode="r")["features"]
     return {
+        "codec": codec_of(visual),
+        "reader": reader,
+        "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "budget_mb": budget_mb,
         "workers": workers,
         "in_memory": {k: s.in_memory for k, s in splits.items()},
@@ -172,11 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", default=["streamed", "memory"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--model-ms", type=float, default=0.22, help="stub model, ms per sample")
+    p.add_argument(
+        "--codec", default="zstd", help="visual store codec when building (zstd, lz4, none)"
+    )
+    p.add_argument("--readers", nargs="+", default=["files"], choices=["files", "zarr"])
     p.add_argument("--out", type=Path, help="write the results as JSON")
-    p.add_argument("--one", nargs=2, metavar=("BUDGET_MB", "WORKERS"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--one", nargs=3, metavar=("BUDGET_MB", "WORKERS", "READER"), help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
     if args.one:
-        res = run_one(args.root, int(args.one[0]), int(args.one[1]), args.batch_size, args.model_ms)
+        budget, workers, reader = int(args.one[0]), int(args.one[1]), args.one[2]
+        res = run_one(args.root, budget, workers, args.batch_size, args.model_ms, reader)
         print(json.dumps(res))
         return 0
     root = args.root or Path(tempfile.mkdtemp(prefix="avpipe_bench_"))
@@ -184,17 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (root / "manifest").exists():
             t = time.perf_counter()
-            build(root, args.videos)
+            build(root, args.videos, codec=args.codec)
             print(f"built {args.videos} videos in {time.perf_counter() - t:.0f} s: {root}")
         for mode in args.modes:
             budget = args.budget_mb if mode == "streamed" else args.memory_budget_mb
-            for w in args.workers if mode == "streamed" else [0]:
-                cmd = [sys.executable, __file__, "--root", str(root), "--one", str(budget), str(w)]
-                cmd += ["--batch-size", str(args.batch_size), "--model-ms", str(args.model_ms)]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                res = {"mode": mode, **json.loads(out.strip().splitlines()[-1])}
-                print(json.dumps(res), flush=True)
-                results.append(res)
+            for reader in args.readers:
+                for w in args.workers if mode == "streamed" else [0]:
+                    cmd = [sys.executable, __file__, "--root", str(root)]
+                    cmd += ["--one", str(budget), str(w), reader]
+                    cmd += ["--batch-size", str(args.batch_size), "--model-ms", str(args.model_ms)]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    res = {"mode": mode, **json.loads(out.strip().splitlines()[-1])}
+                    print(json.dumps(res), flush=True)
+                    results.append(res)
     finally:
         if args.root is None and not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -56,6 +56,7 @@ from avpipe.io.decode import (
 )
 from avpipe.io.grid import Grid
 from avpipe.io.store import ArraySpec, StoreWriter
+from avpipe.io.store_codec import DEFAULT_CODEC
 from avpipe.utils.atomic import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class Settings:
     truncation_tolerance_s: float = 1.0
     sample_rate: int = 16000
     keep_decoded: bool = False
+    store_codec: str = DEFAULT_CODEC  # how the stores' chunks are compressed
     # video_id -> segments fixed by the dataset's labels (VGGSound-AVEL100k), else decoded
     segments: Mapping[str, int] = field(default_factory=dict)
 
@@ -117,12 +119,14 @@ def has_modality(spec: ExtractorSpec, info: dict[str, Any]) -> bool:
     return bool(info["has_audio"] if spec.modality == "audio" else info["has_video"])
 
 
-def output_arrays(spec: ExtractorSpec) -> dict[str, ArraySpec]:
-    """The store arrays an extractor fills: ``features`` plus its extra outputs."""
-    arrays = {"features": ArraySpec(tuple(spec.output_shape), spec.store_dtype)}
+def output_arrays(spec: ExtractorSpec, codec: str = DEFAULT_CODEC) -> dict[str, ArraySpec]:
+    """The store arrays an extractor fills: ``features`` plus its extra outputs, stored
+    with ``codec`` (:mod:`avpipe.io.store_codec`)."""
+    dtype = spec.store_dtype
+    arrays = {"features": ArraySpec(tuple(spec.output_shape), dtype, codec=codec)}
     for name, shape in spec.extra_outputs.items():
         # (k, ...) per segment: stored (T, k, ...), cached flattened along time (T * k, ...)
-        arrays[name] = ArraySpec(tuple(shape[1:]), spec.store_dtype, frames=int(shape[0]))
+        arrays[name] = ArraySpec(tuple(shape[1:]), dtype, frames=int(shape[0]), codec=codec)
     return arrays
 
 
@@ -312,7 +316,7 @@ def extract_shard(
         result = _compute(videos, runs, tmp, settings, dcache)
         included = [v for v in result.videos if v["status"] != "failed"]
         for r in runs:
-            _assemble(r, included, tmp / f"{r.name}.zarr")
+            _assemble(r, included, tmp / f"{r.name}.zarr", settings.store_codec)
         write_tsv(tmp / "status.tsv", STATUS_COLUMNS, result.status_rows())
         if spill.exists():
             shutil.rmtree(spill)
@@ -453,13 +457,15 @@ def _items_per_segment(spec: ExtractorSpec) -> int:
     return 1
 
 
-def _assemble(run: RecipeRun, included: list[dict[str, Any]], out: Path) -> None:
-    """The recipe's store from its cache entries, one row per decodable video, in order."""
+def _assemble(run: RecipeRun, included: list[dict[str, Any]], out: Path, codec: str) -> None:
+    """The recipe's store from its cache entries, one row per decodable video, in order,
+    compressed with ``codec``."""
     spec = run.spec
     flag = "has_audio" if spec.modality == "audio" else "has_video"
     t_max = max((int(v["n_segments"]) for v in included), default=1)
     info_attrs = {"padding": PADDING, "downmix": DOWNMIX, **run.attrs}
-    with StoreWriter(out, len(included), t_max, output_arrays(spec), info_attrs, (flag,)) as w:
+    arrays = output_arrays(spec, codec)
+    with StoreWriter(out, len(included), t_max, arrays, info_attrs, (flag,)) as w:
         for v in included:
             video_id, n, digest = v["video_id"], int(v["n_segments"]), v["digest"]
             present = bool(v[flag])

@@ -177,6 +177,7 @@ def import_ave_h5(
     key: str = "avadataset",
     dtype: str = "float32",
     expect: Sequence[int] | None = None,
+    codec: str | None = None,
 ) -> Path:
     """AVE ``*_feature.h5`` -> feature store ``out``, one row at a time (see the module doc).
 
@@ -185,7 +186,9 @@ def import_ave_h5(
     import h5py
 
     from avpipe.io.store import ArraySpec, StoreWriter
+    from avpipe.io.store_codec import DEFAULT_CODEC
 
+    codec = codec or DEFAULT_CODEC
     source = Path(source)
     with h5py.File(source, "r") as f:
         if key not in f:
@@ -199,7 +202,7 @@ def import_ave_h5(
         keep, info = _row_ids(n_rows, Path(manifest) if manifest else None, where)
         if info.get("rows_dropped"):
             info["dropped_rows_identical"] = _dropped_identical(d, keep, Path(manifest))
-        spec = {"features": ArraySpec(tuple(d.shape[2:]), dtype)}
+        spec = {"features": ArraySpec(tuple(d.shape[2:]), dtype, codec=codec)}
         attrs = _attrs(
             source,
             recipe,
@@ -301,6 +304,7 @@ def import_folder(
     manifest: str | Path | None = None,
     dtype: str = "float32",
     expect: Sequence[int] | None = None,
+    codec: str | None = None,
 ) -> Path:
     """Per-video release folder (``llp_npy`` or ``vggsound_avel_zip``) -> store ``out``.
 
@@ -308,7 +312,9 @@ def import_folder(
     (None = the first file's).
     """
     from avpipe.io.store import ArraySpec, StoreWriter
+    from avpipe.io.store_codec import DEFAULT_CODEC
 
+    codec = codec or DEFAULT_CODEC
     source = Path(source)
     suffix = {"llp_npy": ".npy", "vggsound_avel_zip": ".zip"}[fmt]
     videos, skipped = _video_files(source, suffix, Path(manifest) if manifest else None)
@@ -325,9 +331,9 @@ def import_folder(
     for (_, p), shape in zip(videos, shapes, strict=True):
         _check_shape(p, shape, row, k, recipe)
     lengths = [shape[0] // k for shape in shapes]
-    spec = {"features": ArraySpec(row, dtype)}
+    spec = {"features": ArraySpec(row, dtype, codec=codec)}
     if k > 1:
-        spec["frames"] = ArraySpec(row, dtype, frames=k)
+        spec["frames"] = ArraySpec(row, dtype, frames=k, codec=codec)
     padding = (
         f"each video cut or padded (last row repeated) to {VGGSOUND_SEGMENTS} segments, "
         "as CPSP's VGGSound-AVEL loader does"
@@ -383,10 +389,12 @@ def import_released(
     key: str = "avadataset",
     dtype: str = "float32",
     check_shape: bool = True,
+    codec: str | None = None,
 ) -> Path:
     """Import ``source`` in format ``fmt`` (:data:`FORMATS`) as ``recipe``'s store ``out``.
 
-    ``check_shape``: rows must have the release's trailing shape (:data:`RELEASE_SHAPES`).
+    ``check_shape``: rows must have the release's trailing shape (:data:`RELEASE_SHAPES`);
+    ``codec``: the store's compression (:mod:`avpipe.io.store_codec`; None: its default).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown released format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -399,6 +407,8 @@ def import_released(
         )
     if fmt == "ave_h5":
         return import_ave_h5(
-            source, out, recipe, manifest=manifest, key=key, dtype=dtype, expect=expect
+            source, out, recipe, manifest=manifest, key=key, dtype=dtype, expect=expect, codec=codec
         )
-    return import_folder(source, out, recipe, fmt, manifest=manifest, dtype=dtype, expect=expect)
+    return import_folder(
+        source, out, recipe, fmt, manifest=manifest, dtype=dtype, expect=expect, codec=codec
+    )

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from avpipe.io.store_codec import DEFAULT_CODEC, codec_of, compressors
 from avpipe.io.store_layout import (
     FRAME,
     INDEX_ARRAYS,
@@ -250,16 +251,19 @@ class ArraySpec:
     frames per segment.
 
     ``features`` is per segment, stored (N, T_max, *shape); per-frame extras such as
-    ``frames`` of resnet152_llp (k = 8) are stored (N, T_max, k, *shape).
+    ``frames`` of resnet152_llp (k = 8) are stored (N, T_max, k, *shape).  ``codec``:
+    how its chunks are compressed (:mod:`avpipe.io.store_codec`).
     """
 
     shape: tuple[int, ...]
     dtype: str
     frames: int | None = None
+    codec: str = DEFAULT_CODEC
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 1:
             raise ValueError(f"ArraySpec: frames per segment must be >= 1, got {self.frames}")
+        compressors(self.codec)  # an unknown codec name fails here, naming the known ones
 
     @property
     def steps(self) -> int:
@@ -276,9 +280,10 @@ class ArraySpec:
     @classmethod
     def of(cls, z: zarr.Array) -> ArraySpec:
         """The spec of a store array ``z`` (per-frame when it has a ``frame`` dimension)."""
+        codec = codec_of(z)
         if FRAME in (z.metadata.dimension_names or ()):
-            return cls(tuple(z.shape[3:]), str(z.dtype), int(z.shape[2]))
-        return cls(tuple(z.shape[2:]), str(z.dtype))
+            return cls(tuple(z.shape[3:]), str(z.dtype), int(z.shape[2]), codec)
+        return cls(tuple(z.shape[2:]), str(z.dtype), codec=codec)
 
 
 class StoreWriter:
@@ -335,7 +340,7 @@ class StoreWriter:
             row_nbytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize
             chunks = _chunks(shape, _video_chunk_for(row_nbytes))
             self.z[name] = create_array(
-                self.root, name, shape, a.dtype, a.dims(), chunks, fill_value=0
+                self.root, name, shape, a.dtype, a.dims(), chunks, fill_value=0, codec=a.codec
             )
             self.buf[name] = np.zeros((chunks[0], *shape[1:]), dtype=a.dtype)
         return self

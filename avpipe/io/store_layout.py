@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from avpipe.io.store_codec import DEFAULT_CODEC, compressors
+
 INDEX_ARRAYS = ("video_id", "segment_start_s", "n_segments", "mask", "has_audio", "has_video")
 VIDEO, SEGMENT, FRAME = "video", "segment", "frame"
 TRAILING_DIMS = {1: ("channel",), 3: ("y", "x", "channel")}  # vectors, maps (H, W, C)
@@ -52,9 +54,11 @@ def create_array(
     chunks: tuple[int, ...] | None,
     fill_value: Any = None,
     attributes: Mapping[str, Any] | None = None,
+    codec: str = DEFAULT_CODEC,
 ) -> zarr.Array:
-    """Array ``name`` with named dimensions ``dims``; its ``coordinates`` attribute lists
-    the store's coordinates along those dimensions, for xarray."""
+    """Array ``name`` with named dimensions ``dims``, compressed with store codec ``codec``
+    (:mod:`avpipe.io.store_codec`); its ``coordinates`` attribute lists the store's
+    coordinates along those dimensions, for xarray."""
     coords = " ".join(c for c, d in COORDINATES.items() if c != name and set(d) <= set(dims))
     return root.create_array(
         name,
@@ -63,6 +67,7 @@ def create_array(
         chunks=chunks,
         fill_value=fill_value,
         dimension_names=dims,
+        compressors=compressors(codec),
         attributes={**(attributes or {}), **({"coordinates": coords} if coords else {})},
     )
 

@@ -32,6 +32,10 @@ VARIANTS: dict[str, str] = {
     "CPSP-released": "CPSP as released (L_spsa a zero-gradient constant)",
     "CPSP-intended": "CPSP with the intended L_spsa",
     "CPSP": "CPSP",
+    # weak, cpsp head, video labels with AVE's background column (weak_labels: background_column)
+    "PSP-CPSP-code-bgcol": "PSP inside the CPSP code base, weak labels with AVE's background "
+    "column (labels_noisy.h5)",
+    "CPSP-bgcol": "CPSP, weak labels with AVE's background column (labels_noisy.h5)",
     "SSPSP": "SSPSP (CPSP code base)",
     "CLCL": "CLCL (Bao et al.)",
     "HAN": "HAN",

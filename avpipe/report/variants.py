@@ -45,6 +45,12 @@ def cpsp_variant(cfg: dict[str, Any]) -> Variant:
         key = "CPSP-released" if run.get("spsa_impl") == "released_noop" else "CPSP-intended"
     else:
         key = "CPSP"
+    if (
+        key in ("PSP-CPSP-code", "CPSP")
+        and run.get("setting") == "weak"
+        and run.get("weak_labels") == "background_column"
+    ):
+        key += "-bgcol"
     how = _schedule(run.get("train", {}))
     return Variant(key, f"{VARIANTS[key]}; here {how}, epoch selected on val")
 

@@ -8,6 +8,7 @@
 ``import``    released features (AVE ``*_feature.h5``, LLP per-video ``.npy`` folders,
               CPSP's VGGSound-AVEL100k ``.zip`` folders) -> a store in the same format
               (``avpipe/io/released.py``)
+``recompress`` a store -> the same store with another codec (``avpipe/io/store_codec.py``)
 
 Every output is complete or absent.  The extractor comes from the registry
 (``avpipe/features/registry.py``); its spec, the weights, the options and the
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from avpipe import config as configs
 from avpipe.config import ConfigError, from_dict
+from avpipe.io.store_codec import CODECS, DEFAULT_CODEC
 from avpipe.stages import add_config_arguments, fill_paths, require
 from avpipe.utils.atomic import write_tsv
 from avpipe.utils.provenance import provenance
@@ -48,6 +50,7 @@ class ExtractConfig:
     prefetch: int = 2
     prepare: Literal["auto", "workers", "device"] = "auto"
     keep_decoded: bool = False
+    store_codec: Literal["zstd", "lz4", "none"] = "zstd"
     on_error: Literal["raise", "skip"] = "skip"
     truncation_tolerance_s: float = 1.0
 
@@ -124,7 +127,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept rows of any trailing shape (default: the release's, e.g. 7x7x512)",
     )
+    i.add_argument(
+        "--codec",
+        choices=CODECS,
+        default=DEFAULT_CODEC,
+        help="how the store's chunks are compressed (docs/benchmarks.md, 'Store codecs'): "
+        "zstd is the smallest, lz4 and none decode faster when training streams the store",
+    )
     i.add_argument("--out", required=True, type=Path)
+    r = sub.add_parser("recompress", help="a store -> a copy whose features use another codec")
+    r.add_argument("store", type=Path, help="a feature store (<recipe>.zarr)")
+    r.add_argument("--codec", required=True, choices=CODECS, help="the copy's codec")
+    r.add_argument("--out", required=True, type=Path)
 
 
 def resolve_config(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "gather": _run_gather,
         "failures": _run_failures,
         "import": _run_import,
+        "recompress": _run_recompress,
     }[args.command](args)
 
 
@@ -257,6 +272,7 @@ def _run_shard(args: argparse.Namespace) -> int:
         on_error=cfg.on_error,
         truncation_tolerance_s=cfg.truncation_tolerance_s,
         keep_decoded=cfg.keep_decoded,
+        store_codec=cfg.store_codec,
         segments=fixed_segments(manifest),
     )
     log.info(
@@ -341,5 +357,14 @@ def _run_import(args: argparse.Namespace) -> int:
         key=args.key,
         dtype=args.dtype,
         check_shape=not args.any_shape,
+        codec=args.codec,
     )
+    return 0
+
+
+def _run_recompress(args: argparse.Namespace) -> int:
+    from avpipe.io.store_codec import recompress
+
+    recompress(args.store, args.out, args.codec)
+    log.info("%s -> %s (%s)", args.store, args.out, args.codec)
     return 0

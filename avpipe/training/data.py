@@ -28,8 +28,9 @@ Rules that are the same for every method:
   z-scoring and the zeroing of padded segments happen there (:meth:`Split.to_device`).
 
 Streamed splits go through a :class:`torch.utils.data.DataLoader` whose worker processes
-read whole chunks (all rows a batch needs from a multi-video chunk in one read) and
-prefetch the next batches while the model runs.
+read whole chunks (all rows a batch needs from a multi-video chunk in one read), straight
+from the chunk files of a local store (:mod:`avpipe.io.chunks`) into shared-memory
+buffers that each worker reuses, and prefetch the next batches while the model runs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import torch
 import zarr
 
 from avpipe.datasets.manifest import Manifest, Sample
+from avpipe.io.chunks import ChunkFiles, read_rows
 from avpipe.io.store import FeatureStore
 from avpipe.training.streams import drop_missing_streams
 
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 STD_EPS = 1e-6  # added to every std (keeps the division finite and stable)
 CONSTANT_REL = 1e-8  # a channel whose std is below this fraction of the largest is constant
-PREFETCH = 2  # batches each loader worker reads ahead
+READ_AHEAD = 4  # batches the loader workers read ahead, in all (at least one each)
 
 Batch = dict[str, torch.Tensor]
 
@@ -127,32 +129,26 @@ class _Source:
         return int(self.store.array(self.array).chunks[0])
 
 
-def read_rows(z: zarr.Array, rows: np.ndarray, T: int) -> np.ndarray:
-    """``z[rows, :T]`` in the store's dtype, reading each chunk once (a multi-video chunk
-    is decoded once for all of its rows the batch needs, not once per row)."""
-    cs = int(z.chunks[0])
-    out = np.empty((len(rows), T, *z.shape[2:]), dtype=z.dtype)
-    if cs == 1:
-        for i, r in enumerate(rows):
-            out[i] = z[int(r), :T]
-        return out
-    chunk = rows // cs
-    for c in np.unique(chunk):
-        where = np.flatnonzero(chunk == c)
-        lo = int(c) * cs
-        block = z[lo : min(lo + cs, z.shape[0]), :T]
-        out[where] = block[rows[where] - lo]
-    return out
-
-
 class _Reader(torch.utils.data.Dataset):
-    """Streamed inputs of a split: ``__getitems__(positions)`` -> {name: tensor (store dtype)}."""
+    """Streamed inputs of a split: ``__getitems__(positions)`` -> {name: tensor (store dtype)}.
 
-    def __init__(self, sources: Mapping[str, _Source], T: int):
+    Arrays of local stores are read from their chunk files (:mod:`avpipe.io.chunks`).
+    In a loader worker, batches are decoded straight into shared memory, which the
+    DataLoader hands to the training process without a copy, and each worker reuses
+    ``ring`` buffers in turn: allocating and faulting in fresh shared pages for every
+    batch cost more CPU than reading an uncompressed store.  With ``ring`` =
+    ``prefetch_factor`` + 1, a worker's batch j is overwritten by its batch j + ring,
+    which the DataLoader asks for only after handing out the batch that follows j:
+    hence the contract of :meth:`Split.stored_batches`."""
+
+    def __init__(self, sources: Mapping[str, _Source], T: int, ring: int = 1):
         self.parts = {k: (s.store.path, s.array, s.rows) for k, s in sources.items()}
         self.held = {k: s.held for k, s in sources.items() if s.held is not None}
         self.T = T
-        self._z: dict[str, zarr.Array] = {}
+        self._z: dict[str, tuple[zarr.Array, ChunkFiles | None]] = {}
+        self.ring = ring
+        self._buffers: dict[str, list[torch.UntypedStorage]] = {}
+        self._turn = 0
 
     def __len__(self) -> int:
         return len(next(iter(self.parts.values()))[2])
@@ -162,16 +158,33 @@ class _Reader(torch.utils.data.Dataset):
 
     def __getitems__(self, positions: Sequence[int]) -> dict[str, torch.Tensor]:
         idx = np.asarray(positions)
+        worker = torch.utils.data.get_worker_info() is not None
         out = {}
         for k, (path, name, rows) in self.parts.items():
             if k in self.held:
-                x = self.held[k][idx]
-            else:
-                if k not in self._z:  # opened in each worker process
-                    self._z[k] = zarr.open_group(str(path), mode="r")[name]
-                x = read_rows(self._z[k], rows[idx], self.T)
-            out[k] = torch.from_numpy(np.ascontiguousarray(x))
+                out[k] = torch.from_numpy(np.ascontiguousarray(self.held[k][idx]))
+                continue
+            if k not in self._z:  # opened in each worker process
+                z = zarr.open_group(str(path), mode="r")[name]
+                self._z[k] = (z, ChunkFiles.of(z))
+            z, files = self._z[k]
+            shape = (len(idx), self.T, *z.shape[2:])
+            dtype = torch.from_numpy(np.empty(0, z.dtype)).dtype
+            t = self._shared(k, shape, dtype) if worker else torch.empty(shape, dtype=dtype)
+            read_rows(z, rows[idx], self.T, t.numpy(), files)
+            out[k] = t
+        self._turn = (self._turn + 1) % self.ring
         return out
+
+    def _shared(self, k: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """The batch tensor of input ``k`` in this turn's shared-memory buffer."""
+        ring = self._buffers.setdefault(k, [])
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if len(ring) <= self._turn:
+            ring.append(torch.UntypedStorage._new_shared(nbytes))
+        elif ring[self._turn].nbytes() < nbytes:
+            ring[self._turn] = torch.UntypedStorage._new_shared(nbytes)
+        return torch.empty(0, dtype=dtype).set_(ring[self._turn], 0, shape)
 
 
 class _Order(torch.utils.data.Sampler):
@@ -257,8 +270,9 @@ class Split:
         mask = torch.from_numpy(m).to(device)
         out: Batch = {}
         for k, x in raw.items():
-            # raw tensors are fresh copies (never views of held arrays): in place is safe
-            x = x.to(device).float()
+            # a fresh float32 tensor (a loader worker reuses the buffer of ``raw``): in
+            # place is safe; float16 maps convert on the device
+            x = x.to(device).to(torch.float32, copy=True)
             if self.norm is not None:
                 mean, std = self._stats_on(device)[k]
                 x.sub_(mean).div_(std)
@@ -285,7 +299,11 @@ class Split:
     def stored_batches(
         self, index_batches: Iterable[np.ndarray]
     ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-        """``(idx, inputs as stored)`` for each index batch (CPU tensors, store dtype)."""
+        """``(idx, inputs as stored)`` for each index batch (CPU tensors, store dtype).
+
+        A streamed batch's tensors are valid until the next batch is asked for: loader
+        workers reuse their buffers (:class:`_Reader`); copy what must outlive that
+        (:meth:`to_device` does)."""
         order = [np.asarray(i) for i in index_batches]
         if self.in_memory or self.workers == 0:
             for idx in order:
@@ -293,11 +311,11 @@ class Split:
             return
         if self._loader is None:
             self._loader = torch.utils.data.DataLoader(
-                _Reader(self.sources, self.T),
+                _Reader(self.sources, self.T, prefetch(self.workers) + 1),
                 batch_sampler=_Order(),
                 collate_fn=_first,
                 num_workers=self.workers,
-                prefetch_factor=PREFETCH,
+                prefetch_factor=prefetch(self.workers),
                 persistent_workers=True,
                 worker_init_fn=_one_thread,
             )
@@ -314,6 +332,18 @@ class Split:
                 for k in n.mean
             })  # fmt: skip
         return self._moved[1]
+
+
+def prefetch(workers: int) -> int:
+    """Batches each of ``workers`` loader processes reads ahead (``READ_AHEAD`` in all)."""
+    return max(1, -(-READ_AHEAD // max(workers, 1)))
+
+
+def reserved_batches(workers: int) -> int:
+    """Batches of memory kept free for a streamed input: the buffers of the loader
+    workers (prefetched batches + the one being used), or the batch read in the
+    training process, and two batches there (the one in use, the next)."""
+    return (workers * (prefetch(workers) + 1) if workers else 1) + 2
 
 
 def _one_thread(_: int) -> None:
@@ -421,16 +451,16 @@ def _read_all(src: _Source, T: int, workers: int) -> np.ndarray:
     ``workers`` loader processes in parallel."""
     z = src.store.array(src.array)
     if workers == 0 or src.nbytes < PARALLEL_LOAD_BYTES or src.videos_per_chunk > 1:
-        return read_rows(z, src.rows, T)
+        return read_rows(z, src.rows, T, files=ChunkFiles.of(z))
     out = np.empty((len(src.rows), *src.shape), dtype=src.dtype)
     order = _Order()
     order.batches = [np.arange(s, min(s + 64, len(out))) for s in range(0, len(out), 64)]
     loader = torch.utils.data.DataLoader(
-        _Reader({"x": src}, T),
+        _Reader({"x": src}, T, prefetch(workers) + 1),
         batch_sampler=order,
         collate_fn=_first,
         num_workers=workers,
-        prefetch_factor=PREFETCH,
+        prefetch_factor=prefetch(workers),
         worker_init_fn=_one_thread,
     )
     for idx, part in zip(order.batches, loader, strict=True):
@@ -472,7 +502,7 @@ def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     """Decide, under one budget, which (split, input) arrays are read into memory; read them.
 
     Everything fits: all in memory.  Otherwise room for the prefetched batches of the
-    streamed inputs ((workers * PREFETCH + 2) batches of ``loading.batch_size``) is kept,
+    streamed inputs (:func:`reserved_batches` of ``loading.batch_size``) is kept,
     vectors (multi-video chunks, slow to read by row) are held first, then maps split by
     split in order."""
     budget = loading.budget_mb * 2**20
@@ -480,7 +510,7 @@ def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     total = sum(src.nbytes for _, _, src in items)
     if total > budget:
         per_sample = max(src.nbytes // max(len(src.rows), 1) for _, _, src in items)
-        budget -= (max(loading.workers, 1) * PREFETCH + 2) * loading.batch_size * per_sample
+        budget -= reserved_batches(loading.workers) * loading.batch_size * per_sample
         items.sort(key=lambda it: it[2].videos_per_chunk == 1)  # stable: split order kept
     used = 0
     for split, _, src in items:

@@ -55,7 +55,7 @@ def test_presets_and_overrides() -> None:
     assert (s.n_classes, s.ave.train, s.llp.test) == (3, 6, 3)
     b = resolve({"preset": "benchmark"})
     assert (b.n_classes, b.ave.train, b.ave.val, b.llp.test) == (8, 240, 60, 120)
-    assert b.ave.background_only == 0.2 and d.ave.background_only == 0.0
+    assert b.ave.background_only == 0.3 and d.ave.background_only == 0.0
     h = resolve({"preset": "hard"})
     assert h.difficulty.similarity > d.difficulty.similarity
     assert h.difficulty.audio_snr_db < d.difficulty.audio_snr_db

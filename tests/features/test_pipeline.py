@@ -203,6 +203,16 @@ def test_keep_decoded_writes_the_model_inputs(videos, tmp_path: Path) -> None:
     )
 
 
+def test_store_codec_sets_the_compression_of_the_stores(videos, tmp_path: Path) -> None:
+    from avpipe.io.store_codec import codec_of
+
+    run(videos, tmp_path / "z", FakeVisual(2), settings=Settings(workers=0))
+    run(videos, tmp_path / "n", FakeVisual(2), settings=Settings(workers=0, store_codec="none"))
+    z, n = (FeatureStore(tmp_path / d / "fake_visual.zarr").array() for d in ("z", "n"))
+    assert codec_of(z) == "zstd" and codec_of(n) == "none"
+    assert z[...].tobytes() == n[...].tobytes()
+
+
 def test_a_partial_video_keeps_its_decoded_segments(videos, tmp_path: Path) -> None:
     """A file cut in half is in the stores with the segments it decoded (mask True only
     there), status ``partial``, listed by the extract stage's failures table; on_error

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avpipe.methods.cpsp.config import ExperimentConfig, LossWeights, ModelConfig
-from avpipe.methods.cpsp.experiment import Batch, objective
+from avpipe.methods.cpsp.experiment import Batch, objective, psp_weak_target
 from avpipe.methods.cpsp.model import (
     AudioGuidedAttention,
     Output,
@@ -122,6 +122,37 @@ def test_one_adam_step_lowers_the_loss(setting: str, weights: LossWeights) -> No
     opt.step()
     after, _ = objective(net(b.visual, b.audio), b, exp, 3)
     assert after.item() < before.item()
+
+
+def test_psp_weak_target_labels_background_only_videos_background() -> None:
+    """The original PSP's weak target: an event video keeps its normalised classes with the
+    background column at 0 (AVE mil_labels.h5); a video without events is background
+    (labels_noisy.h5)."""
+    y = psp_weak_target(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]]))
+    expected = [[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.5, 0.0, 0.5, 0.0]]
+    assert y.tolist() == expected
+
+
+def test_weak_background_column_scores_background_only_videos_as_background() -> None:
+    """weak_labels background_column (CMRAN weak): a C+1-way category head, the background
+    video's target is the background column, and one Adam step lowers that loss."""
+    torch.manual_seed(0)
+    exp = ExperimentConfig(setting="weak", weights=LossWeights(0, 0, 0, 0),
+                           weak_labels="background_column")  # fmt: skip
+    net = PSPNet(6, 4, 9, 3, SMALL, "weak", "cpsp", exp.threshold, background_column=True)
+    b = _batch()
+    b.video_label[0] = 0.0  # a background-only video
+    out = net.eval()(b.visual, b.audio)
+    assert out.class_logit.shape == (6, 4) and out.video_prob.shape == (6, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    before, _ = objective(out, b, exp, 3)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after, _ = objective(net(b.visual, b.audio), b, exp, 3)
+    assert after.item() < before.item()
+    out.class_logit = torch.tensor([[0.0, 0.0, 0.0, 1.0]]).expand(6, 4)
+    assert (predict_segments(out, n_classes=3) == 3).all()  # background class: no event
 
 
 @pytest.mark.parametrize("setting", ["full", "weak"])

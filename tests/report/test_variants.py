@@ -7,10 +7,17 @@ import pytest
 from avpipe.report.variants import avvp_variant, cpsp_variant
 
 
-def _cpsp(setting: str = "full", head: str = "cpsp", impl: str = "intended", **w: float) -> dict:
+def _cpsp(
+    setting: str = "full",
+    head: str = "cpsp",
+    impl: str = "intended",
+    labels: str = "cpsp",
+    **w: float,
+) -> dict:
     weights = {"avpsp": 100, "spsa": 0.01, "vpsa": 1, "ss": 0, **w}
     train = {"epochs": 45, "batch_size": 64, "grad_clip": 0.1}
     run = {"setting": setting, "head": head, "spsa_impl": impl, "weights": weights}
+    run["weak_labels"] = labels
     return {"run": {**run, "train": train}}
 
 
@@ -22,6 +29,9 @@ def _cpsp(setting: str = "full", head: str = "cpsp", impl: str = "intended", **w
         (_cpsp(), "CPSP-intended"),
         (_cpsp(impl="released_noop"), "CPSP-released"),
         (_cpsp("weak", avpsp=0, spsa=0), "CPSP"),
+        (_cpsp("weak", avpsp=0, spsa=0, labels="background_column"), "CPSP-bgcol"),
+        (_cpsp("weak", avpsp=0, spsa=0, vpsa=0, labels="background_column"), "PSP-CPSP-code-bgcol"),
+        (_cpsp("weak", "psp", avpsp=0, spsa=0, vpsa=0, labels="background_column"), "PSP-original"),
         (_cpsp(avpsp=0, spsa=0, vpsa=0, ss=1), "SSPSP"),
     ],
 )

@@ -133,6 +133,22 @@ def test_streamed_batches_equal_in_memory_batches_bit_for_bit(
                 assert b1[k].dtype == b2[k].dtype and torch.equal(b1[k], b2[k])
 
 
+def test_reused_worker_buffers_never_change_a_batch_handed_out(tmp_path: Path) -> None:
+    """Loader workers decode into a ring of shared buffers in turn; batches from to_device stay
+    intact however long they are kept, over several turns of the ring and two epochs."""
+    m, stores = _toy(tmp_path)
+    mem = _open(m, stores, Loading(budget_mb=100, workers=0))["train"]
+    streamed = _open(m, stores, Loading(budget_mb=0, workers=2))["train"]
+    assert streamed.sources["visual"].held is None
+    order = [np.array([i, (i + 5) % 12]) for i in range(12)]  # 6 turns of each worker
+    kept = [b for _ in range(2) for _, b in streamed.batches(order, CPU)]
+    want = [b for _ in range(2) for _, b in mem.batches(order, CPU)]
+    for b1, b2 in zip(want, kept, strict=True):
+        assert torch.equal(b1["visual"], b2["visual"]) and torch.equal(b1["audio"], b2["audio"])
+    raw = next(streamed.stored_batches(order[:1]))[1]["visual"]
+    assert raw.is_shared() and raw.dtype == torch.float16
+
+
 def test_one_budget_for_the_whole_stage(tmp_path: Path) -> None:
     """Vectors are held first, then maps split by split, never past the budget; room is
     kept for the loader's prefetched batches."""
@@ -140,7 +156,8 @@ def test_one_budget_for_the_whole_stage(tmp_path: Path) -> None:
     everything = _open(m, stores, Loading(budget_mb=100))
     sizes = {s: {k: src.nbytes for k, src in sp.sources.items()} for s, sp in everything.items()}
     per_sample = max(b // SIZES[s] for s, d in sizes.items() for b in d.values())
-    reserve = (1 * data.PREFETCH + 2) * 1 * per_sample  # workers=1, batch_size=1
+    reserve = data.reserved_batches(1) * 1 * per_sample  # workers=1, batch_size=1
+    assert data.reserved_batches(1) == 7 and data.reserved_batches(8) == 8 * 2 + 2
     fits = sum(d["audio"] for d in sizes.values()) + sizes["train"]["visual"] + reserve
     assert fits < sum(b for d in sizes.values() for b in d.values())
     splits = _open(m, stores, Loading(budget_mb=fits / 2**20, workers=1, batch_size=1))

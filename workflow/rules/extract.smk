@@ -126,8 +126,9 @@ rule extract_import:
             "dtype", "float32"
         ),
         manifest=lambda wildcards, input: os.path.dirname(input.samples),
+        codec=config["extract"]["store_codec"],
         code=code("io/released", "io/store", "stages/extract"),
     shell:
         "avpipe extract import --format {params.fmt} --source {input.released:q} "
         "--recipe {wildcards.recipe} --manifest {params.manifest:q} --key {params.key:q} "
-        "--dtype {params.dtype} --out {output:q} > {log} 2>&1"
+        "--dtype {params.dtype} --codec {params.codec} --out {output:q} > {log} 2>&1"

@@ -106,6 +106,13 @@ class ExperimentConfig:
     # the category of a video with several event classes (L_cls's CE, L_vpsa): largest =
     # the largest class index, as the released scripts; most_frequent = avpipe's earlier rule
     video_class: Literal["largest", "most_frequent"] = "largest"
+    # weak video labels of the cpsp head: cpsp = C columns (jasongief/CPSP
+    # AVE_dataset_weak.py drops mil_labels.h5's background column), so a background-only
+    # video's label is all zero; background_column = C+1 columns with background-only
+    # videos labelled background, the category head then scores C+1 classes (AVE's weak
+    # setting, labels_noisy.h5: AVEL, Tian et al. ECCV 2018; FloretCat/CMRAN weakly_main.py).
+    # The psp head always has the background column (jasongief/PSP_CVPR_2021).
+    weak_labels: Literal["cpsp", "background_column"] = "cpsp"
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property

@@ -3,10 +3,16 @@
 :func:`objective` sums the configured losses (jasongief/CPSP ``cpsp_avel/losses.py``):
 full ``L_cls + w_avpsp L_avpsp + w_spsa L_spsa + w_vpsa L_vpsa + w_ss L_ss``,
 weak ``L_cls + w_vpsa L_vpsa + w_ss L_ss`` (segment labels are never read in the weak
-setting).  As in CPSP, the weak setting has neither a background column nor
-background-only videos (jasongief/CPSP ``AVE_dataset_weak.py``): nothing in ``L_cls``
-pushes the event gate down on background segments, so weak models tend to mark whole
-videos as events (on AVE, 2/3 of the videos are events from 0 to 10 s).
+setting).  Weak video labels (``weak_labels``): ``cpsp`` keeps CPSP's C columns
+(jasongief/CPSP ``AVE_dataset_weak.py`` drops the background column and has no
+background-only videos), so a background-only training video, when the data has one, enters
+with an all-zero label, whose MultiLabelSoftMargin loss only asks for a flat softmax;
+``background_column`` labels it background in a C+1-th column, as AVE's weak training set
+does (``labels_noisy.h5``; AVEL, CMRAN).  On event videos nothing in the cpsp head's
+``L_cls`` pushes the event gate down on background segments (negative category logits pull
+the smallest gate up), so its weak models tend to mark whole videos as events (on AVE, 2/3
+of the videos are events from 0 to 10 s).  The psp head (the original PSP weak recipe)
+scores every segment against C+1 classes, background included.
 
 :func:`run_experiment` trains on train in :mod:`avpipe.training.loop`, selects the
 epoch on val segment accuracy (never on test, unlike the PSP reference code; equal
@@ -177,6 +183,20 @@ def _weak_class(video_label: torch.Tensor) -> torch.Tensor:
     return torch.where(has, video_label.argmax(1), torch.full_like(has, -1, dtype=torch.long))
 
 
+def with_background_column(video_label: torch.Tensor) -> torch.Tensor:
+    """Video labels (B, C) -> (B, C+1) with a background column that is 1 only for a video
+    without any event, like the background-only videos of AVE's weak training set
+    (``labels_noisy.h5``; the event videos' ``mil_labels.h5`` rows have it at 0)."""
+    return torch.cat([video_label, (video_label.sum(1, keepdim=True) == 0).to(video_label)], 1)
+
+
+def psp_weak_target(video_label: torch.Tensor) -> torch.Tensor:
+    """The original PSP's weak target (B, C+1): :func:`with_background_column`, normalised
+    to sum 1 (jasongief/PSP_CVPR_2021 ``prob_label``)."""
+    y = with_background_column(video_label)
+    return y / y.sum(1, keepdim=True)
+
+
 def objective(
     out: Output, b: Batch, exp: ExperimentConfig, n_classes: int
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -191,10 +211,12 @@ def objective(
     else:
         cls = _weak_class(b.video_label)
         if out.event_logit is not None:
-            l_cls = losses.weak_classification(out.video_prob, b.video_label)
-        else:  # original PSP weak: BCE against the normalised label with a background column
-            y = F.pad(b.video_label, (0, 1))
-            y = y / y.sum(1, keepdim=True).clamp_min(1.0)
+            y = b.video_label
+            if exp.weak_labels == "background_column":
+                y = with_background_column(y)
+            l_cls = losses.weak_classification(out.video_prob, y)
+        else:  # original PSP weak: BCE against the label with a background column
+            y = psp_weak_target(b.video_label)
             l_cls = F.binary_cross_entropy(out.video_prob.clamp(1e-7, 1 - 1e-7), y)
     parts = {"cls": l_cls}
     if w.avpsp > 0:
@@ -252,6 +274,7 @@ def build_model(cfg: CpspStage, data: Split, n_classes: int) -> PSPNet:
         exp.setting,
         exp.head,
         exp.threshold,
+        background_column=exp.setting == "weak" and exp.weak_labels == "background_column",
     )
 
 

@@ -101,7 +101,8 @@ class Output:
     """Everything the losses and the predictor need.
 
     fused (B, T, d); v_hat, a_hat (B, T, d); pair_sim (B, T) = cos(v_hat_t, a_hat_t);
-    cpsp head: event_logit (B, T), class_logit (B, C), video_prob (B, C) (weak only);
+    cpsp head: event_logit (B, T), class_logit (B, C or C+1 with a background column),
+    video_prob (B, C or C+1) (weak only);
     psp head: segment_logit (B, T, C+1), video_prob (B, C+1) (weak only).
     """
 
@@ -128,7 +129,10 @@ class PSPNet(nn.Module):
         setting: str,
         head: str,
         threshold: float,
+        background_column: bool = False,
     ):
+        """background_column: the cpsp head's category logits score C+1 classes, the last
+        one background (weak labels with a background column, CMRAN weak)."""
         super().__init__()
         if setting not in ("full", "weak") or head not in ("cpsp", "psp"):
             raise ValueError(
@@ -150,7 +154,7 @@ class PSPNet(nn.Module):
         self.psp = PositiveSamplePropagation(d, threshold, cfg.dropout)
         if head == "cpsp":
             self.event = nn.Linear(d, 1)
-            self.category = nn.Linear(d, n_classes)
+            self.category = nn.Linear(d, n_classes + int(background_column))
         else:
             self.segment = nn.Sequential(
                 _linear(d, cfg.segment_hidden),
@@ -203,7 +207,9 @@ class PSPNet(nn.Module):
 
 
 def predict_segments(out: Output, n_classes: int) -> torch.Tensor:
-    """Label per segment (B, T) int64, background = ``n_classes`` (jasongief/CPSP inference)."""
+    """Label per segment (B, T) int64, background = ``n_classes`` (jasongief/CPSP inference;
+    with a background column, a video whose category is background is background throughout,
+    as in FloretCat/CMRAN's weak evaluation)."""
     if out.event_logit is not None:
         cls = out.class_logit.argmax(-1, keepdim=True).expand_as(out.event_logit)
         bg = torch.full_like(cls, n_classes)
