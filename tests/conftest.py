@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from workflow_helpers import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AVPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -26,14 +26,7 @@ def shared_data() -> Path:
 def workflow_copy(tmp_path: Path) -> Path:
     """The workflow (Snakefile, workflow/, config/, profiles/) copied into a scratch folder,
     so .snakemake/ and results/ never land in the repository."""
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        src = REPO / name
-        dst = tmp_path / name
-        if src.is_dir():
-            shutil.copytree(src, dst)
-        else:
-            shutil.copy2(src, dst)
-    return tmp_path
+    return copy_workflow(tmp_path)
 
 
 def write_mp4(path: Path, seconds: float, audio: bool = True, fps: int = 4) -> Path:

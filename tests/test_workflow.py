@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from workflow_helpers import copy_workflow, snakemake_at_once
 
 from avpipe.workflow_checks import (
     avvp_problems,
@@ -24,23 +25,12 @@ from avpipe.workflow_checks import (
 
 REPO = Path(__file__).resolve().parents[1]
 DEFINED = "(defined: synth_ave, synth_llp); did you mean"
+DryRun = Callable[[str], subprocess.CompletedProcess[str]]  # the `dry_run` fixture
 
 
-def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``snakemake --cores 1 ARGS`` in ``wd``, importing this checkout's avpipe."""
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", *args],
-        cwd=wd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
-def test_dry_run_of_all_builds_the_dag(workflow_copy: Path) -> None:
+def test_dry_run_of_all_builds_the_dag(dry_run: DryRun) -> None:
     # -p prints each job's shell command with its resolved --config-json
-    r = snakemake(workflow_copy, "-n", "-p", "all")
+    r = dry_run("all")
     assert r.returncode == 0, r.stdout + r.stderr
     # an AVVP variant: the method's job with the variant's own changes over the synthetic
     # override of the method (d_model 64)
@@ -51,28 +41,20 @@ def test_dry_run_of_all_builds_the_dag(workflow_copy: Path) -> None:
     assert '"d_model":64' in avvp[0]
 
 
-def test_unknown_config_key_is_named(workflow_copy: Path) -> None:
-    cfg_path = workflow_copy / "config" / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["run"]["not_a_key"] = 3
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    r = snakemake(workflow_copy, "-n", "all")
+def test_unknown_config_key_is_named(dry_run: DryRun) -> None:
+    r = dry_run("run.not_a_key")
     assert r.returncode != 0
     assert "not_a_key" in r.stdout + r.stderr
 
 
-def test_bad_value_is_named(workflow_copy: Path) -> None:
-    cfg_path = workflow_copy / "config" / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["run"]["device"] = "tpu"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    r = snakemake(workflow_copy, "-n", "all")
+def test_bad_value_is_named(dry_run: DryRun) -> None:
+    r = dry_run("run.device")
     assert r.returncode != 0
     assert "tpu" in r.stdout + r.stderr
 
 
-def test_lint_reports_only_the_conda_finding(workflow_copy: Path) -> None:
-    r = snakemake(workflow_copy, "--lint", "json")
+def test_lint_reports_only_the_conda_finding(dry_run: DryRun) -> None:
+    r = dry_run("lint")
     import json
 
     out = r.stdout[r.stdout.find("{") :]
@@ -85,13 +67,9 @@ def test_lint_reports_only_the_conda_finding(workflow_copy: Path) -> None:
     assert other == [], other
 
 
-def config_error(wd: Path, edit: Callable[[dict[str, Any]], None]) -> str:
-    """The output of a dry run of ``all`` after ``edit`` of the config; it must fail."""
-    cfg_path = wd / "config" / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    edit(cfg)
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    r = snakemake(wd, "-n", "all")
+def config_error(dry_run: DryRun, name: str) -> str:
+    """The output of the dry run ``name`` of ``all`` (an edited config); it must fail."""
+    r = dry_run(name)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out[-3000:]
     assert "Traceback" not in out and "Job stats" not in out, out
@@ -121,81 +99,138 @@ def _rename(dotted: str, old: str, new: str) -> Callable[[dict[str, Any]], None]
 
 
 # A typo in a dataset (or recipe) name used to drop that study or store from the DAG.
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
+# ConfigError lists every problem, one line each, so the typos share two dry runs (the
+# two renames under extract.overrides cannot be in one config): TYPO_GROUP.
+TYPOS = {  # case id -> (edit of the default config, the line naming it)
+    "unsupervised.datasets": (
+        _set("unsupervised.datasets", ["synth_avee"]),
+        f"config: unsupervised.datasets lists 'synth_avee', which is not defined "
+        f"under datasets {DEFINED} 'synth_ave'?",
+    ),
+    "cpsp.datasets": (
+        _set("cpsp.datasets", ["synth_avee"]),
+        f"config: cpsp.datasets lists 'synth_avee', which is not defined under "
+        f"datasets {DEFINED} 'synth_ave'?",
+    ),
+    "avvp.datasets": (
+        _set("avvp.datasets", ["synth_lpp"]),
+        f"config: avvp.datasets lists 'synth_lpp', which is not defined under "
+        f"datasets {DEFINED} 'synth_llp'?",
+    ),
+    "extract.stores": (
+        _rename("extract.stores", "synth_llp", "synth_lpp"),
+        f"config: extract.stores has the key 'synth_lpp', which is not defined "
+        f"under datasets {DEFINED} 'synth_llp'?",
+    ),
+    "extract.overrides-dataset": (
+        _rename("extract.overrides", "synth_ave", "synth_avee"),
+        f"config: extract.overrides has the key 'synth_avee', which is not defined "
+        f"under datasets {DEFINED} 'synth_ave'?",
+    ),
+    "extract.overrides-recipe": (
+        _rename("extract.overrides.synth_ave", "vgg19_pool5", "vgg19_pool"),
+        "config: extract.overrides.synth_ave has the key 'vgg19_pool', which is not a "
+        "recipe of extract.stores.synth_ave (listed: vgg19_pool5, vggish); "
+        "did you mean 'vgg19_pool5'?",
+    ),
+    "decode.overrides": (
+        _set("decode.overrides", {"synth_avee": {"shards": 1}}),
+        f"config: decode.overrides has the key 'synth_avee', which is not defined "
+        f"under datasets {DEFINED} 'synth_ave'?",
+    ),
+    "unsupervised.overrides": (
+        _rename("unsupervised.overrides", "synth_ave", "synth_avee"),
+        f"config: unsupervised.overrides has the key 'synth_avee', which is not "
+        f"defined under datasets {DEFINED} 'synth_ave'?",
+    ),
+}
+TYPO_GROUP = {name: int(name == "extract.overrides-dataset") for name in TYPOS}
+
+
+def _typos(group: int) -> Callable[[dict[str, Any]], None]:
+    def edit(cfg: dict[str, Any]) -> None:
+        for name, (typo, _) in TYPOS.items():
+            if TYPO_GROUP[name] == group:
+                typo(cfg)
+
+    return edit
+
+
+# Every Snakemake run of this module: name -> (edit of the default config or None, the
+# arguments after `snakemake --cores 1`, "{wd}" standing for the workflow copy).
+RUNS: dict[str, tuple[Callable[[dict[str, Any]], None] | None, tuple[str, ...]]] = {
+    "all": (None, ("-n", "-p", "all")),
+    "lint": (None, ("--lint", "json")),
+    "run.not_a_key": (_set("run.not_a_key", 3), ("-n", "all")),
+    "run.device": (_set("run.device", "tpu"), ("-n", "all")),
+    "typos0": (_typos(0), ("-n", "all")),
+    "typos1": (_typos(1), ("-n", "all")),
+    **{
+        f"{key}.weigths": (_set(f"{key}.weigths", "random"), ("-n", "all"))
+        for key in ("extract.recipes.vggish", "extract.overrides.synth_ave.vggish")
+    },
+    "decode.shards": (_set("decode.shards", "zero"), ("-n", "all")),
+    "decode.shard": (_set("decode.shard", 1), ("-n", "all")),
+    "benchmark": (None, ("-n", "benchmark")),
+    "benchmark-inner": (
+        None,
         (
-            _set("unsupervised.datasets", ["synth_avee"]),
-            f"config: unsupervised.datasets lists 'synth_avee', which is not defined "
-            f"under datasets {DEFINED} 'synth_ave'?",
+            "-n",
+            "all",
+            "--directory",
+            "results/benchmark",
+            "--snakefile",
+            "{wd}/Snakefile",
+            "--configfile",
+            "{wd}/config/config.yaml",
+            "{wd}/config/benchmark.yaml",
         ),
-        (
-            _set("cpsp.datasets", ["synth_avee"]),
-            f"config: cpsp.datasets lists 'synth_avee', which is not defined under "
-            f"datasets {DEFINED} 'synth_ave'?",
-        ),
-        (
-            _set("avvp.datasets", ["synth_lpp"]),
-            f"config: avvp.datasets lists 'synth_lpp', which is not defined under "
-            f"datasets {DEFINED} 'synth_llp'?",
-        ),
-        (
-            _rename("extract.stores", "synth_llp", "synth_lpp"),
-            f"config: extract.stores has the key 'synth_lpp', which is not defined "
-            f"under datasets {DEFINED} 'synth_llp'?",
-        ),
-        (
-            _rename("extract.overrides", "synth_ave", "synth_avee"),
-            f"config: extract.overrides has the key 'synth_avee', which is not defined "
-            f"under datasets {DEFINED} 'synth_ave'?",
-        ),
-        (
-            _rename("extract.overrides.synth_ave", "vgg19_pool5", "vgg19_pool"),
-            "config: extract.overrides.synth_ave has the key 'vgg19_pool', which is not a "
-            "recipe of extract.stores.synth_ave (listed: vgg19_pool5, vggish); "
-            "did you mean 'vgg19_pool5'?",
-        ),
-        (
-            _set("decode.overrides", {"synth_avee": {"shards": 1}}),
-            f"config: decode.overrides has the key 'synth_avee', which is not defined "
-            f"under datasets {DEFINED} 'synth_ave'?",
-        ),
-        (
-            _rename("unsupervised.overrides", "synth_ave", "synth_avee"),
-            f"config: unsupervised.overrides has the key 'synth_avee', which is not "
-            f"defined under datasets {DEFINED} 'synth_ave'?",
-        ),
-    ],
-    ids=[
-        "unsupervised.datasets",
-        "cpsp.datasets",
-        "avvp.datasets",
-        "extract.stores",
-        "extract.overrides-dataset",
-        "extract.overrides-recipe",
-        "decode.overrides",
-        "unsupervised.overrides",
-    ],
-)
-def test_undefined_dataset_or_recipe_is_named(
-    workflow_copy: Path, edit: Callable[[dict[str, Any]], None], message: str
-) -> None:
-    out = config_error(workflow_copy, edit)
-    assert message in out.splitlines(), out
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
+    """The result of a run of RUNS by name.  The first call starts all of them together,
+    each in its own copy of the workflow importing this checkout's avpipe: a Snakemake
+    start keeps one core busy for seconds, so on 2 cores the 13 take the time of ~6."""
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def get(name: str) -> subprocess.CompletedProcess[str]:
+        if not results:
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+            runs = []
+            for run, (edit, args) in RUNS.items():
+                wd = copy_workflow(tmp_path_factory.mktemp(run))
+                if edit is not None:
+                    cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
+                    edit(cfg)
+                    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+                runs.append((wd, env, ("--cores", "1", *(a.format(wd=wd) for a in args))))
+            results.update(zip(RUNS, snakemake_at_once(*runs), strict=True))
+        return results[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", TYPOS)
+def test_undefined_dataset_or_recipe_is_named(dry_run: DryRun, name: str) -> None:
+    out = config_error(dry_run, f"typos{TYPO_GROUP[name]}")
+    assert TYPOS[name][1] in out.splitlines(), out
 
 
 # A recipe option typo used to surface only when the extract job ran.
 @pytest.mark.parametrize("key", ["extract.recipes.vggish", "extract.overrides.synth_ave.vggish"])
-def test_recipe_option_typo_is_named_when_the_dag_is_built(workflow_copy: Path, key: str) -> None:
-    out = config_error(workflow_copy, _set(f"{key}.weigths", "random"))
+def test_recipe_option_typo_is_named_when_the_dag_is_built(dry_run: DryRun, key: str) -> None:
+    out = config_error(dry_run, f"{key}.weigths")
     lines = [line for line in out.splitlines() if line.startswith("config: ")]
     assert len(lines) == 1, out
     assert lines[0].startswith(f"config: {key}: extractor 'vggish': unknown option(s) ['weigths']")
     assert lines[0].endswith("did you mean 'weights'?")
 
 
-def test_schema_error_is_short(workflow_copy: Path) -> None:
-    out = config_error(workflow_copy, _set("decode.shards", "zero"))
+def test_schema_error_is_short(dry_run: DryRun) -> None:
+    out = config_error(dry_run, "decode.shards")
     assert len(out.strip().splitlines()) < 8, out  # was ~16 here, 150-600 for larger sections
     assert (
         "config: decode.shards = 'zero' is not allowed; expected type integer "
@@ -203,8 +238,8 @@ def test_schema_error_is_short(workflow_copy: Path) -> None:
     ), out
 
 
-def test_unknown_key_lists_the_allowed_ones(workflow_copy: Path) -> None:
-    out = config_error(workflow_copy, _set("decode.shard", 1))
+def test_unknown_key_lists_the_allowed_ones(dry_run: DryRun) -> None:
+    out = config_error(dry_run, "decode.shard")
     assert (
         "config: decode has the unknown key 'shard' (allowed: on_error, overrides, shards, "
         "truncation_tolerance_s); did you mean 'shards'? (workflow/schemas/decode.schema.yaml)"
@@ -218,6 +253,29 @@ def test_the_default_config_has_no_problems() -> None:
     assert recipe_problems(cfg["extract"]) == []
     assert avvp_problems(cfg["avvp"]) == [] and cpsp_problems(cfg["cpsp"]) == []
     assert released_problems(cfg) == []
+
+
+CHECKS_IMPORT = """
+import sys, yaml
+from avpipe import workflow_checks as w
+cfg = yaml.safe_load(open("config/config.yaml"))
+w.dataset_problems(cfg), w.recipe_problems(cfg["extract"]), w.released_problems(cfg)
+print(sorted(m for m in ("torch", "torchvision", "h5py", "zarr", "av") if m in sys.modules))
+"""
+
+
+def test_the_config_checks_import_no_heavy_module() -> None:
+    """checks.smk runs these in every Snakemake start (each dry run, each --lint): with
+    torch, h5py, zarr or PyAV imported they cost ~3 s of CPU per start."""
+    r = subprocess.run(
+        [sys.executable, "-c", CHECKS_IMPORT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
 def test_avvp_variant_and_cpsp_experiment_override_names_are_checked() -> None:
@@ -314,29 +372,18 @@ def test_released_feature_problems_are_named() -> None:
     ]
 
 
-def test_benchmark_study_plans_its_seeds_in_its_own_directory(workflow_copy: Path) -> None:
+def test_benchmark_study_plans_its_seeds_in_its_own_directory(dry_run: DryRun) -> None:
     from workflow_helpers import job_counts
 
-    r = snakemake(workflow_copy, "-n", "benchmark")
+    r = dry_run("benchmark")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--directory results/benchmark" in r.stdout and "config/benchmark.yaml" in r.stdout
     # the nested run: the default workflow with the overlay, every training stage x its seeds
-    inner = snakemake(
-        workflow_copy,
-        "-n",
-        "all",
-        "--directory",
-        "results/benchmark",
-        "--snakefile",
-        str(workflow_copy / "Snakefile"),
-        "--configfile",
-        str(workflow_copy / "config/config.yaml"),
-        str(workflow_copy / "config/benchmark.yaml"),
-    )
+    inner = dry_run("benchmark-inner")
     assert inner.returncode == 0, inner.stdout + inner.stderr
     jobs = job_counts(inner.stdout)
-    cfg = yaml.safe_load((workflow_copy / "config/config.yaml").read_text())
-    bench = yaml.safe_load((workflow_copy / "config/benchmark.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    bench = yaml.safe_load((REPO / "config/benchmark.yaml").read_text())
     seeds = len(bench["run"]["seeds"])
     assert seeds >= 5  # the issue's floor for the benchmark's intervals
     n_cpsp = len(cfg["cpsp"]["experiments"] | bench["cpsp"].get("experiments", {}))

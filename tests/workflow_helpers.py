@@ -12,12 +12,14 @@ would put them, so that the unsupervised chain, evaluation and report run for re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -57,6 +59,19 @@ TOY_CPSP = {
 }
 
 
+def copy_workflow(dst: Path) -> Path:
+    """Snakefile, workflow/, config/ and profiles/ copied into ``dst`` (the package is
+    not: run there with ``PYTHONPATH`` on the repository)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "config", "profiles"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name)
+        else:
+            shutil.copy2(src, dst / name)
+    return dst
+
+
 def rule_names(root: Path = REPO) -> set[str]:
     """Rules defined in workflow/rules/*.smk (``rule NAME:`` / ``checkpoint NAME:``)."""
     pat = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
@@ -78,15 +93,20 @@ def job_counts(output: str) -> Counter[str]:
 
 
 class WorkflowCopy:
-    def __init__(self, wd: Path):
+    def __init__(self, wd: Path, of: WorkflowCopy | None = None):
+        """A fresh copy of the repository's workflow in ``wd``, or with ``of``, a copy of
+        that folder as it stands: results and Snakemake's records included, times kept."""
         self.wd = wd
-        wd.mkdir(parents=True, exist_ok=True)
-        for name in ("Snakefile", "workflow", "config", "profiles", "avpipe"):
-            src, dst = REPO / name, wd / name
-            if src.is_dir():
-                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, dst)
+        if of is not None:
+            shutil.copytree(of.wd, wd, symlinks=True, dirs_exist_ok=True)
+        else:
+            wd.mkdir(parents=True, exist_ok=True)
+            for name in ("Snakefile", "workflow", "config", "profiles", "avpipe"):
+                src, dst = REPO / name, wd / name
+                if src.is_dir():
+                    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(src, dst)
         self.env = {**os.environ, "PYTHONPATH": str(wd), "OMP_NUM_THREADS": "1"}
 
     # -- config and sources ----------------------------------------------------------
@@ -124,6 +144,11 @@ class WorkflowCopy:
             )
         return r
 
+    def snakemake_at_once(
+        self, *runs: tuple[str, ...], timeout: int = 600
+    ) -> list[subprocess.CompletedProcess[str]]:
+        return snakemake_at_once(*((self.wd, self.env, a) for a in runs), timeout=timeout)
+
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """``snakemake ARGS`` in the background, output to .snakemake/background.log."""
         (self.wd / ".snakemake").mkdir(exist_ok=True)
@@ -143,12 +168,43 @@ class WorkflowCopy:
 
     def planned(self, *targets: str) -> Counter[str]:
         """Jobs a dry run would execute now, per rule."""
-        r = self.snakemake("-n", "--cores", "1", *(targets or ("all",)))
-        out = r.stdout + r.stderr
-        counts = job_counts(out)
-        if not counts and NOTHING_TO_DO not in out:
-            raise AssertionError(f"cannot read the dry run:\n{out[-3000:]}")
-        return counts
+        return planned_by(self.snakemake("-n", "--cores", "1", *(targets or ("all",))))
+
+
+def planned_by(dry_run: subprocess.CompletedProcess[str]) -> Counter[str]:
+    """Jobs per rule that a dry run's output plans (an error when it shows none)."""
+    out = dry_run.stdout + dry_run.stderr
+    counts = job_counts(out)
+    if not counts and NOTHING_TO_DO not in out:
+        raise AssertionError(f"cannot read the dry run:\n{out[-3000:]}")
+    return counts
+
+
+def snakemake_at_once(
+    *runs: tuple[Path, dict[str, str], tuple[str, ...]], timeout: int = 600
+) -> list[subprocess.CompletedProcess[str]]:
+    """``snakemake ARGS`` in ``wd`` with environment ``env`` for each ``(wd, env, ARGS)``
+    of ``runs``, all started together (dry runs: they take no lock), results in order.
+    One Snakemake start keeps one core busy for a few seconds, so on a 2-core box two dry
+    runs take the time of one."""
+    with contextlib.ExitStack() as stack:
+        procs = []
+        for wd, env, args in runs:
+            out = stack.enter_context(tempfile.TemporaryFile("w+"))
+            err = stack.enter_context(tempfile.TemporaryFile("w+"))
+            cmd = [sys.executable, "-m", "snakemake", *args]
+            proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=out, stderr=err)
+            stack.callback(proc.kill)  # on a timeout; a no-op once it has exited
+            procs.append((proc, out, err))
+        results = []
+        for proc, out, err in procs:
+            proc.wait(timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            results.append(
+                subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+            )
+    return results
 
 
 def drop_undefined_datasets(cfg: dict[str, Any]) -> dict[str, Any]:

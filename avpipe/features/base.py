@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:  # annotations only: the registry and the DAG checks import no torch
+    import torch
 
 
 @dataclass(frozen=True)

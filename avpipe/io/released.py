@@ -50,15 +50,14 @@ import pickle
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
-from avpipe.datasets.common import sha256
-from avpipe.io.store import ArraySpec, StoreWriter
-from avpipe.io.store_codec import DEFAULT_CODEC
 from avpipe.utils.provenance import provenance
+
+if TYPE_CHECKING:  # h5py and zarr load when a release is imported, not with RELEASE_SHAPES
+    import h5py
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +96,8 @@ def _flag(recipe: str) -> str:
 
 def source_sha256(source: Path, pattern: str = "*") -> str:
     """sha256 of a file, or of a folder's sorted ``<name> <sha256>`` lines (``pattern`` files)."""
+    from avpipe.datasets.common import sha256  # PyAV with it: not for RELEASE_SHAPES
+
     if source.is_file():
         return sha256(source)
     h = hashlib.sha256()
@@ -176,12 +177,18 @@ def import_ave_h5(
     key: str = "avadataset",
     dtype: str = "float32",
     expect: Sequence[int] | None = None,
-    codec: str = DEFAULT_CODEC,
+    codec: str | None = None,
 ) -> Path:
     """AVE ``*_feature.h5`` -> feature store ``out``, one row at a time (see the module doc).
 
     ``expect``: the trailing shape of a row after T, e.g. (7, 7, 512); None = any.
     """
+    import h5py
+
+    from avpipe.io.store import ArraySpec, StoreWriter
+    from avpipe.io.store_codec import DEFAULT_CODEC
+
+    codec = codec or DEFAULT_CODEC
     source = Path(source)
     with h5py.File(source, "r") as f:
         if key not in f:
@@ -297,13 +304,17 @@ def import_folder(
     manifest: str | Path | None = None,
     dtype: str = "float32",
     expect: Sequence[int] | None = None,
-    codec: str = DEFAULT_CODEC,
+    codec: str | None = None,
 ) -> Path:
     """Per-video release folder (``llp_npy`` or ``vggsound_avel_zip``) -> store ``out``.
 
     Videos are read one at a time; ``expect`` is the trailing shape of a row after T
     (None = the first file's).
     """
+    from avpipe.io.store import ArraySpec, StoreWriter
+    from avpipe.io.store_codec import DEFAULT_CODEC
+
+    codec = codec or DEFAULT_CODEC
     source = Path(source)
     suffix = {"llp_npy": ".npy", "vggsound_avel_zip": ".zip"}[fmt]
     videos, skipped = _video_files(source, suffix, Path(manifest) if manifest else None)
@@ -378,12 +389,12 @@ def import_released(
     key: str = "avadataset",
     dtype: str = "float32",
     check_shape: bool = True,
-    codec: str = DEFAULT_CODEC,
+    codec: str | None = None,
 ) -> Path:
     """Import ``source`` in format ``fmt`` (:data:`FORMATS`) as ``recipe``'s store ``out``.
 
     ``check_shape``: rows must have the release's trailing shape (:data:`RELEASE_SHAPES`);
-    ``codec``: the store's compression (:mod:`avpipe.io.store_codec`).
+    ``codec``: the store's compression (:mod:`avpipe.io.store_codec`; None: its default).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown released format {fmt!r} (known: {', '.join(FORMATS)})")
