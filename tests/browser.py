@@ -13,11 +13,13 @@ the visible text (``innerText``) of the frame in which the report shows that HTM
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -76,19 +78,20 @@ class Browser:
 
     def __init__(self, exe: str, timeout: float = 30.0):
         self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        self._profile = tempfile.mkdtemp(prefix="chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         # the child's ends at fds >= 10, so that moving them onto 3 and 4 clobbers neither
         fds = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser_r, from_browser_w)]
         for fd in (to_browser_r, from_browser_w):
             os.close(fd)
-        args = [*FLAGS, f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe"]
+        args = [*FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe"]
         self.proc = subprocess.Popen(
             ["bash", "-c", f'exec "$@" 3<&{fds[0]} 4>&{fds[1]}', "bash", exe, *args],
             pass_fds=fds,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes share the group: stopped together
         )
         for fd in fds:
             os.close(fd)
@@ -99,15 +102,31 @@ class Browser:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
+        # Chromium's helper processes (zygote, renderers, crashpad) outlive a terminated
+        # browser process for a moment and keep writing into the profile: stop the whole
+        # process group, then remove the profile (retrying while the last writes land)
+        self._signal_group(signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._signal_group(signal.SIGKILL)
         os.close(self._to_browser)
         os.close(self._from_browser)
-        self._profile.cleanup()
+        for _ in range(20):
+            try:
+                shutil.rmtree(self._profile)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        shutil.rmtree(self._profile)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
 
     def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
         self._id += 1
