@@ -35,7 +35,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import cohen_kappa_score, normalized_mutual_info_score
 
 MIN_BALANCE = 0.8
 
@@ -80,13 +80,13 @@ def mask_consistency(masks: Sequence[np.ndarray]) -> float:
 
 
 def _kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa of two bool arrays; 0 when chance agreement is total (both constant)."""
+    """Cohen's kappa of two bool arrays; 0 when chance agreement is total (both constant
+    and equal, where scikit-learn's quotient is 0/0)."""
     if a.shape != b.shape:
         raise ValueError(f"masks of shapes {a.shape} and {b.shape}")
-    observed = float((a == b).mean())
-    pa, pb = float(a.mean()), float(b.mean())
-    chance = pa * pb + (1 - pa) * (1 - pb)
-    return 0.0 if chance >= 1.0 else (observed - chance) / (1.0 - chance)
+    if np.unique(np.concatenate([a, b])).size == 1:
+        return 0.0
+    return float(cohen_kappa_score(a, b))
 
 
 def score(rounds: Sequence[dict[str, float]]) -> float:
