@@ -180,6 +180,7 @@ def run_one(
     for _, b in splits["val"].batches(ordered_batches(len(splits["val"]), batch), device):
         b["visual"].sum()
     val_s = time.perf_counter() - t_val
+    in_memory = {k: s.in_memory for k, s in splits.items()}
     for s in splits.values():
         s.release()  # ends the workers before the numbers are read
     peak.stop.set()
@@ -193,7 +194,7 @@ def run_one(
         "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "budget_mb": budget_mb,
         "workers": workers,
-        "in_memory": {k: s.in_memory for k, s in splits.items()},
+        "in_memory": in_memory,
         "samples": n,
         "open_s": round(open_s, 2),
         **per_epoch[-1],
