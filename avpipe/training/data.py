@@ -544,22 +544,33 @@ def _with_segments(
 def _hold(splits: Mapping[str, Split], loading: Loading) -> None:
     """Decide, under one budget, which (split, input) arrays are read into memory; read them.
 
-    Everything fits: all in memory.  Otherwise room for the prefetched batches of the
-    streamed inputs (:func:`reserved_batches` of ``loading.batch_size``) is kept,
-    vectors (multi-video chunks, slow to read by row) are held first, then maps split by
-    split in order."""
+    Everything fits: all in memory.  Otherwise vectors (multi-video chunks, slow to read
+    by row) are held first, then maps split by split in order, and room is kept for the
+    buffers of each split left streaming (:func:`reserved_batches` of
+    ``loading.batch_size``: each streamed split has its own loader workers): with room
+    for k streamed splits, the smallest k that leaves at most k of them streaming."""
     budget = loading.budget_mb * 2**20
     items = [(s, k, src) for s in splits.values() for k, src in s.sources.items()]
     total = sum(src.nbytes for _, _, src in items)
+    chosen = items
     if total > budget:
         per_sample = max(src.nbytes // max(len(src.rows), 1) for _, _, src in items)
-        budget -= reserved_batches(loading.workers) * loading.batch_size * per_sample
+        reserve = reserved_batches(loading.workers) * loading.batch_size * per_sample
         items.sort(key=lambda it: it[2].videos_per_chunk == 1)  # stable: split order kept
+        for k in range(1, len(splits) + 1):  # streamed splits only grow as k grows
+            chosen, used = [], 0
+            for it in items:
+                if used + it[2].nbytes <= budget - k * reserve:
+                    chosen.append(it)
+                    used += it[2].nbytes
+            held = {id(src) for _, _, src in chosen}
+            streamed = {s.name for s, _, src in items if id(src) not in held}
+            if len(streamed) <= k:
+                break
     used = 0
-    for split, _, src in items:
-        if used + src.nbytes <= budget:
-            src.held = _read_all(src, split.T, loading.workers)
-            used += src.nbytes
+    for split, _, src in chosen:
+        src.held = _read_all(src, split.T, loading.workers)
+        used += src.nbytes
     for split in splits.values():
         streamed = [k for k, src in split.sources.items() if src.held is None]
         log.info(
