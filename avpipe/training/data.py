@@ -36,6 +36,7 @@ buffers that each worker reuses, and prefetch the next batches while the model r
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,14 +161,11 @@ class _Reader(torch.utils.data.Dataset):
         idx = np.asarray(positions)
         worker = torch.utils.data.get_worker_info() is not None
         out = {}
-        for k, (path, name, rows) in self.parts.items():
+        for k, (_, _, rows) in self.parts.items():
             if k in self.held:
                 out[k] = torch.from_numpy(np.ascontiguousarray(self.held[k][idx]))
                 continue
-            if k not in self._z:  # opened in each worker process
-                z = zarr.open_group(str(path), mode="r")[name]
-                self._z[k] = (z, ChunkFiles.of(z))
-            z, files = self._z[k]
+            z, files = self._open(k)
             shape = (len(idx), self.T, *z.shape[2:])
             dtype = torch.from_numpy(np.empty(0, z.dtype)).dtype
             t = self._shared(k, shape, dtype) if worker else torch.empty(shape, dtype=dtype)
@@ -175,6 +173,20 @@ class _Reader(torch.utils.data.Dataset):
             out[k] = t
         self._turn = (self._turn + 1) % self.ring
         return out
+
+    def _open(self, k: str) -> tuple[zarr.Array, ChunkFiles | None]:
+        """Input ``k``'s array and chunk files, opened once in each process."""
+        if k not in self._z:
+            path, name, _ = self.parts[k]
+            z = zarr.open_group(str(path), mode="r")[name]
+            self._z[k] = (z, ChunkFiles.of(z))
+        return self._z[k]
+
+    def open_streamed(self) -> None:
+        """Open every streamed input now (a loader worker, as it starts)."""
+        for k in self.parts:
+            if k not in self.held:
+                self._open(k)
 
     def _shared(self, k: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """The batch tensor of input ``k`` in this turn's shared-memory buffer."""
@@ -246,6 +258,9 @@ class Split:
         under the same budget."""
         for src in self.sources.values():
             src.held = None
+        running = self._loader._iterator if self._loader is not None else None
+        if running is not None:  # now, not whenever the iterator is collected
+            running._shutdown_workers()
         self._loader = self._reader = None
 
     def set_targets(self, **arrays: np.ndarray) -> None:
@@ -309,18 +324,38 @@ class Split:
             for idx in order:
                 yield idx, self.raw(idx)
             return
-        if self._loader is None:
-            self._loader = torch.utils.data.DataLoader(
-                _Reader(self.sources, self.T, prefetch(self.workers) + 1),
-                batch_sampler=_Order(),
-                collate_fn=_first,
-                num_workers=self.workers,
-                prefetch_factor=prefetch(self.workers),
-                persistent_workers=True,
-                worker_init_fn=_one_thread,
-            )
+        self.start_workers()
         self._loader.batch_sampler.batches = order
-        yield from zip(order, self._loader, strict=True)
+        # Keep the training process's mappings of the workers' ring buffers alive: torch
+        # maps a received shared-memory storage afresh unless one for the same file is
+        # still alive (torch.multiprocessing.reductions.rebuild_storage_fd), and faulting
+        # in a new mapping for every batch cost more CPU here than the wait for the
+        # workers.  A worker's buffer comes back every ``workers * ring`` batches.
+        held: deque[dict[str, torch.Tensor]] = deque(
+            maxlen=self.workers * self._loader.dataset.ring
+        )
+        for idx, raw in zip(order, self._loader, strict=True):
+            held.append(raw)
+            yield idx, raw
+
+    def start_workers(self) -> None:
+        """Start the loader workers of a streamed split (they persist until
+        :meth:`release`), if not yet started.  :func:`open_splits` calls it, so that the
+        workers fork and open the stores while the caller builds its model, instead of
+        during the first batch (0.7 s for 8 workers on the development box, before the
+        first batch of the first epoch)."""
+        if self.in_memory or self.workers == 0 or self._loader is not None:
+            return
+        self._loader = torch.utils.data.DataLoader(
+            _Reader(self.sources, self.T, prefetch(self.workers) + 1),
+            batch_sampler=_Order(),
+            collate_fn=_first,
+            num_workers=self.workers,
+            prefetch_factor=prefetch(self.workers),
+            persistent_workers=True,
+            worker_init_fn=_start_worker,
+        )
+        iter(self._loader)  # forks the workers; the empty order reads nothing
 
     def _stats_on(self, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The standardiser's statistics as float32 tensors on ``device`` (moved once)."""
@@ -348,6 +383,12 @@ def reserved_batches(workers: int) -> int:
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
+
+
+def _start_worker(_: int) -> None:
+    """A loader worker: one torch thread, and the streamed inputs opened."""
+    torch.set_num_threads(1)
+    torch.utils.data.get_worker_info().dataset.open_streamed()
 
 
 def fit_standardizer(split: Split, batch_size: int = 64) -> Standardizer:
@@ -422,6 +463,8 @@ def open_splits(
             collate=collate,
         )
     _hold(out, loading)
+    for split in out.values():
+        split.start_workers()
     return out
 
 

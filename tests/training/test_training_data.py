@@ -149,6 +149,23 @@ def test_reused_worker_buffers_never_change_a_batch_handed_out(tmp_path: Path) -
     assert raw.is_shared() and raw.dtype == torch.float16
 
 
+def test_workers_start_at_open_and_their_buffers_stay_mapped(tmp_path: Path) -> None:
+    """A streamed split's loader workers are running when open_splits returns, with the
+    stores open, and the training process keeps one mapping per worker buffer: over two
+    epochs of 12 batches it sees only workers * ring distinct buffers (a new mapping per
+    batch cost more CPU there than the wait for the workers)."""
+    m, stores = _toy(tmp_path)
+    train = _open(m, stores, Loading(budget_mb=0, workers=2))["train"]
+    started = train._loader._iterator
+    assert started is not None and all(w.is_alive() for w in started._workers)
+    order = [np.array([i, (i + 5) % 12]) for i in range(12)]
+    seen = {raw["visual"].data_ptr() for _ in range(2) for _, raw in train.stored_batches(order)}
+    assert train._loader._iterator is started  # the same workers, not restarted
+    assert len(seen) == 2 * (data.prefetch(2) + 1)
+    train.release()
+    assert not any(w.is_alive() for w in started._workers)
+
+
 def test_one_budget_for_the_whole_stage(tmp_path: Path) -> None:
     """Vectors are held first, then maps split by split, never past the budget; room is
     kept for the loader's prefetched batches."""
