@@ -69,6 +69,7 @@ LATER_ROUNDS = {
     "em.align_labels",
     "selflabel.init",
     "selflabel.restarts",
+    "selflabel.restart_choice",
     "selflabel.top_k",
     "selflabel.epochs",
     "selflabel.lr",

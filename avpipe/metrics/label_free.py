@@ -71,6 +71,24 @@ def consistency(labellings: Sequence[np.ndarray]) -> float:
     return float(np.mean([agreement(a, b) for a, b in pairs]))
 
 
+def medoid(labellings: Sequence[np.ndarray]) -> int:
+    """Index of the labelling with the highest mean NMI to the others (>= 1 labellings of
+    the same videos; ties: the first).
+
+    The "best of K" consensus partition (Goder and Filkov, "Consensus clustering
+    algorithms: comparison and refinement", ALENEX 2008): the member of an ensemble that
+    agrees most with the rest, the ensemble's average-NMI objective of Strehl and Ghosh
+    ("Cluster ensembles", JMLR 2002) restricted to its members.
+    """
+    n = len(labellings)
+    if n == 0:
+        raise ValueError("medoid of no labellings")
+    nmi = np.zeros((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        nmi[i, j] = nmi[j, i] = agreement(labellings[i], labellings[j])
+    return int(np.argmax(nmi.sum(1)))
+
+
 def mask_consistency(masks: Sequence[np.ndarray]) -> float:
     """Mean Cohen's kappa over the pairs of ``masks`` (>= 2 bool arrays of the same shape)."""
     if len(masks) < 2:

@@ -64,3 +64,19 @@ def test_mask_consistency_is_cohens_kappa_between_seeds() -> None:
     assert label_free.mask_consistency([everything, everything]) == 0.0
     with pytest.raises(ValueError, match=">= 2 seeds"):
         label_free.mask_consistency([a])
+
+
+def test_medoid_is_the_labelling_closest_to_the_others() -> None:
+    """Three restarts share the partition {0,1,2}{3,4,5} up to one moved video (ids
+    permuted), the fourth splits another way: the medoid is the exact partition, the one
+    one move from each of the three (ties would go to the first)."""
+    exact = np.array([0, 0, 0, 1, 1, 1])
+    moved = np.array([1, 1, 0, 0, 0, 0])  # video 2 moved, ids swapped
+    other = np.array([0, 0, 0, 0, 1, 1])  # video 3 moved
+    odd = np.array([0, 1, 0, 1, 0, 1])
+    labellings = [moved, other, exact, odd]
+    assert label_free.medoid(labellings) == 2
+    assert label_free.medoid([exact]) == 0
+    assert label_free.medoid([exact, exact.copy()]) == 0
+    with pytest.raises(ValueError, match="no labellings"):
+        label_free.medoid([])

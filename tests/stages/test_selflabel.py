@@ -61,3 +61,30 @@ def test_restarts_keep_the_lowest_objective() -> None:
     assert objective(one, f, cfg) == pytest.approx(s1[0])
     with pytest.raises(ValueError, match="restarts"):
         fit_annotator(f, dataclasses.replace(cfg, restarts=0), 3, 3, 2, cpu)
+
+
+def test_consensus_keeps_the_medoid_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """restart_choice = consensus keeps the restart whose pseudo-labels have the highest
+    mean NMI to the other restarts' (here every restart's labels are set by hand: the
+    second one is the medoid, although the first has the lowest objective)."""
+    import dataclasses
+
+    import torch
+
+    from avpipe.methods.clcl import annotator as A
+    from avpipe.methods.clcl.config import SelflabelConfig
+
+    parts = iter([[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 1], [0, 1, 1, 2, 2, 1]])
+    objectives = iter([-3.0, -2.0, -1.0])
+    monkeypatch.setattr(A, "train_annotator", lambda *a, **k: None)
+    monkeypatch.setattr(A, "objective", lambda *a, **k: next(objectives))
+    monkeypatch.setattr(A, "predict", lambda *a, **k: np.eye(3)[next(parts)])
+    cfg = SelflabelConfig(hidden=4, top_k=2, restarts=3, restart_choice="consensus")
+    f, cpu = torch.zeros(6, 8), torch.device("cpu")
+    kept, _, scores = A.fit_annotator(f, cfg, 3, 1, seed=0, device=cpu)
+    assert scores == [-3.0, -2.0, -1.0]
+    second = A.new_annotator(8, cfg, 3, seed=A.RESTART_STRIDE)
+    for pk, ps in zip(kept.parameters(), second.parameters(), strict=True):
+        assert torch.equal(pk, ps)
+    with pytest.raises(ValueError, match="restart_choice"):
+        A.fit_annotator(f, dataclasses.replace(cfg, restart_choice="best"), 3, 1, 0, cpu)

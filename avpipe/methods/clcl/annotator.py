@@ -6,9 +6,11 @@ least similar; both recomputed at every E-step.  Phi is trained with SGD + cosin
 decay on ``L_c + w_e L_e`` in :mod:`avpipe.training.loop`; pseudo-labels are
 ``Z_i = Phi(f_i)``.
 :func:`fit_annotator` trains ``selflabel.restarts`` annotators (restart r from seed
-``seed + 7919 r``) and keeps the one with the lowest label-contrast objective over all
-videos (:func:`objective`), as k-means keeps the lowest inertia of its ``n_init`` runs
-(avpipe's choice [REC]: the paper trains one annotator; the objective reads no labels).
+``seed + 7919 r``) and keeps, by ``selflabel.restart_choice``, the one with the lowest
+label-contrast objective over all videos (:func:`objective`), as k-means keeps the
+lowest inertia of its ``n_init`` runs, or the consensus restart, whose partition agrees
+most (mean NMI) with the others' (avpipe's choice [REC]: the paper trains one
+annotator; neither rule reads labels).
 :func:`align_to` permutes the pseudo-classes of a new E-step to match the previous
 round's (Hungarian assignment on the contingency table), so that pseudo-class k means
 the same cluster in every round.
@@ -27,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from avpipe.methods.clcl.config import SelflabelConfig
 from avpipe.methods.clcl.losses import label_contrast, marginal_entropy
 from avpipe.methods.clcl.model import Annotator
+from avpipe.metrics import label_free
 from avpipe.training import loop
 from avpipe.training.epochs import History, seed_everything
 
@@ -151,7 +154,9 @@ def fit_annotator(
     device: torch.device,
     init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Annotator, History, list[float]]:
-    """Best of ``cfg.restarts`` annotators trained on ``f`` (N, 2d): lowest :func:`objective`.
+    """One of ``cfg.restarts`` annotators trained on ``f`` (N, 2d), kept by
+    ``cfg.restart_choice``: the lowest :func:`objective`, or the consensus (medoid)
+    partition (:func:`avpipe.metrics.label_free.medoid` of the restarts' pseudo-labels).
 
     Restart r is initialised from ``seed + RESTART_STRIDE * r`` (or from ``init``, a warm
     start, with its own batch order).  Returns the kept annotator, its history and every
@@ -159,25 +164,34 @@ def fit_annotator(
     """
     if cfg.restarts < 1:
         raise ValueError(f"selflabel.restarts must be >= 1, got {cfg.restarts}")
-    best: tuple[float, Annotator, History] | None = None
+    if cfg.restart_choice not in ("objective", "consensus"):
+        raise ValueError(
+            f"selflabel.restart_choice must be objective or consensus, got {cfg.restart_choice!r}"
+        )
+    runs: list[tuple[Annotator, History]] = []
     scores: list[float] = []
+    labels: list[np.ndarray] = []
     for r in range(cfg.restarts):
         s = seed + RESTART_STRIDE * r
         ann = new_annotator(f.shape[1], cfg, n_classes, s)
         if init is not None:
             ann.load_state_dict(init)
-        hist = train_annotator(f, ann, cfg, epochs, s, device)
+        runs.append((ann, train_annotator(f, ann, cfg, epochs, s, device)))
         scores.append(objective(ann, f.to(device), cfg))
-        if best is None or scores[-1] < best[0]:
-            best = (scores[-1], ann, hist)
+        labels.append(predict(ann, f.to(device)).argmax(1))
+    if cfg.restart_choice == "consensus":
+        kept = label_free.medoid(labels)
+    else:
+        kept = int(np.argmin(scores))  # first of equal objectives, as before
     if cfg.restarts > 1:
         log.info(
-            "selflabel: kept restart %d of %d (objective %s)",
-            scores.index(best[0]),
+            "selflabel: kept restart %d of %d by %s (objective %s)",
+            kept,
             cfg.restarts,
+            cfg.restart_choice,
             ", ".join(f"{v:.4f}" for v in scores),
         )
-    return best[1], best[2], scores
+    return runs[kept][0], runs[kept][1], scores
 
 
 def train_annotator(

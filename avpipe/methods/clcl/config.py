@@ -96,6 +96,11 @@ class SelflabelConfig:
     # [REC] annotators trained per E-step from different seeds; the one with the lowest
     # label-contrast objective over all videos is kept (k-means' n_init; no labels read)
     restarts: int = 1
+    # [REC] which restart is kept: "objective" = the lowest L_c + L_e (k-means' n_init);
+    # "consensus" = the medoid partition, highest mean NMI of its pseudo-labels to the
+    # other restarts' (best-of-K consensus, Goder and Filkov 2008): on the synthetic
+    # benchmark the objective does not rank the restarts' partitions, their agreement does
+    restart_choice: Literal["objective", "consensus"] = "objective"
     entropy_weight: float = 1.0
     # [REC] scale of the visual half of f = [a; w v] seen by the annotator (neighbour sets
     # and Phi); 1.0 = the paper.  Lower it when the visual features carry little class
