@@ -385,9 +385,9 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _start_worker(_: int) -> None:
+def _start_worker(worker_id: int) -> None:
     """A loader worker: one torch thread, and the streamed inputs opened."""
-    torch.set_num_threads(1)
+    _one_thread(worker_id)
     torch.utils.data.get_worker_info().dataset.open_streamed()
 
 

@@ -171,14 +171,15 @@ def fit_annotator(
     runs: list[tuple[Annotator, History]] = []
     scores: list[float] = []
     labels: list[np.ndarray] = []
+    on_device = f.to(device)  # moved once, scored by every restart
     for r in range(cfg.restarts):
         s = seed + RESTART_STRIDE * r
         ann = new_annotator(f.shape[1], cfg, n_classes, s)
         if init is not None:
             ann.load_state_dict(init)
         runs.append((ann, train_annotator(f, ann, cfg, epochs, s, device)))
-        scores.append(objective(ann, f.to(device), cfg))
-        labels.append(predict(ann, f.to(device)).argmax(1))
+        scores.append(objective(ann, on_device, cfg))
+        labels.append(predict(ann, on_device).argmax(1))
     if cfg.restart_choice == "consensus":
         kept = label_free.medoid(labels)
     else:
