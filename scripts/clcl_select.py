@@ -68,12 +68,15 @@ LATER_ROUNDS = {
     "em.estep_features",
     "em.align_labels",
     "selflabel.init",
+    "selflabel.init_epochs",
     "selflabel.restarts",
     "selflabel.restart_choice",
     "selflabel.top_k",
     "selflabel.epochs",
     "selflabel.lr",
 }
+# keys that stage B does not read (its annotator is seeded; init kmeans applies to it too)
+NOT_STAGE_B = {"selflabel.init", "selflabel.init_epochs"}
 COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity", "accuracy"]
 STAGES = {"pretrain": PretrainStage, "selflabel": SelflabelStage, "em": EMStage}
 
@@ -117,11 +120,18 @@ class Seed:
             self.cfg[stage] = from_dict(cls, raw, where=f"{args.results}/{stage} seed {seed}")
         self.keys = {
             "pretrain": changed["pretrain"],
-            "selflabel": changed["pretrain"] | changed["selflabel"],
+            "selflabel": changed["pretrain"] | (changed["selflabel"] - self._not_stage_b(setting)),
         }
         self.keys["round1"] = self.keys["selflabel"] | (changed["em"] - LATER_ROUNDS)
         self.keys["later"] = self.keys["round1"] | changed["em"]
         self.setting, self.name = setting, name
+
+    @staticmethod
+    def _not_stage_b(setting: dict) -> set[str]:
+        """Keys of the setting that stage B does not read: selflabel.init unless kmeans."""
+        if setting.get("selflabel.init") == "kmeans":
+            return NOT_STAGE_B - {"selflabel.init", "selflabel.init_epochs"}
+        return NOT_STAGE_B
 
     def _folder(self, stage: str, study: Path) -> Path:
         keys = self.keys[stage]

@@ -388,6 +388,8 @@ def test_benchmark_study_plans_its_seeds_in_its_own_directory(dry_run: DryRun) -
     assert seeds >= 5  # the floor for the benchmark's intervals
     n_cpsp = len(cfg["cpsp"]["experiments"] | bench["cpsp"].get("experiments", {}))
     n_avvp = len(cfg["avvp"]["methods"])
-    assert (jobs["pretrain"], jobs["em"]) == (seeds, 3 * seeds)
+    clcl_seeds = len(bench["unsupervised"].get("seeds") or bench["run"]["seeds"])
+    assert clcl_seeds >= seeds  # CLCL's wider seed-to-seed spread gets more seeds
+    assert (jobs["pretrain"], jobs["em"]) == (clcl_seeds, 3 * clcl_seeds)
     assert (jobs["cpsp"], jobs["avvp"]) == (seeds * n_cpsp, seeds * n_avvp)
     assert 'preset":"benchmark' in inner.stdout

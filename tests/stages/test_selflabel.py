@@ -88,3 +88,46 @@ def test_consensus_keeps_the_medoid_restart(monkeypatch: pytest.MonkeyPatch) -> 
         assert torch.equal(pk, ps)
     with pytest.raises(ValueError, match="restart_choice"):
         A.fit_annotator(f, dataclasses.replace(cfg, restart_choice="best"), 3, 1, 0, cpu)
+
+
+def test_kmeans_init_starts_every_restart_from_its_k_means_partition() -> None:
+    """selflabel.init = kmeans: each restart's annotator is first fitted to the k-means
+    partition (cosine) of f, so before any label-contrast epoch its pseudo-labels are
+    that partition; the partition follows the restart's seed, not whatever ran before."""
+    import dataclasses
+
+    import torch
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from avpipe.methods.clcl import annotator as A
+    from avpipe.methods.clcl.config import SelflabelConfig
+
+    g = torch.Generator().manual_seed(0)
+    # four directions (cosine clusters) at different norms: k-means on the raw rows
+    # would split by norm, on the normalised rows it finds the directions
+    centres = torch.randn(4, 16, generator=g) * 3
+    scale = torch.rand(40, 1, generator=g) * 4 + 0.5
+    f = (centres.repeat_interleave(10, 0) + torch.randn(40, 16, generator=g) * 0.3) * scale
+    truth = np.repeat(np.arange(4), 10)
+    y = A.kmeans_labels(f, 4, seed=3)
+    torch.rand(10)
+    assert np.array_equal(y, A.kmeans_labels(f, 4, seed=3))
+    assert normalized_mutual_info_score(truth, y) == pytest.approx(1.0)
+    cfg = SelflabelConfig(hidden=16, top_k=4, batch_size=10, lr=0.1, log_every=1000)
+    ann = A.new_annotator(16, cfg, 4, seed=3)
+    before = A.predict(ann, f).argmax(1)
+    A.kmeans_init(ann, f, dataclasses.replace(cfg, init_epochs=30), 3, torch.device("cpu"))
+    after = A.predict(ann, f).argmax(1)
+    assert normalized_mutual_info_score(truth, before) < 0.9
+    assert np.array_equal(after, y)
+    # through fit_annotator: zero label-contrast epochs leave the k-means partition
+    kept, _, _ = A.fit_annotator(
+        f,
+        dataclasses.replace(cfg, init="kmeans", init_epochs=30),
+        4,
+        0,
+        3,
+        torch.device("cpu"),
+        kmeans=True,
+    )
+    assert normalized_mutual_info_score(truth, A.predict(kept, f).argmax(1)) == pytest.approx(1.0)

@@ -159,6 +159,12 @@ def unsup_threads(wildcards):
     return un["data"]["num_threads"]
 
 
+def family_seeds(family):
+    """Seeds of a method family's runs: its section's `seeds` (unsupervised), else run.seeds."""
+    own = (config.get(family) or {}).get("seeds")
+    return list(own) if own is not None else list(config["run"]["seeds"])
+
+
 def unsup_rounds(dataset):
     return resolve("unsupervised", dataset, stage="em", config=config)["em"]["rounds"]
 
@@ -195,7 +201,7 @@ def report_histories():
         for name in METHODS
         for stage in METHODS[name].before
         for ds in method_datasets(name)
-        for seed in config["run"]["seeds"]
+        for seed in family_seeds(METHODS[name].family)
     )
 
 
@@ -249,7 +255,8 @@ def avvp_runs_of(name):
 
 def method_runs(name):
     """(stage, dataset, experiment, seed, round) of every evaluated run of a method."""
-    m, seeds = METHODS[name], config["run"]["seeds"]
+    m = METHODS[name]
+    seeds = family_seeds(m.family)
     for ds in method_datasets(name):
         if m.family == "unsupervised":
             if not unsup_labelled(ds):
@@ -281,7 +288,6 @@ def evaluation_targets():
 
 
 def all_targets():
-    seeds = config["run"]["seeds"]
     stores = config["extract"]["stores"]
     out = [f"results/manifest/{ds}/coverage.tsv" for ds in config["datasets"]]
     out.extend(f"results/extract/{ds}/{r}.zarr" for ds in stores for r in stores[ds])
@@ -291,7 +297,7 @@ def all_targets():
     out.extend(
         f"results/em/{ds}/seed{seed}/round{k}/timelines.tsv"
         for ds in method_datasets("clcl")
-        for seed in seeds
+        for seed in family_seeds("unsupervised")
         for k in range(1, unsup_rounds(ds) + 1)
     )
     metrics = [path for path, _ in evaluation_targets()]

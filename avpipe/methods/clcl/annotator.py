@@ -11,6 +11,10 @@ label-contrast objective over all videos (:func:`objective`), as k-means keeps t
 lowest inertia of its ``n_init`` runs, or the consensus restart, whose partition agrees
 most (mean NMI) with the others' (avpipe's choice [REC]: the paper trains one
 annotator; neither rule reads labels).
+:func:`kmeans_init` (``selflabel.init: kmeans``, [REC]) first fits a restart to the
+k-means partition of the cosine-normalised ``f`` (the space of the affinity sets), then
+trains it on the label contrast: a clustering initialisation, as DeepCluster and SCAN
+start from k-means; no labels read.
 :func:`align_to` permutes the pseudo-classes of a new E-step to match the previous
 round's (Hungarian assignment on the contingency table), so that pseudo-class k means
 the same cluster in every round.
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
 
 from avpipe.methods.clcl.config import SelflabelConfig
 from avpipe.methods.clcl.losses import label_contrast, marginal_entropy
@@ -142,6 +147,42 @@ def objective(annotator: Annotator, f: torch.Tensor, cfg: SelflabelConfig) -> fl
     return float(l_c + cfg.entropy_weight * l_e)
 
 
+def kmeans_labels(f: torch.Tensor, n_classes: int, seed: int) -> np.ndarray:
+    """k-means partition (N,) of the L2-normalised rows of ``f`` (cosine geometry, as the
+    affinity sets), scikit-learn's k-means++ with 10 initialisations from ``seed``."""
+    x = F.normalize(f.detach().float(), dim=1).cpu().numpy().astype(np.float64)
+    km = KMeans(n_clusters=n_classes, n_init=10, random_state=seed % 2**32)
+    return km.fit(x).labels_.astype(np.int64)
+
+
+class FitToLabels(loop.Trainer):
+    """Cross-entropy of the annotator's probabilities against a fixed partition."""
+
+    def __init__(self, f: torch.Tensor, y: torch.Tensor, annotator: Annotator, lc: loop.LoopConfig):
+        self.f, self.y, self.model = f, y, annotator
+        self.opt = loop.Optimisers({"annotator": annotator.parameters()}, lc, f.shape[0])
+
+    def batch_loss(self, step: loop.Step) -> tuple[torch.Tensor, dict[str, float]]:
+        i = torch.from_numpy(step.idx).to(self.f.device)
+        p = self.model(self.f[i])
+        return F.nll_loss(torch.log(p.clamp_min(1e-8)), self.y[i]), {}
+
+
+def kmeans_init(
+    annotator: Annotator, f: torch.Tensor, cfg: SelflabelConfig, seed: int, device: torch.device
+) -> np.ndarray:
+    """Fit ``annotator`` in place to the k-means partition of ``f`` (``cfg.init_epochs`` of
+    cross-entropy, the stage's SGD and cosine decay); returns that partition."""
+    y = kmeans_labels(f, annotator.n_classes, seed)
+    gen = seed_everything(seed)
+    f = f.to(device)
+    annotator.to(device)
+    lc = _loop_config(cfg, cfg.init_epochs)
+    trainer = FitToLabels(f, torch.from_numpy(y).to(device), annotator, lc)
+    loop.fit(trainer, f.shape[0], lc, gen, name="selflabel init")
+    return y
+
+
 RESTART_STRIDE = 7919  # seed offset between restarts (a prime: no clash with round offsets)
 
 
@@ -153,13 +194,15 @@ def fit_annotator(
     seed: int,
     device: torch.device,
     init: dict[str, torch.Tensor] | None = None,
+    kmeans: bool = False,
 ) -> tuple[Annotator, History, list[float]]:
     """One of ``cfg.restarts`` annotators trained on ``f`` (N, 2d), kept by
     ``cfg.restart_choice``: the lowest :func:`objective`, or the consensus (medoid)
     partition (:func:`avpipe.metrics.label_free.medoid` of the restarts' pseudo-labels).
 
     Restart r is initialised from ``seed + RESTART_STRIDE * r`` (or from ``init``, a warm
-    start, with its own batch order).  Returns the kept annotator, its history and every
+    start, with its own batch order; with ``kmeans``, then fitted to its own k-means
+    partition by :func:`kmeans_init`).  Returns the kept annotator, its history and every
     restart's objective (restart order).
     """
     if cfg.restarts < 1:
@@ -177,6 +220,8 @@ def fit_annotator(
         ann = new_annotator(f.shape[1], cfg, n_classes, s)
         if init is not None:
             ann.load_state_dict(init)
+        if kmeans:
+            kmeans_init(ann, f, cfg, s, device)
         runs.append((ann, train_annotator(f, ann, cfg, epochs, s, device)))
         scores.append(objective(ann, on_device, cfg))
         labels.append(predict(ann, on_device).argmax(1))
@@ -207,13 +252,7 @@ def train_annotator(
     gen = seed_everything(seed)
     f = f.to(device)
     annotator.to(device)
-    lc = loop.LoopConfig(
-        epochs=epochs,
-        batch_size=cfg.batch_size,
-        optimizer=loop.OptimizerConfig("sgd", cfg.lr, cfg.momentum, cfg.weight_decay),
-        schedule=loop.ScheduleConfig("cosine"),
-        log_every=cfg.log_every,
-    )
+    lc = _loop_config(cfg, epochs)
     hist = loop.fit(
         AnnotatorTrainer(f, annotator, cfg, lc), f.shape[0], lc, gen, name="selflabel"
     ).history
@@ -229,6 +268,17 @@ def train_annotator(
             100 * last["clipped_fraction"],
         )
     return hist
+
+
+def _loop_config(cfg: SelflabelConfig, epochs: int) -> loop.LoopConfig:
+    """SGD with momentum and cosine decay, the annotator's schedule (paper, Sec. 4.1)."""
+    return loop.LoopConfig(
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        optimizer=loop.OptimizerConfig("sgd", cfg.lr, cfg.momentum, cfg.weight_decay),
+        schedule=loop.ScheduleConfig("cosine"),
+        log_every=cfg.log_every,
+    )
 
 
 @torch.no_grad()

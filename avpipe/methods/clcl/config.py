@@ -91,8 +91,11 @@ class SelflabelConfig:
     # sum over the K neighbours as printed, or mean (keeps L_e from being diluted by 1/K)
     neighbour_reduction: Literal["sum", "mean"] = "mean"
     # annotator initialisation of every E-step: "seeded" = fresh from the run seed and
-    # round; "previous" = warm start from round k-1's annotator (stage B is always seeded)
-    init: Literal["seeded", "previous"] = "seeded"
+    # round; "previous" = warm start from round k-1's annotator; "kmeans" = seeded, then
+    # fitted for init_epochs to the k-means partition of the E-step's features before the
+    # label contrast [REC], stage B's annotator included (otherwise stage B is seeded)
+    init: Literal["seeded", "previous", "kmeans"] = "seeded"
+    init_epochs: int = 20
     # [REC] annotators trained per E-step from different seeds; the one with the lowest
     # label-contrast objective over all videos is kept (k-means' n_init; no labels read)
     restarts: int = 1

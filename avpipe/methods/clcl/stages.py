@@ -170,13 +170,22 @@ def run_selflabel(
     seed: int,
     out: Path,
 ) -> dict:
-    """First E-step: uniform gamma over the stage-A encoder's features."""
+    """First E-step: uniform gamma over the stage-A encoder's features (a seeded annotator,
+    fitted first to their k-means partition with ``selflabel.init: kmeans``)."""
     t0 = time.perf_counter()
     feats, device, missing = _setup(cfg.data, manifest, visual, audio)
     encoder = _encoder_from(load_checkpoint(pretrain_dir / "encoder.pt")).to(device)
     f = _annotator_input(representations(encoder, feats, 256, device), cfg)
     C = n_pseudo_classes(cfg.data.n_pseudo_classes, manifest)
-    ann, hist, objectives = fit_annotator(f, cfg.selflabel, C, cfg.selflabel.epochs, seed, device)
+    ann, hist, objectives = fit_annotator(
+        f,
+        cfg.selflabel,
+        C,
+        cfg.selflabel.epochs,
+        seed,
+        device,
+        kmeans=cfg.selflabel.init == "kmeans",
+    )
     z = predict(ann, f.to(device))
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -228,7 +237,14 @@ def _e_step(
     if cfg.selflabel.init == "previous":
         init = load_checkpoint(prev / "annotator.pt")["state_dict"]
     ann, hist, _ = fit_annotator(
-        f, cfg.selflabel, C, cfg.em.annotator_epochs, seed + 1000 * round_k, device, init
+        f,
+        cfg.selflabel,
+        C,
+        cfg.em.annotator_epochs,
+        seed + 1000 * round_k,
+        device,
+        init,
+        kmeans=cfg.selflabel.init == "kmeans",
     )
     z = predict(ann, f.to(device))
     if cfg.em.align_labels:
