@@ -75,7 +75,7 @@ LATER_ROUNDS = {
     "selflabel.epochs",
     "selflabel.lr",
 }
-# keys that stage B does not read (its annotator is seeded; init kmeans applies to it too)
+# keys that stage B does not read (its annotator is seeded), except for the k-means start
 NOT_STAGE_B = {"selflabel.init", "selflabel.init_epochs"}
 COLUMNS = ["setting", "seed", "round", "balance", "agreement", "fit", "score", "purity", "accuracy"]
 STAGES = {"pretrain": PretrainStage, "selflabel": SelflabelStage, "em": EMStage}
@@ -120,18 +120,24 @@ class Seed:
             self.cfg[stage] = from_dict(cls, raw, where=f"{args.results}/{stage} seed {seed}")
         self.keys = {
             "pretrain": changed["pretrain"],
-            "selflabel": changed["pretrain"] | (changed["selflabel"] - self._not_stage_b(setting)),
+            "selflabel": changed["pretrain"] | self._stage_b(args, seed, changed["selflabel"]),
         }
         self.keys["round1"] = self.keys["selflabel"] | (changed["em"] - LATER_ROUNDS)
         self.keys["later"] = self.keys["round1"] | changed["em"]
         self.setting, self.name = setting, name
 
-    @staticmethod
-    def _not_stage_b(setting: dict) -> set[str]:
-        """Keys of the setting that stage B does not read: selflabel.init unless kmeans."""
-        if setting.get("selflabel.init") == "kmeans":
-            return NOT_STAGE_B - {"selflabel.init", "selflabel.init_epochs"}
-        return NOT_STAGE_B
+    def _stage_b(self, args, seed: int, changed: set[str]) -> set[str]:
+        """The changed selflabel keys that stage B reads: not ``selflabel.init`` and
+        ``init_epochs``, unless the k-means start is switched on or off (stage B uses it
+        too) or its epochs change while it is on."""
+        study = _study_config(args.results, "selflabel", args.dataset, seed)["selflabel"]
+        new = self.cfg["selflabel"].selflabel
+        keys = changed - NOT_STAGE_B
+        if (study.get("init") == "kmeans") != (new.init == "kmeans"):
+            keys.add("selflabel.init")
+        if new.init == "kmeans" and "selflabel.init_epochs" in changed:
+            keys.add("selflabel.init_epochs")
+        return keys
 
     def _folder(self, stage: str, study: Path) -> Path:
         keys = self.keys[stage]

@@ -131,3 +131,50 @@ def test_kmeans_init_starts_every_restart_from_its_k_means_partition() -> None:
         kmeans=True,
     )
     assert normalized_mutual_info_score(truth, A.predict(kept, f).argmax(1)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("study_init", "setting", "stage_b"),
+    [
+        ("previous", {"selflabel.init": "seeded"}, set()),  # E-steps only: stage B reused
+        ("previous", {"selflabel.init": "kmeans"}, {"selflabel.init"}),  # stage B reruns
+        ("kmeans", {"selflabel.init": "previous"}, {"selflabel.init"}),  # ... and back
+        ("kmeans", {"selflabel.init_epochs": 40}, {"selflabel.init_epochs"}),
+        ("previous", {"selflabel.init_epochs": 40}, set()),
+        ("kmeans", {"em.annotator_epochs": 50}, set()),
+    ],
+)
+def test_clcl_select_reruns_stage_b_only_for_what_it_reads(
+    tmp_path, study_init: str, setting: dict, stage_b: set
+) -> None:
+    """scripts/clcl_select.py reuses the study's stage B unless the setting changes a key
+    stage B reads: selflabel.init only through the k-means start, which stage B uses too."""
+    import argparse
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from avpipe.config import to_dict
+    from avpipe.methods.clcl.config import EMStage, PretrainStage, SelflabelStage
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "clcl_select.py"
+    spec = importlib.util.spec_from_file_location("clcl_select", path)
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    for stage, cls, sub in (
+        ("pretrain", PretrainStage, ""),
+        ("selflabel", SelflabelStage, ""),
+        ("em", EMStage, "round1"),
+    ):
+        cfg = to_dict(cls())
+        if "selflabel" in cfg:
+            cfg["selflabel"]["init"] = study_init
+        folder = tmp_path / stage / "synth_ave" / "seed0" / sub
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"config": cfg}))
+    args = argparse.Namespace(results=tmp_path, dataset="synth_ave", out=tmp_path / "out")
+    seed = cs.Seed(args, setting, "s", 0)
+    assert seed.keys["selflabel"] == stage_b
+    assert seed.keys["later"] >= set(setting)
+    study_b = tmp_path / "selflabel" / "synth_ave" / "seed0"
+    assert (seed.selflabel() == study_b) == (not stage_b)
