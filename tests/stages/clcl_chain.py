@@ -68,4 +68,4 @@ def run_chain() -> dict:
         prev = r / f"round{k}"
         with np.load(prev / "predictions.npz") as z:
             metrics[k] = evaluate(manifest, {n: z[n] for n in z.files}, {"split": "test"}).metrics
-    return {"root": r, "manifest": manifest, "times": times, "metrics": metrics}
+    return {"root": r, "manifest": manifest, "stores": (v, a), "times": times, "metrics": metrics}

@@ -178,3 +178,39 @@ def test_clcl_select_reruns_stage_b_only_for_what_it_reads(
     assert seed.keys["later"] >= set(setting)
     study_b = tmp_path / "selflabel" / "synth_ave" / "seed0"
     assert (seed.selflabel() == study_b) == (not stage_b)
+
+
+def test_stage_b_with_the_k_means_start_labels_the_k_means_partition(chain: dict) -> None:
+    """selflabel.init = kmeans reaches stage B: with no label-contrast epoch its pseudo-labels
+    are the k-means partition of the features it was given (round 1's saved embedding)."""
+    import torch
+    from clcl_chain import CFG
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from avpipe.config import from_dict
+    from avpipe.methods.clcl import stages
+    from avpipe.methods.clcl.annotator import kmeans_labels
+    from avpipe.methods.clcl.config import SelflabelStage
+
+    r, manifest = chain["root"], chain["manifest"]
+    v, a = chain["stores"]
+    with np.load(r / "round1" / "embeddings.npz") as e:
+        ids, f = e["sample_id"].tolist(), e["embedding"]
+    video = {s.sample_id: s.video_id for s in manifest.samples}
+    want = kmeans_labels(torch.from_numpy(f), 4, seed=0)
+
+    def stage_b_labels(init: str) -> list[int]:
+        sl = {**CFG["selflabel"], "init": init, "init_epochs": 60, "epochs": 0}
+        cfg = from_dict(SelflabelStage, {"data": CFG["data"], "selflabel": sl})
+        stages.run_selflabel(manifest, v, a, r / "pre", cfg, 0, r / f"sl_{init}")
+        with np.load(r / f"sl_{init}" / "pseudo_labels.npz") as z:
+            got = dict(zip(z["video_id"].tolist(), z["pseudo_label"].tolist(), strict=True))
+        return [got[video[i]] for i in ids]
+
+    # the fitted annotator gives each video its k-means cluster's very index
+    kmeans = np.asarray(stage_b_labels("kmeans"))
+    assert normalized_mutual_info_score(want, kmeans) > 0.95
+    assert np.mean(kmeans == want) >= 0.95
+    # without the k-means start, the untrained annotator's indices are others
+    seeded = np.asarray(stage_b_labels("seeded"))
+    assert np.mean(seeded == want) < 0.5

@@ -175,7 +175,7 @@ def kmeans_init(
     cross-entropy, the stage's SGD and cosine decay); returns that partition."""
     y = kmeans_labels(f, annotator.n_classes, seed)
     gen = seed_everything(seed)
-    f = f.to(device)
+    f = f.to(device)  # a no-op for fit_annotator's features, already there
     annotator.to(device)
     lc = _loop_config(cfg, cfg.init_epochs)
     trainer = FitToLabels(f, torch.from_numpy(y).to(device), annotator, lc)
@@ -221,7 +221,7 @@ def fit_annotator(
         if init is not None:
             ann.load_state_dict(init)
         if kmeans:
-            kmeans_init(ann, f, cfg, s, device)
+            kmeans_init(ann, on_device, cfg, s, device)
         runs.append((ann, train_annotator(f, ann, cfg, epochs, s, device)))
         scores.append(objective(ann, on_device, cfg))
         labels.append(predict(ann, on_device).argmax(1))
