@@ -105,6 +105,18 @@ def _name(setting: dict, keys: set[str]) -> str:
     return "__".join(f"{k}={setting[k]}" for k in sorted(keys)) or "study"
 
 
+def _stage_b(study_init: str | None, new_init: str, changed: set[str]) -> set[str]:
+    """The changed selflabel keys that stage B reads: not ``selflabel.init`` and
+    ``init_epochs``, unless the k-means start is switched on or off (stage B uses it
+    too) or its epochs change while it is on."""
+    keys = changed - NOT_STAGE_B
+    if (study_init == "kmeans") != (new_init == "kmeans"):
+        keys.add("selflabel.init")
+    if new_init == "kmeans" and "selflabel.init_epochs" in changed:
+        keys.add("selflabel.init_epochs")
+    return keys
+
+
 class Seed:
     """One seed of one setting: its stage configs, and each stage's folder: the study's
     when the stage's config and inputs are the study's, else one shared by the settings
@@ -112,32 +124,23 @@ class Seed:
 
     def __init__(self, args, setting: dict, name: str, seed: int):
         self.args, self.seed = args, seed
-        self.cfg, changed = {}, {}
+        self.cfg, changed, study = {}, {}, {}
         for stage, cls in STAGES.items():
-            raw, changed[stage] = _put(
-                _study_config(args.results, stage, args.dataset, seed), setting
-            )
+            study[stage] = _study_config(args.results, stage, args.dataset, seed)
+            raw, changed[stage] = _put(study[stage], setting)
             self.cfg[stage] = from_dict(cls, raw, where=f"{args.results}/{stage} seed {seed}")
+        stage_b = _stage_b(
+            study["selflabel"]["selflabel"].get("init"),
+            self.cfg["selflabel"].selflabel.init,
+            changed["selflabel"],
+        )
         self.keys = {
             "pretrain": changed["pretrain"],
-            "selflabel": changed["pretrain"] | self._stage_b(args, seed, changed["selflabel"]),
+            "selflabel": changed["pretrain"] | stage_b,
         }
         self.keys["round1"] = self.keys["selflabel"] | (changed["em"] - LATER_ROUNDS)
         self.keys["later"] = self.keys["round1"] | changed["em"]
         self.setting, self.name = setting, name
-
-    def _stage_b(self, args, seed: int, changed: set[str]) -> set[str]:
-        """The changed selflabel keys that stage B reads: not ``selflabel.init`` and
-        ``init_epochs``, unless the k-means start is switched on or off (stage B uses it
-        too) or its epochs change while it is on."""
-        study = _study_config(args.results, "selflabel", args.dataset, seed)["selflabel"]
-        new = self.cfg["selflabel"].selflabel
-        keys = changed - NOT_STAGE_B
-        if (study.get("init") == "kmeans") != (new.init == "kmeans"):
-            keys.add("selflabel.init")
-        if new.init == "kmeans" and "selflabel.init_epochs" in changed:
-            keys.add("selflabel.init_epochs")
-        return keys
 
     def _folder(self, stage: str, study: Path) -> Path:
         keys = self.keys[stage]

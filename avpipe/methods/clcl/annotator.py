@@ -170,9 +170,9 @@ class FitToLabels(loop.Trainer):
 
 def kmeans_init(
     annotator: Annotator, f: torch.Tensor, cfg: SelflabelConfig, seed: int, device: torch.device
-) -> np.ndarray:
+) -> None:
     """Fit ``annotator`` in place to the k-means partition of ``f`` (``cfg.init_epochs`` of
-    cross-entropy, the stage's SGD and cosine decay); returns that partition."""
+    cross-entropy, the stage's SGD and cosine decay)."""
     y = kmeans_labels(f, annotator.n_classes, seed)
     gen = seed_everything(seed)
     f = f.to(device)  # a no-op for fit_annotator's features, already there
@@ -180,7 +180,6 @@ def kmeans_init(
     lc = _loop_config(cfg, cfg.init_epochs)
     trainer = FitToLabels(f, torch.from_numpy(y).to(device), annotator, lc)
     loop.fit(trainer, f.shape[0], lc, gen, name="selflabel init")
-    return y
 
 
 RESTART_STRIDE = 7919  # seed offset between restarts (a prime: no clash with round offsets)
