@@ -63,6 +63,51 @@ def test_restarts_keep_the_lowest_objective() -> None:
         fit_annotator(f, dataclasses.replace(cfg, restarts=0), 3, 3, 2, cpu)
 
 
+def test_annotator_step_sends_each_video_through_phi_once() -> None:
+    """A batch's anchors, affinity and repulsion sets name the same videos many times; the
+    step puts each distinct video through the annotator once, with the loss and gradients
+    of the paper's formulation (every anchor and neighbour row through Phi)."""
+    import torch
+
+    from avpipe.methods.clcl.annotator import AnnotatorTrainer, _loop_config, new_annotator
+    from avpipe.methods.clcl.config import SelflabelConfig
+    from avpipe.methods.clcl.losses import label_contrast, marginal_entropy
+    from avpipe.training.loop import Step
+
+    g = torch.Generator().manual_seed(1)
+    f = torch.randn(30, 16, generator=g)
+    cfg = SelflabelConfig(hidden=8, top_k=5, batch_size=12)
+    ann = new_annotator(16, cfg, 4, seed=3)
+    trainer = AnnotatorTrainer(f, ann, cfg, _loop_config(cfg, 1))
+    idx = np.array([0, 4, 7, 9, 12, 15, 18, 21, 22, 25, 28, 29])
+    rows_seen = []
+    hook = ann.register_forward_hook(lambda m, inp, out: rows_seen.append(inp[0].shape[0]))
+    loss, parts = trainer.batch_loss(Step(idx, 1, 0, 1))
+    hook.remove()
+    loss.backward()
+    fast = [p.grad.clone() for p in ann.parameters()]
+    assert rows_seen == [
+        len(np.unique(np.r_[idx, trainer.aff[idx].ravel(), trainer.rep[idx].ravel()]))
+    ]
+    assert rows_seen[0] <= 30 < 12 * (1 + 2 * 5)
+
+    ann.zero_grad()
+    i = torch.from_numpy(idx)
+    probs = ann(
+        torch.cat([f[i], f[trainer.aff[i]].reshape(-1, 16), f[trainer.rep[i]].reshape(-1, 16)])
+    )
+    p, p_aff, p_rep = probs[:12], probs[12:72].view(12, 5, -1), probs[72:].view(12, 5, -1)
+    l_c, _ = label_contrast(
+        p, p_aff, p_rep, trainer.clip, cfg.neighbour_reduction, cfg.repulsion_bound
+    )
+    naive = l_c + cfg.entropy_weight * marginal_entropy(p, cfg.entropy_sign)
+    naive.backward()
+    assert loss.item() == pytest.approx(naive.item(), rel=1e-6)
+    assert parts["label_contrast"] == pytest.approx(l_c.item(), rel=1e-6)
+    for a, b in zip(fast, ann.parameters(), strict=True):
+        torch.testing.assert_close(a, b.grad, rtol=1e-5, atol=1e-7)
+
+
 def test_consensus_keeps_the_medoid_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     """restart_choice = consensus keeps the restart whose pseudo-labels have the highest
     mean NMI to the other restarts' (here every restart's labels are set by hand: the
