@@ -25,12 +25,13 @@ rule benchmark:
             os.path.abspath(p) for p in input.configs
         ),
         code=code(""),
-    # --max-jobs-per-timespan: Snakemake's default, 100/1s, makes its scheduler wake every
-    # second per job finished so far (each pass re-arms a 1-s timer, and each finish
-    # starts another chain), and each pass stats every ready job's inputs; over the
-    # study's ~600 jobs that took 17 min of one core's time in 56 min. A 10-minute
-    # span wakes it 600 times less often, and 10000 jobs in 10 minutes never binds here
+    # --max-jobs-per-timespan: with Snakemake's default, 100/1s, every pass of its scheduler
+    # re-arms a 1-s timer and every finished job starts another such chain, so it wakes
+    # more and more often, and each pass stats every ready job's inputs: over the study's
+    # ~650 jobs that took 17 min of one core's time in 56 min. A 1-minute span wakes it 60
+    # times less often; a process only exits when its last timer has fired (a 10-minute
+    # span kept the finished study waiting for minutes), and 10000 jobs a minute never binds
     shell:
         "snakemake --snakefile {params.snakefile} --directory {params.workdir} "
         "--rerun-incomplete --configfile {params.configs} --cores {threads} "
-        "--max-jobs-per-timespan 10000/10m all > {log} 2>&1"
+        "--max-jobs-per-timespan 10000/1m all > {log} 2>&1"
